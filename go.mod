@@ -1,0 +1,10 @@
+module github.com/initrd-remix/initrd-remix
+
+go 1.26.8
+
+require (
+	github.com/klauspost/compress v1.20.3
+	github.com/pierrec/lz4/v4 v4.1.33
+	github.com/spf13/pflag v1.1.0
+	github.com/ulikunitz/xz v0.5.17
+)
