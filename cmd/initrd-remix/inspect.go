@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// inspectReport is the JSON printed by inspect --json; README documents it.
+type inspectReport struct {
+	File           string          `json:"file"`
+	Size           int64           `json:"size"`
+	Segments       []remix.Segment `json:"segments"`
+	Entries        int             `json:"entries"`
+	Names          int             `json:"names"`
+	Generator      remix.Detection `json:"generator"`
+	UsrMerge       remix.UsrMerge  `json:"usr_merge"`
+	KernelVersions []string        `json:"kernel_versions"`
+	Microcode      microcodeReport `json:"microcode"`
+	Dropped        []string        `json:"dropped,omitempty"`
+	Files          []rawEntry      `json:"files,omitempty"`
+}
+
+type microcodeReport struct {
+	Early   bool     `json:"early"`
+	Vendors []string `json:"vendors"`
+}
+
+// rawEntry is one cpio entry as stored, for --files.
+type rawEntry struct {
+	Segment   int    `json:"segment"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Mode      uint32 `json:"mode"`
+	UID       uint32 `json:"uid"`
+	GID       uint32 `json:"gid"`
+	Size      int64  `json:"size"`
+	Mtime     uint32 `json:"mtime"`
+	Nlink     uint32 `json:"nlink"`
+	Ino       uint32 `json:"ino"`
+	RDevMajor uint32 `json:"rdev_major"`
+	RDevMinor uint32 `json:"rdev_minor"`
+	Target    string `json:"target,omitempty"`
+}
+
+func runInspect(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "inspect", "IMAGE", `Show what an initrd holds: every segment (offset, length, compression,
+entries, uncompressed size), the generator that built it and why, the
+usr-merge state, the kernel versions of its modules and whether it carries
+early microcode. The image is streamed, never modified, and never held in
+memory whole.
+`)
+	asJSON := fs.Bool("json", false, "print one JSON object (fields documented in the README)")
+	files := fs.Bool("files", false, "also list every entry, like ls -l (in archive order, with its segment)")
+	maxSize := fs.String("max-size", "4G", "refuse images that decompress to more than this (K, M, G suffixes)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("inspect takes exactly one IMAGE, got %d arguments", fs.NArg())
+	}
+	limit, err := parseSize(*maxSize)
+	if err != nil {
+		return usagef("--max-size: %v", err)
+	}
+	path := fs.Arg(0)
+	var raw []rawEntry
+	opt := remix.OpenOptions{MetadataOnly: true, ScanOptions: remix.ScanOptions{MaxUncompressed: limit}}
+	if *files {
+		opt.OnEntry = func(seg *remix.Segment, h *newc.Header, target string) {
+			raw = append(raw, rawEntry{Segment: seg.Index, Name: h.Name, Type: remix.TypeName(h.Mode), Mode: h.Mode & 0o7777,
+				UID: h.UID, GID: h.GID, Size: h.Size, Mtime: h.Mtime, Nlink: h.Nlink, Ino: h.Ino,
+				RDevMajor: h.RDevMajor, RDevMinor: h.RDevMinor, Target: target})
+		}
+	}
+	size := int64(0)
+	if st, err := os.Stat(path); err == nil {
+		size = st.Size()
+	}
+	p := newProgress(e, *asJSON, "reading "+path, size)
+	opt.Progress = p.update
+	img, err := remix.Open(ctx, path, opt)
+	p.done()
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	rep := inspectReport{File: path, Size: img.Size, Segments: img.Segments, Names: img.Tree.Len(),
+		Generator: remix.DetectGenerator(img.Tree), UsrMerge: remix.DetectUsrMerge(img.Tree),
+		KernelVersions: remix.KernelVersions(img.Tree), Dropped: img.Dropped, Files: raw}
+	for _, s := range img.Segments {
+		rep.Entries += s.Entries
+	}
+	rep.Microcode.Vendors = remix.MicrocodeVendors(img)
+	rep.Microcode.Early = img.HasMicrocode()
+	if rep.KernelVersions == nil {
+		rep.KernelVersions = []string{}
+	}
+	if rep.Microcode.Vendors == nil {
+		rep.Microcode.Vendors = []string{}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printInspect(e.stdout, &rep)
+	return nil
+}
+
+func printInspect(w io.Writer, r *inspectReport) {
+	fmt.Fprintf(w, "%s: %s, %d segments, %d entries (%d names after merging)\n\n", r.File, humanBytes(r.Size), len(r.Segments), r.Entries, r.Names)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\toffset\tlength\tcompression\tarchives\tentries\tuncompressed\tnotes")
+	for _, s := range r.Segments {
+		var notes []string
+		if s.Early {
+			notes = append(notes, "early")
+		}
+		if s.Microcode {
+			notes = append(notes, "microcode")
+		}
+		if s.Padding > 0 {
+			notes = append(notes, fmt.Sprintf("%d zero bytes after", s.Padding))
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Index, s.Offset, humanBytes(s.Length), s.Compression, s.Archives, s.Entries, humanBytes(s.UncompressedSize), strings.Join(notes, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ngenerator:  %s (%s)\n", r.Generator.Generator, strings.Join(r.Generator.Evidence, "; "))
+	var dirs []string
+	for _, d := range r.UsrMerge.Dirs {
+		switch d.Type {
+		case "symlink":
+			dirs = append(dirs, d.Name+" -> "+d.Target)
+		case "absent":
+		default:
+			dirs = append(dirs, d.Name+" ("+d.Type+")")
+		}
+	}
+	fmt.Fprintf(w, "usr-merge:  %s (%s)\n", r.UsrMerge.State, strings.Join(dirs, ", "))
+	kv := "none found"
+	if len(r.KernelVersions) > 0 {
+		kv = strings.Join(r.KernelVersions, ", ")
+	}
+	fmt.Fprintf(w, "kernel:     %s\n", kv)
+	mc := "none"
+	if r.Microcode.Early {
+		mc = "early archive with " + strings.Join(r.Microcode.Vendors, ", ")
+	}
+	fmt.Fprintf(w, "microcode:  %s\n", mc)
+	for _, d := range r.Dropped {
+		fmt.Fprintf(w, "warning: the kernel would skip %s\n", d)
+	}
+	if len(r.Files) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+		for _, f := range r.Files {
+			size := fmt.Sprint(f.Size)
+			if f.Type == "char" || f.Type == "block" {
+				size = fmt.Sprintf("%d, %d", f.RDevMajor, f.RDevMinor)
+			}
+			name := f.Name
+			if f.Target != "" {
+				name += " -> " + f.Target
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", f.Segment, modeString(f.Type, f.Mode), f.Nlink, f.UID, f.GID, size,
+				time.Unix(int64(f.Mtime), 0).UTC().Format("2006-01-02 15:04"), name)
+		}
+		tw.Flush()
+	}
+}
+
+// modeString renders type and permissions as ls -l does.
+func modeString(typ string, mode uint32) string {
+	c := map[string]byte{"file": '-', "dir": 'd', "symlink": 'l', "char": 'c', "block": 'b', "fifo": 'p', "socket": 's'}[typ]
+	if c == 0 {
+		c = '?'
+	}
+	b := []byte{c}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if mode&(1<<uint(8-i)) != 0 {
+			b = append(b, rwx[i])
+		} else {
+			b = append(b, '-')
+		}
+	}
+	special := []struct {
+		bit       uint32
+		pos       int
+		set, only byte
+	}{{0o4000, 3, 's', 'S'}, {0o2000, 6, 's', 'S'}, {0o1000, 9, 't', 'T'}}
+	for _, s := range special {
+		if mode&s.bit != 0 {
+			if b[s.pos] == 'x' || b[s.pos] == 's' || b[s.pos] == 't' {
+				b[s.pos] = s.set
+			} else {
+				b[s.pos] = s.only
+			}
+		}
+	}
+	return string(b)
+}
+
+// parseSize reads sizes such as 512M or 4G (binary units).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	t = strings.TrimSuffix(t, "I")
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult, t = 1<<10, t[:len(t)-1]
+		case 'M':
+			mult, t = 1<<20, t[:len(t)-1]
+		case 'G':
+			mult, t = 1<<30, t[:len(t)-1]
+		case 'T':
+			mult, t = 1<<40, t[:len(t)-1]
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(t, &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512M, 4G)", s)
+	}
+	return n * mult, nil
+}

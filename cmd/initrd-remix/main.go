@@ -1,0 +1,168 @@
+// Command initrd-remix turns the initrd a distribution generated for a
+// kernel into a rescue initrd, and inspects and rewrites initrds.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+// Exit codes: scripts and kernel hooks branch on them.
+const (
+	exitOK        = 0   // done
+	exitFailed    = 1   // bad input, I/O error, refused operation
+	exitUsage     = 2   // wrong flags or arguments
+	exitVerify    = 3   // the result failed its checks; nothing was written
+	exitInterrupt = 130 // SIGINT/SIGTERM
+)
+
+// usageError marks errors that are the caller's words, not the input's.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// verifyError marks a result that failed its own checks.
+type verifyError struct{ err error }
+
+func (e verifyError) Error() string { return "verification failed: " + e.err.Error() }
+func (e verifyError) Unwrap() error { return e.err }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what commands share: streams, so tests can run the CLI in-process.
+type env struct {
+	stdout, stderr io.Writer
+	stderrTTY      bool
+}
+
+func commands() []command {
+	return []command{
+		{"inspect", "show an initrd's segments, generator, usr-merge state, kernel and microcode", runInspect},
+		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
+		{"version", "print the version", runVersion},
+	}
+}
+
+const version = "0.1.0-dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)}
+	os.Exit(run(ctx, e, os.Args[1:]))
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			return run(ctx, e, []string{args[1], "--help"})
+		}
+		printUsage(e.stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, e, args[1:])
+			return report(ctx, e, c.name, err)
+		}
+	}
+	fmt.Fprintf(e.stderr, "initrd-remix: unknown command %q\nRun 'initrd-remix --help' for the list of commands.\n", args[0])
+	return exitUsage
+}
+
+func report(ctx context.Context, e *env, name string, err error) int {
+	if err == nil || errors.Is(err, pflag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	var ve verifyError
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintf(e.stderr, "initrd-remix %s: interrupted; nothing was written\n", name)
+		return exitInterrupt
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "initrd-remix %s: %v\nRun 'initrd-remix %s --help' for usage.\n", name, err, name)
+		return exitUsage
+	case errors.As(err, &ve):
+		fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
+		return exitVerify
+	}
+	fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
+	return exitFailed
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `initrd-remix turns the initrd your distribution generated for a kernel into a
+rescue initrd: the same drivers, firmware and udev, but no storage activation
+and no switch to the installed root.
+
+Usage:
+  initrd-remix <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Examples:
+  initrd-remix inspect /boot/initrd.img-$(uname -r)
+  initrd-remix inspect --json --files /boot/initramfs-$(uname -r).img
+  initrd-remix repack --compress xz in.img out.img
+
+Run 'initrd-remix <command> --help' for a command's flags.
+Exit status: 0 done, 1 failed (bad input or I/O), 2 usage error,
+3 the result failed verification (nothing written), 130 interrupted.
+`)
+}
+
+func newFlagSet(e *env, name, args, about string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(e.stdout, "Usage: initrd-remix %s [flags] %s\n\n%s\nFlags:\n%s", name, args, about, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse turns pflag's errors into usage errors (help is not an error).
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "version", "", "Print the version of initrd-remix.\n")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "initrd-remix", version)
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

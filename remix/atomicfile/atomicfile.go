@@ -1,0 +1,70 @@
+// Package atomicfile writes files so that readers (a boot loader, a kernel
+// hook running concurrently, a crash half-way) only ever see the old file or
+// the complete new one: the data goes to a temporary file in the target's
+// directory, is synced, and is renamed over the target; the directory is
+// synced so the rename survives a power cut.
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// File is a pending replacement of a target path. Write to it, then Commit;
+// Abort (safe to defer, a no-op after Commit) removes the temporary file.
+type File struct {
+	*os.File
+	target string
+	mode   os.FileMode
+	done   bool
+}
+
+// Create starts writing a replacement for target with the given permission
+// bits. Nothing is visible at target until Commit.
+func Create(target string, mode os.FileMode) (*File, error) {
+	dir := filepath.Dir(target)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file beside %s: %w", target, err)
+	}
+	return &File{File: f, target: target, mode: mode}, nil
+}
+
+// Commit syncs the data, renames it over the target and syncs the directory.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("%s: already committed or aborted", f.target)
+	}
+	err := f.Chmod(f.mode)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), f.target)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		f.done = true
+		return fmt.Errorf("write %s: %w", f.target, err)
+	}
+	f.done = true
+	if d, derr := os.Open(filepath.Dir(f.target)); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Abort discards the temporary file; the target is left as it was.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.Close()
+	os.Remove(f.Name())
+}

@@ -1,0 +1,323 @@
+package remix
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// OpenOptions tune Open.
+type OpenOptions struct {
+	ScanOptions
+	// MetadataOnly builds the tree without keeping file bodies (sizes are
+	// kept, content cannot be read back), except /init, which detection
+	// reads. It is what inspect uses: memory stays small and nothing is
+	// written to disk.
+	MetadataOnly bool
+	// SpoolDir is where file bodies are kept while the image is open; ""
+	// means os.TempDir(). The spool file is unlinked at once, so nothing is
+	// left behind even if the process dies.
+	SpoolDir string
+	// OnEntry, when set, sees every raw entry in file order (with the link
+	// target of symlinks), for listings such as inspect --files.
+	OnEntry func(seg *Segment, h *newc.Header, target string)
+	// Progress, when set, is called now and then with the bytes of the
+	// file read so far.
+	Progress func(read int64)
+}
+
+// Image is an initrd read into memory: its segments as found in the file
+// and the root filesystem the kernel would build from it.
+type Image struct {
+	Path     string
+	Size     int64
+	Segments []Segment
+	Tree     *Tree
+	// Dropped lists entries the kernel would skip at boot (a missing
+	// parent, a non-empty directory in the way, a dangling hard link).
+	Dropped []string
+
+	spool *spool
+}
+
+// Open reads the initrd at path. The file is only ever opened read-only.
+// Errors name the file and the offset.
+func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	var r io.Reader = f
+	if opt.Progress != nil {
+		r = &progressReader{r: f, fn: opt.Progress}
+	}
+	img, err := Read(ctx, r, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	img.Path, img.Size = path, st.Size()
+	return img, nil
+}
+
+// Read builds an Image from a stream.
+func Read(ctx context.Context, r io.Reader, opt OpenOptions) (*Image, error) {
+	img := &Image{Tree: NewTree()}
+	if !opt.MetadataOnly {
+		img.spool = &spool{dir: opt.SpoolDir}
+	}
+	b := &treeBuilder{img: img, links: map[linkKey]string{}, onEntry: opt.OnEntry}
+	segs, err := Scan(ctx, r, opt.ScanOptions, b.entry)
+	img.Segments = segs
+	if err == nil && img.spool != nil {
+		err = img.spool.finish()
+	}
+	if err != nil {
+		img.Close()
+		return nil, err
+	}
+	if len(segs) == 0 || countEntries(segs) == 0 {
+		img.Close()
+		return nil, errors.New("no cpio archive found: not an initrd")
+	}
+	img.Tree.SetGeneration(len(segs))
+	return img, nil
+}
+
+func countEntries(segs []Segment) int {
+	n := 0
+	for _, s := range segs {
+		n += s.Entries
+	}
+	return n
+}
+
+// Close releases the spooled file bodies. Content taken from the tree is
+// unreadable afterwards.
+func (img *Image) Close() error {
+	if img.spool != nil {
+		return img.spool.close()
+	}
+	return nil
+}
+
+// EditGeneration is the generation of changes made after reading: nodes
+// whose Gen() equals it were added or changed by the caller.
+func (img *Image) EditGeneration() int { return len(img.Segments) }
+
+// FirstLate returns the index of the first segment that is not early: the
+// part of the image a rewrite replaces.
+func (img *Image) FirstLate() int {
+	for i, s := range img.Segments {
+		if !s.Early {
+			return i
+		}
+	}
+	return len(img.Segments)
+}
+
+// HasMicrocode reports whether an early archive carries CPU microcode.
+func (img *Image) HasMicrocode() bool {
+	for _, s := range img.Segments {
+		if s.Early && s.Microcode {
+			return true
+		}
+	}
+	return false
+}
+
+// linkKey is how the kernel recognises hard links: device, inode and type,
+// within one archive (its table is reset at each trailer).
+type linkKey struct {
+	archive      int
+	major, minor uint32
+	ino          uint32
+	typ          uint32
+}
+
+type treeBuilder struct {
+	img     *Image
+	links   map[linkKey]string
+	onEntry func(seg *Segment, h *newc.Header, target string)
+}
+
+type progressReader struct {
+	r    io.Reader
+	n    int64
+	last int64
+	fn   func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n-p.last >= 4<<20 || err != nil {
+		p.last = p.n
+		p.fn(p.n)
+	}
+	return n, err
+}
+
+func (b *treeBuilder) entry(seg *Segment, archive int, h *newc.Header, body io.Reader) error {
+	t := b.img.Tree
+	t.SetGeneration(seg.Index)
+	typ := h.Type()
+	e := Entry{Name: h.Name, Mode: h.Mode, UID: h.UID, GID: h.GID, Mtime: h.Mtime,
+		RDevMajor: h.RDevMajor, RDevMinor: h.RDevMinor}
+	switch typ {
+	case newc.TypeSymlink:
+		target, err := io.ReadAll(io.LimitReader(body, newc.MaxNameLen))
+		if err != nil {
+			return err
+		}
+		e.Target = string(target)
+	case newc.TypeReg:
+		if b.onEntry != nil {
+			b.onEntry(seg, h, "")
+		}
+		c, err := b.content(h, body)
+		if err != nil {
+			return err
+		}
+		e.Content = c
+	}
+	if b.onEntry != nil && typ != newc.TypeReg {
+		b.onEntry(seg, h, e.Target)
+	}
+	linkable := h.Nlink >= 2 && typ != newc.TypeDir && typ != newc.TypeSymlink
+	if linkable {
+		key := linkKey{archive, h.DevMajor, h.DevMinor, h.Ino, typ}
+		if first, ok := b.links[key]; ok {
+			return b.link(first, e, h)
+		}
+		b.links[key] = h.Name
+	}
+	if _, err := t.Put(e); err != nil {
+		b.drop(h, err)
+	}
+	return nil
+}
+
+// link applies a later name of a hard-link group: the kernel links it to the
+// first name and, for regular files, reopens the shared inode without
+// truncation, re-owns it, and rewrites it only if this entry has a body.
+func (b *treeBuilder) link(first string, e Entry, h *newc.Header) error {
+	t := b.img.Tree
+	old := t.Lookup(first)
+	if old == nil {
+		b.drop(h, fmt.Errorf("hard link to %q, which no longer exists", first))
+		return nil
+	}
+	n, err := t.Link(old, e.Name)
+	if err != nil {
+		b.drop(h, err)
+		return nil
+	}
+	if h.Type() == newc.TypeReg {
+		t.setMeta(n.Inode, e)
+		if h.Size > 0 {
+			n.Inode.Content = e.Content
+		}
+	}
+	return nil
+}
+
+func (b *treeBuilder) drop(h *newc.Header, err error) {
+	b.img.Dropped = append(b.img.Dropped, fmt.Sprintf("%q at offset %d: %v", h.Name, h.Offset, err))
+}
+
+func (b *treeBuilder) content(h *newc.Header, body io.Reader) (Content, error) {
+	if h.Size == 0 {
+		return nil, nil
+	}
+	if b.img.spool == nil {
+		if Canonical(h.Name) == "init" && h.Size <= 1<<20 {
+			data, err := io.ReadAll(body)
+			return BytesContent(data), err
+		}
+		return sizeOnly(h.Size), nil
+	}
+	return b.img.spool.add(body, h.Size)
+}
+
+// sizeOnly stands for a body that was not kept (metadata-only reads).
+type sizeOnly int64
+
+func (s sizeOnly) Size() int64 { return int64(s) }
+func (s sizeOnly) Open() (io.ReadCloser, error) {
+	return nil, errors.New("file content was not kept (image opened for metadata only)")
+}
+
+// spool keeps file bodies in one unlinked temporary file, so that images of
+// any size are rewritten with bounded memory.
+type spool struct {
+	dir string
+	f   *os.File
+	w   *bufio.Writer
+	off int64
+}
+
+type spoolContent struct {
+	s        *spool
+	off, len int64
+}
+
+func (c spoolContent) Size() int64 { return c.len }
+func (c spoolContent) Open() (io.ReadCloser, error) {
+	if c.s.f == nil {
+		return nil, errors.New("image already closed")
+	}
+	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.len)), nil
+}
+
+func (s *spool) add(body io.Reader, size int64) (Content, error) {
+	if s.f == nil {
+		f, err := os.CreateTemp(s.dir, "initrd-remix-*.spool")
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		os.Remove(f.Name())
+		s.f, s.w = f, bufio.NewWriterSize(f, 1<<20)
+	}
+	n, err := io.Copy(s.w, body)
+	if err != nil {
+		return nil, err
+	}
+	if n != size {
+		return nil, fmt.Errorf("body is %d bytes, header says %d", n, size)
+	}
+	c := spoolContent{s: s, off: s.off, len: n}
+	s.off += n
+	return c, nil
+}
+
+func (s *spool) finish() error {
+	if s.w == nil {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+func (s *spool) close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}

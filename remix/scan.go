@@ -1,0 +1,312 @@
+package remix
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// DefaultMaxUncompressed bounds the decompressed size of one image. Real
+// initrds hold tens to a few hundred MiB; a stream that inflates past this
+// is treated as hostile rather than filling memory or disk.
+const DefaultMaxUncompressed int64 = 4 << 30
+
+// ErrTooLarge is returned when the decompressed data exceeds the limit.
+var ErrTooLarge = errors.New("decompressed size exceeds the limit")
+
+// Segment is one piece of an initrd file: an uncompressed cpio archive or a
+// compressed stream holding one or more archives.
+type Segment struct {
+	Index            int         `json:"index"`
+	Offset           int64       `json:"offset"`
+	Length           int64       `json:"length"`
+	Compression      codec.Codec `json:"compression"`
+	Archives         int         `json:"archives"`
+	Entries          int         `json:"entries"`
+	UncompressedSize int64       `json:"uncompressed_size"`
+	// Padding counts the zero bytes after the segment, before the next one
+	// or the end of the file.
+	Padding int64 `json:"padding"`
+	// Early marks uncompressed archives before the first compressed
+	// segment: the kernel's early loaders (microcode, ACPI tables) read
+	// only those, so writers keep them first and byte for byte.
+	Early     bool `json:"early"`
+	Microcode bool `json:"microcode"`
+
+	mainNames bool // holds names outside the early loaders' namespace
+}
+
+// isEarlyName reports whether an archive name belongs to what the kernel's
+// early loaders read (microcode, ACPI table overrides) or to dracut's marker
+// of its early archive.
+func isEarlyName(canonical string) bool {
+	return canonical == "." || canonical == "early_cpio" || canonical == "kernel" || strings.HasPrefix(canonical, "kernel/")
+}
+
+// End returns the offset just past the segment and its padding.
+func (s *Segment) End() int64 { return s.Offset + s.Length + s.Padding }
+
+// ScanOptions bounds the work Scan does on untrusted input.
+type ScanOptions struct {
+	// MaxUncompressed caps the total decompressed bytes; 0 means
+	// DefaultMaxUncompressed.
+	MaxUncompressed int64
+}
+
+// EntryFunc receives each cpio entry in file order. archive counts the cpio
+// archives of the file from 0 (hard links are grouped per archive). body is
+// valid until the function returns; unread bytes are skipped.
+type EntryFunc func(seg *Segment, archive int, h *newc.Header, body io.Reader) error
+
+// ScanError locates a failure in the image: the file offset of the segment
+// and, inside a compressed segment, the offset in its decompressed data.
+type ScanError struct {
+	Segment            int
+	Offset             int64 // file offset where the problem is or its segment starts
+	Compression        codec.Codec
+	UncompressedOffset int64 // -1 when the problem is in the file itself
+	Err                error
+}
+
+func (e *ScanError) Error() string {
+	if e.UncompressedOffset >= 0 && e.Compression != codec.None {
+		return fmt.Sprintf("segment %d (%s stream at offset %d), decompressed offset %d: %v",
+			e.Segment, e.Compression, e.Offset, e.UncompressedOffset, e.Err)
+	}
+	return fmt.Sprintf("offset %d: %v", e.Offset, e.Err)
+}
+
+func (e *ScanError) Unwrap() error { return e.Err }
+
+// countingReader counts what the buffered reader above it has pulled from
+// the file, so the exact position is count - Buffered().
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// limitReader fails, rather than truncating, once more than the remaining
+// budget is read, so a decompression bomb is reported, not cut short.
+type limitReader struct {
+	r      io.Reader
+	budget *int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	*l.budget -= int64(n)
+	if *l.budget < 0 {
+		return n, ErrTooLarge
+	}
+	return n, err
+}
+
+// Scan reads an initrd from r and calls fn for every entry, streaming: it
+// never holds more than one entry's header and a buffer in memory. It
+// returns the segments found. The layout rules are the kernel's: zero bytes
+// are padding, a '0' at a 4-byte aligned offset starts an uncompressed
+// archive, anything else must be the magic of a known compressor, and a
+// compressed stream must end exactly where an archive (and its padding)
+// ends.
+func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Segment, error) {
+	budget := opt.MaxUncompressed
+	if budget <= 0 {
+		budget = DefaultMaxUncompressed
+	}
+	cr := &countingReader{r: r}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	pos := func() int64 { return cr.n - int64(br.Buffered()) }
+	var segs []Segment
+	archive := 0
+	// Early archives are the leading uncompressed ones that hold only the
+	// early loaders' namespace; once anything else is seen, none follow.
+	earlyOpen := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return segs, err
+		}
+		b, err := br.Peek(1)
+		if err == io.EOF {
+			return segs, nil
+		}
+		if err != nil {
+			return segs, &ScanError{Segment: len(segs), Offset: pos(), UncompressedOffset: -1, Err: err}
+		}
+		if b[0] == 0 {
+			n, err := skipZeros(br)
+			if len(segs) > 0 {
+				segs[len(segs)-1].Padding += n
+			} else {
+				// Leading zeros before any segment: nothing to attach them
+				// to, so record them as an empty uncompressed segment.
+				segs = append(segs, Segment{Index: 0, Offset: 0, Compression: codec.None, Padding: n, Early: true})
+			}
+			if err != nil && err != io.EOF {
+				return segs, &ScanError{Segment: len(segs), Offset: pos(), UncompressedOffset: -1, Err: err}
+			}
+			continue
+		}
+		seg := Segment{Index: len(segs), Offset: pos()}
+		if b[0] == '0' {
+			if seg.Offset&3 != 0 {
+				return segs, &ScanError{Segment: seg.Index, Offset: seg.Offset, UncompressedOffset: -1,
+					Err: errors.New("cpio archive starts at an offset that is not 4-byte aligned (the kernel rejects it)")}
+			}
+			seg.Compression = codec.None
+			lr := &limitReader{r: br, budget: &budget}
+			// The newc reader never reads ahead, so after the trailer br
+			// sits exactly at the next byte of the file.
+			if err := readArchive(ctx, &seg, archive, newc.NewReader(lr, seg.Offset), fn); err != nil {
+				return segs, &ScanError{Segment: seg.Index, Offset: errOffset(err, seg.Offset), UncompressedOffset: -1, Err: err}
+			}
+			archive++
+			seg.Archives = 1
+			seg.Early = earlyOpen && !seg.mainNames
+			earlyOpen = seg.Early
+			seg.Length = pos() - seg.Offset
+			seg.UncompressedSize = seg.Length
+			segs = append(segs, seg)
+			continue
+		}
+		magic, _ := br.Peek(codec.MagicLen)
+		c, ok := codec.Detect(magic)
+		if !ok {
+			return segs, &ScanError{Segment: seg.Index, Offset: seg.Offset, UncompressedOffset: -1,
+				Err: fmt.Errorf("unknown magic % x: not a cpio archive nor a compressed stream the kernel knows", magic)}
+		}
+		if len(segs) > 0 && segs[len(segs)-1].Compression == codec.None && seg.Offset&3 != 0 {
+			return segs, &ScanError{Segment: seg.Index, Offset: seg.Offset, UncompressedOffset: -1,
+				Err: errors.New("broken padding: a stream after an uncompressed archive must start 4-byte aligned")}
+		}
+		earlyOpen = false
+		seg.Compression = c
+		n, err := scanCompressed(ctx, &seg, &archive, br, &budget, fn)
+		seg.UncompressedSize = n
+		if err != nil {
+			var se *ScanError
+			if errors.As(err, &se) {
+				return segs, se
+			}
+			return segs, &ScanError{Segment: seg.Index, Offset: seg.Offset, Compression: c, UncompressedOffset: n, Err: err}
+		}
+		seg.Length = pos() - seg.Offset
+		segs = append(segs, seg)
+	}
+}
+
+// scanCompressed decodes one stream and walks the archives inside it, with
+// the kernel's flush_buffer rules: archives may follow each other, zero
+// bytes between them are padding, anything else is junk.
+func scanCompressed(ctx context.Context, seg *Segment, archive *int, br *bufio.Reader, budget *int64, fn EntryFunc) (int64, error) {
+	dec, err := codec.NewReader(seg.Compression, br)
+	if err != nil {
+		return 0, err
+	}
+	defer dec.Close()
+	dc := &countingReader{r: &limitReader{r: dec, budget: budget}}
+	db := bufio.NewReaderSize(dc, 256<<10)
+	dpos := func() int64 { return dc.n - int64(db.Buffered()) }
+	for {
+		if err := ctx.Err(); err != nil {
+			return dpos(), err
+		}
+		b, err := db.Peek(1)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dpos(), err
+		}
+		switch {
+		case b[0] == 0:
+			if _, err := skipZeros(db); err != nil && err != io.EOF {
+				return dpos(), err
+			}
+		case b[0] == '0' && dpos()&3 == 0:
+			start := dpos()
+			if err := readArchive(ctx, seg, *archive, newc.NewReader(db, start), fn); err != nil {
+				return errOffset(err, start), err
+			}
+			*archive++
+			seg.Archives++
+		default:
+			return dpos(), errors.New("junk within compressed archive (not a cpio header)")
+		}
+	}
+	if seg.Archives == 0 {
+		return dpos(), errors.New("compressed stream holds no cpio archive")
+	}
+	// Some decoders only verify their trailer (checksum, index) once the
+	// caller reads past the end; make sure that happened.
+	if _, err := io.Copy(io.Discard, dec); err != nil {
+		return dpos(), err
+	}
+	return dpos(), nil
+}
+
+func readArchive(ctx context.Context, seg *Segment, archive int, r *newc.Reader, fn EntryFunc) error {
+	for n := 0; ; n++ {
+		if n&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		h, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		seg.Entries++
+		name := Canonical(h.Name)
+		if h.Type() == newc.TypeReg && strings.HasPrefix(name, "kernel/x86/microcode/") {
+			seg.Microcode = true
+		}
+		if !isEarlyName(name) {
+			seg.mainNames = true
+		}
+		if fn != nil {
+			if err := fn(seg, archive, h, r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func skipZeros(br *bufio.Reader) (int64, error) {
+	var n int64
+	for {
+		buf, err := br.Peek(br.Size())
+		i := 0
+		for i < len(buf) && buf[i] == 0 {
+			i++
+		}
+		br.Discard(i)
+		n += int64(i)
+		if i < len(buf) || err != nil {
+			return n, err
+		}
+	}
+}
+
+// errOffset returns the offset a newc error names, or def.
+func errOffset(err error, def int64) int64 {
+	var fe *newc.FormatError
+	if errors.As(err, &fe) {
+		return fe.Offset
+	}
+	return def
+}

@@ -1,0 +1,359 @@
+package remix
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// WriteMode chooses how an edited image is laid out.
+type WriteMode string
+
+const (
+	// Rewrite keeps the early uncompressed archives byte for byte and
+	// writes everything else as one new compressed archive of the merged
+	// tree: the smallest result, and it drops what later entries shadowed.
+	Rewrite WriteMode = "rewrite"
+	// Append keeps the whole original file byte for byte and adds one
+	// segment holding only the edits, which the kernel applies last: the
+	// fastest result, since nothing is decompressed or recompressed.
+	Append WriteMode = "append"
+)
+
+// ParseWriteMode accepts "rewrite" and "append".
+func ParseWriteMode(s string) (WriteMode, error) {
+	switch WriteMode(s) {
+	case Rewrite, Append:
+		return WriteMode(s), nil
+	}
+	return "", fmt.Errorf("unknown write mode %q (want rewrite or append)", s)
+}
+
+// WriteOptions control Image.WriteTo.
+type WriteOptions struct {
+	Mode        WriteMode
+	Compression codec.Codec // of the new segment; "" means zstd
+	Level       int         // codec level; 0 is the codec's default
+	Concurrency int         // encoder threads; 0 is GOMAXPROCS
+}
+
+// WriteResult describes what WriteTo produced.
+type WriteResult struct {
+	Mode        WriteMode   `json:"mode"`
+	Compression codec.Codec `json:"compression"`
+	Bytes       int64       `json:"bytes"`
+	KeptBytes   int64       `json:"kept_bytes"`  // copied unchanged from the input
+	NewEntries  int         `json:"new_entries"` // entries in the new segment
+	// NewSegmentOffset is where the new segment starts, -1 if none.
+	NewSegmentOffset int64 `json:"new_segment_offset"`
+	// Digests holds the SHA-256 of every content written in the new
+	// segment, so a verification pass does not read it twice.
+	Digests map[*Inode][32]byte `json:"-"`
+
+	written []writtenEntry
+}
+
+// writtenEntry is what the new segment must hold, for Verify.
+type writtenEntry struct {
+	h      newc.Header
+	target string
+	digest [32]byte
+}
+
+// WriteTo writes the image to w in the chosen mode. The original file at
+// img.Path is re-read for the bytes that are kept.
+func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*WriteResult, error) {
+	if opt.Compression == "" {
+		opt.Compression = codec.Zstd
+	}
+	if opt.Mode == "" {
+		opt.Mode = Rewrite
+	}
+	if img.spool == nil {
+		return nil, errors.New("image was opened for metadata only; it cannot be written")
+	}
+	res := &WriteResult{Mode: opt.Mode, Compression: opt.Compression, Digests: map[*Inode][32]byte{}, NewSegmentOffset: -1}
+	cw := &countingWriter{w: w}
+	var keep int64
+	var minGen int
+	switch opt.Mode {
+	case Rewrite:
+		first := img.FirstLate()
+		keep = img.Size
+		if first < len(img.Segments) {
+			keep = img.Segments[first].Offset
+		}
+		minGen = first
+	case Append:
+		keep = img.Size
+		minGen = img.EditGeneration()
+	default:
+		return nil, fmt.Errorf("unknown write mode %q", opt.Mode)
+	}
+	if keep > 0 {
+		if err := copyPrefix(cw, img.Path, keep); err != nil {
+			return nil, err
+		}
+	}
+	res.KeptBytes = keep
+	var nodes []*Node
+	for _, n := range img.Tree.Nodes() {
+		if n.Gen() >= minGen {
+			nodes = append(nodes, n)
+		}
+	}
+	nodes = withWholeLinkGroups(img.Tree, nodes)
+	if len(nodes) > 0 {
+		if err := padForNextSegment(cw, img.Segments, keep, opt.Mode); err != nil {
+			return nil, err
+		}
+		res.NewSegmentOffset = cw.n
+		n, err := writeArchive(ctx, cw, nodes, opt, res)
+		if err != nil {
+			return nil, err
+		}
+		res.NewEntries = n
+	}
+	res.Bytes = cw.n
+	return res, nil
+}
+
+// padForNextSegment adds the zero bytes the kernel needs before a new
+// segment: archives must start 4-byte aligned after an uncompressed one,
+// and a legacy lz4 stream, which has no end marker, only ends at a zero
+// chunk size, so it must be followed by at least four zero bytes.
+func padForNextSegment(w *countingWriter, segs []Segment, keep int64, mode WriteMode) error {
+	pad := (4 - w.n%4) % 4
+	if mode == Append && len(segs) > 0 {
+		last := segs[len(segs)-1]
+		if last.Compression == codec.LZ4 && last.Padding+pad < 4 {
+			pad += 4
+		}
+	}
+	if pad == 0 {
+		return nil
+	}
+	_, err := w.Write(make([]byte, pad))
+	return err
+}
+
+func copyPrefix(w io.Writer, path string, n int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	got, err := io.Copy(w, io.LimitReader(f, n))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if got != n {
+		return fmt.Errorf("%s: changed while being read (%d bytes instead of %d)", path, got, n)
+	}
+	return nil
+}
+
+// withWholeLinkGroups adds the other names of every hard-linked inode, in
+// tree order, because the kernel links names only within one archive.
+func withWholeLinkGroups(t *Tree, nodes []*Node) []*Node {
+	need := map[*Inode]bool{}
+	for _, n := range nodes {
+		if n.Inode.links > 1 {
+			need[n.Inode] = true
+		}
+	}
+	if len(need) == 0 {
+		return nodes
+	}
+	var out []*Node
+	in := map[*Node]bool{}
+	for _, n := range nodes {
+		in[n] = true
+	}
+	for _, n := range t.Nodes() {
+		if in[n] || need[n.Inode] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// writeArchive writes nodes as one newc archive in one compressed stream.
+// Inode numbers are assigned afresh in output order, so the result depends
+// only on the tree. Hard-linked names carry the data on the last one, as GNU
+// cpio does; the kernel accepts either placement.
+func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult) (int, error) {
+	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency})
+	if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(enc, 1<<20)
+	cw := newc.NewWriter(bw)
+	inos := map[*Inode]uint32{}
+	remaining := map[*Inode]int{}
+	for _, n := range nodes {
+		if _, ok := inos[n.Inode]; !ok {
+			inos[n.Inode] = uint32(len(inos) + 1)
+		}
+		remaining[n.Inode]++
+	}
+	total := map[*Inode]int{}
+	for i, c := range remaining {
+		total[i] = c
+	}
+	buf := make([]byte, 256<<10)
+	for i, n := range nodes {
+		if i&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		in := n.Inode
+		remaining[in]--
+		h := &newc.Header{Name: n.Path, Ino: inos[in], Mode: in.Mode, UID: in.UID, GID: in.GID,
+			Nlink: 1, Mtime: in.Mtime, RDevMajor: in.RDevMajor, RDevMinor: in.RDevMinor}
+		switch in.Type() {
+		case newc.TypeDir:
+			h.Nlink = 2
+		case newc.TypeSymlink:
+			h.Size = int64(len(in.Target))
+		case newc.TypeReg:
+			h.Nlink = uint32(total[in])
+			if remaining[in] == 0 {
+				h.Size = in.Size()
+			}
+		default:
+			h.Nlink = uint32(total[in])
+		}
+		if err := cw.WriteHeader(h); err != nil {
+			return 0, fmt.Errorf("%s: %w", n.Path, err)
+		}
+		we := writtenEntry{h: *h}
+		switch {
+		case in.Type() == newc.TypeSymlink:
+			if _, err := io.WriteString(cw, in.Target); err != nil {
+				return 0, err
+			}
+			we.target = in.Target
+		case h.Size > 0:
+			d, err := copyContent(cw, in.Content, buf)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", n.Path, err)
+			}
+			res.Digests[in] = d
+			we.digest = d
+		}
+		res.written = append(res.written, we)
+	}
+	if err := cw.Close(); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	if err := enc.Close(); err != nil {
+		return 0, err
+	}
+	return len(nodes), nil
+}
+
+func copyContent(w io.Writer, c Content, buf []byte) ([32]byte, error) {
+	r, err := c.Open()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), r, buf)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if n != c.Size() {
+		return [32]byte{}, fmt.Errorf("content is %d bytes, expected %d", n, c.Size())
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Verify re-reads what WriteTo wrote at path (the kept bytes were checked
+// when the input was read) and checks that it follows the kernel's layout
+// rules and holds exactly the entries and contents intended, so a broken
+// encoder or a short write never reaches a boot menu.
+func (res *WriteResult) Verify(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != res.Bytes {
+		return fmt.Errorf("%s: %d bytes on disk, %d written", path, st.Size(), res.Bytes)
+	}
+	if res.NewSegmentOffset < 0 {
+		return nil
+	}
+	i := 0
+	sr := io.NewSectionReader(f, res.NewSegmentOffset, st.Size()-res.NewSegmentOffset)
+	segs, err := Scan(ctx, sr, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
+		if i >= len(res.written) {
+			return fmt.Errorf("unexpected extra entry %q", h.Name)
+		}
+		want := res.written[i]
+		i++
+		got := writtenEntry{h: *h}
+		got.h.Offset, got.h.Magic, got.h.Check = 0, "", 0
+		want.h.Offset, want.h.Magic, want.h.Check = 0, "", 0
+		switch h.Type() {
+		case newc.TypeSymlink:
+			b, err := io.ReadAll(body)
+			if err != nil {
+				return err
+			}
+			got.target = string(b)
+		case newc.TypeReg:
+			if h.Size > 0 {
+				hs := sha256.New()
+				if _, err := io.Copy(hs, body); err != nil {
+					return err
+				}
+				hs.Sum(got.digest[:0])
+			}
+		}
+		if got != want {
+			return fmt.Errorf("entry %q reads back as %+v, wrote %+v", h.Name, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: verify at offset %d: %w", path, res.NewSegmentOffset, err)
+	}
+	if i != len(res.written) {
+		return fmt.Errorf("%s: verify: %d entries read back, %d written", path, i, len(res.written))
+	}
+	if len(segs) != 1 || segs[0].Compression != res.Compression {
+		return fmt.Errorf("%s: verify: new part holds %d segments, want one %s segment", path, len(segs), res.Compression)
+	}
+	return nil
+}
