@@ -1,0 +1,334 @@
+package remix
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+type ent struct {
+	name   string
+	mode   uint32
+	body   string
+	ino    uint32
+	nlink  uint32
+	rdev   [2]uint32
+	mtime  uint32
+	uid    uint32
+}
+
+func archive(t testing.TB, es ...ent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := newc.NewWriter(&buf)
+	for i, e := range es {
+		h := &newc.Header{Name: e.name, Mode: e.mode, Ino: e.ino, Nlink: e.nlink, Mtime: e.mtime, UID: e.uid,
+			RDevMajor: e.rdev[0], RDevMinor: e.rdev[1], Size: int64(len(e.body))}
+		if h.Ino == 0 {
+			h.Ino = uint32(i + 100)
+		}
+		if h.Nlink == 0 {
+			h.Nlink = 1
+		}
+		if err := w.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, e.body)
+	}
+	w.Close()
+	return buf.Bytes()
+}
+
+func compress(t testing.TB, c codec.Codec, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := codec.NewWriter(c, &buf, codec.WriterOptions{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+const (
+	dirMode  = newc.TypeDir | 0o755
+	fileMode = newc.TypeReg | 0o644
+	linkMode = newc.TypeSymlink | 0o777
+)
+
+// distroImage is laid out like dracut's output: an early microcode archive,
+// a main compressed archive (usr-merged), zero padding, and a second
+// compressed segment that overrides files, as an appended update would.
+func distroImage(t testing.TB, last codec.Codec) []byte {
+	early := archive(t, ent{name: ".", mode: dirMode}, ent{name: "early_cpio", mode: fileMode, body: "1\n"},
+		ent{name: "kernel", mode: dirMode}, ent{name: "kernel/x86", mode: dirMode}, ent{name: "kernel/x86/microcode", mode: dirMode},
+		ent{name: "kernel/x86/microcode/GenuineIntel.bin", mode: fileMode, body: strings.Repeat("\x01µcode", 500)})
+	main := archive(t, ent{name: ".", mode: dirMode, mtime: 5}, ent{name: "usr", mode: dirMode}, ent{name: "usr/bin", mode: dirMode},
+		ent{name: "usr/lib", mode: dirMode}, ent{name: "bin", mode: linkMode, body: "usr/bin"}, ent{name: "lib", mode: linkMode, body: "usr/lib"},
+		ent{name: "init", mode: fileMode | 0o755, body: "#!/bin/sh\nexec /bin/sh\n"},
+		ent{name: "dev", mode: dirMode}, ent{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: [2]uint32{5, 1}},
+		ent{name: "usr/bin/sh", mode: fileMode | 0o755, body: strings.Repeat("ELF sh ", 3000)},
+		ent{name: "usr/bin/ln1", mode: fileMode | 0o755, ino: 7, nlink: 2},
+		ent{name: "usr/bin/ln2", mode: fileMode | 0o755, ino: 7, nlink: 2, body: "hardlinked"},
+		ent{name: "usr/lib/modules", mode: dirMode}, ent{name: "usr/lib/modules/6.1.0-test", mode: dirMode},
+		ent{name: "usr/lib/modules/6.1.0-test/modules.dep", mode: fileMode, body: "kernel/x.ko:\n"},
+		ent{name: "etc", mode: dirMode}, ent{name: "etc/old", mode: fileMode, body: "stale"})
+	update := archive(t, ent{name: "etc/old", mode: fileMode, body: "fresh", uid: 3},
+		ent{name: "bin/added", mode: fileMode | 0o755, body: "through the usr-merge link"},
+		ent{name: "etc/setuid", mode: newc.TypeReg | 0o4755, body: "s"})
+	var img []byte
+	img = append(img, early...)
+	img = append(img, compress(t, codec.Zstd, main)...)
+	img = append(img, make([]byte, 7)...)
+	img = append(img, compress(t, last, update)...)
+	return img
+}
+
+func writeFile(t testing.TB, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "initrd.img")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func open(t testing.TB, p string) *Image {
+	t.Helper()
+	img, err := Open(context.Background(), p, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+func view(t testing.TB, img *Image) []FileInfo {
+	t.Helper()
+	v, err := img.Tree.View(true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestOpenReadsSegmentsAndMergesLikeTheKernel(t *testing.T) {
+	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	if len(img.Segments) != 3 {
+		t.Fatalf("segments: %+v", img.Segments)
+	}
+	s := img.Segments
+	if s[0].Compression != codec.None || !s[0].Early || !s[0].Microcode || s[0].Offset != 0 {
+		t.Errorf("segment 0: %+v", s[0])
+	}
+	if s[1].Compression != codec.Zstd || s[1].Early || s[1].Offset != s[0].Length || s[1].Padding != 7 || s[1].Entries != 17 {
+		t.Errorf("segment 1: %+v", s[1])
+	}
+	if s[2].Compression != codec.Gzip || s[2].Offset != s[1].End() || s[2].End() != img.Size {
+		t.Errorf("segment 2: %+v", s[2])
+	}
+	tr := img.Tree
+	if got := string(readHead(tr.Get("etc/old").Inode.Content, 100)); got != "fresh" || tr.Get("etc/old").Inode.UID != 3 {
+		t.Errorf("etc/old = %q: the later entry must win", got)
+	}
+	if tr.Get("usr/bin/added") == nil || tr.Get("bin").Inode.Type() != newc.TypeSymlink {
+		t.Error("bin/added must land in usr/bin through the link")
+	}
+	ln1, ln2 := tr.Get("usr/bin/ln1"), tr.Get("usr/bin/ln2")
+	if ln1.Inode != ln2.Inode || string(readHead(ln1.Inode.Content, 100)) != "hardlinked" {
+		t.Error("hard links must share one inode with the data")
+	}
+	if c := tr.Get("dev/console").Inode; c.RDevMajor != 5 || c.RDevMinor != 1 {
+		t.Errorf("console %d,%d", c.RDevMajor, c.RDevMinor)
+	}
+	if d := DetectUsrMerge(tr); d.State != "merged" && d.State != "partial" {
+		t.Errorf("usr-merge %+v", d)
+	}
+	if k := KernelVersions(tr); len(k) != 1 || k[0] != "6.1.0-test" {
+		t.Errorf("kernel versions %v", k)
+	}
+	if v := MicrocodeVendors(img); len(v) != 1 || v[0] != "GenuineIntel" {
+		t.Errorf("microcode %v", v)
+	}
+}
+
+func rewrite(t testing.TB, img *Image, opt WriteOptions) (string, *WriteResult) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.img")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := img.WriteTo(context.Background(), f, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := res.Verify(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	return out, res
+}
+
+func TestRewriteKeepsTheMergedTreeWithEveryCodec(t *testing.T) {
+	in := distroImage(t, codec.XZ)
+	img := open(t, writeFile(t, in))
+	want := view(t, img)
+	for _, c := range codec.Writable() {
+		t.Run(string(c), func(t *testing.T) {
+			out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: c})
+			data, _ := os.ReadFile(out)
+			if !bytes.Equal(data[:res.KeptBytes], in[:img.Segments[1].Offset]) || res.KeptBytes != img.Segments[1].Offset {
+				t.Fatal("early archive not kept byte for byte")
+			}
+			again := open(t, out)
+			if d := DiffViews(want, view(t, again)); d != nil {
+				t.Fatalf("merged trees differ:\n%s", strings.Join(d, "\n"))
+			}
+			if len(again.Segments) != 2 || !again.Segments[0].Early || again.Segments[1].Compression != c {
+				t.Fatalf("layout %+v", again.Segments)
+			}
+			out2, _ := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: c, Concurrency: 2})
+			if data2, _ := os.ReadFile(out2); !bytes.Equal(data, data2) {
+				t.Fatal("rewrite is not reproducible")
+			}
+		})
+	}
+}
+
+func TestAppendKeepsTheOriginalAndAddsOnlyEdits(t *testing.T) {
+	for _, last := range []codec.Codec{codec.Gzip, codec.LZ4, codec.None} {
+		t.Run("after "+string(last), func(t *testing.T) {
+			var in []byte
+			if last == codec.None {
+				// An uncompressed main archive of odd length: the new
+				// segment must still start 4-byte aligned.
+				in = archive(t, ent{name: "a", mode: fileMode, body: "x"}, ent{name: "etc", mode: dirMode})
+			} else {
+				in = distroImage(t, last)
+			}
+			img := open(t, writeFile(t, in))
+			img.Tree.SetGeneration(img.EditGeneration())
+			if _, err := img.Tree.Put(Entry{Name: "etc/rescue", Mode: fileMode, Content: BytesContent("edit")}); err != nil {
+				t.Fatal(err)
+			}
+			want := view(t, img)
+			out, res := rewrite(t, img, WriteOptions{Mode: Append, Compression: codec.Zstd})
+			data, _ := os.ReadFile(out)
+			if !bytes.Equal(data[:len(in)], in) || res.NewEntries != 1 {
+				t.Fatalf("original bytes must be kept; %d new entries", res.NewEntries)
+			}
+			if last == codec.LZ4 && strings.Trim(string(data[len(in):res.NewSegmentOffset]), "\x00") != "" || (last == codec.LZ4 && res.NewSegmentOffset-int64(len(in)) < 4) {
+				t.Fatal("an lz4 segment must be followed by at least 4 zero bytes")
+			}
+			if d := DiffViews(want, view(t, open(t, out))); d != nil {
+				t.Fatalf("merged trees differ:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+}
+
+func TestBadInputIsRefusedWithTheOffset(t *testing.T) {
+	good := distroImage(t, codec.Gzip)
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty file", nil, "not an initrd"},
+		{"only zeros", make([]byte, 512), "not an initrd"},
+		{"unknown magic", []byte("MZ\x90\x00 a PE file"), "unknown magic"},
+		{"lzo", append([]byte("\x89LZO\x00\r\n\x1a\n"), make([]byte, 40)...), "lzo is not supported"},
+		{"misaligned archive", append([]byte{0x1f}, good...), "unknown magic"},
+		{"junk inside a compressed stream", compress(t, codec.Gzip, []byte("hello world, not cpio")), "junk within compressed archive"},
+		{"compressed stream ends inside an archive", compress(t, codec.Zstd, archive(t, ent{name: "a", mode: fileMode, body: "x"})[:40]), "truncated"},
+		{"junk after an uncompressed archive", append(archive(t, ent{name: "a", mode: fileMode}), "XYZ"...), "unknown magic"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(context.Background(), writeFile(t, tc.data), OpenOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "initrd.img") {
+				t.Fatalf("err = %v, want it to name the file and contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTruncatedImagesFailAtEveryOffset(t *testing.T) {
+	good := distroImage(t, codec.Gzip)
+	for cut := 1; cut < len(good); cut += 1 + cut/8 {
+		_, err := Read(context.Background(), bytes.NewReader(good[:cut]), OpenOptions{MetadataOnly: true})
+		if err == nil {
+			// A cut exactly at a segment boundary is a valid, shorter image.
+			img, _ := Read(context.Background(), bytes.NewReader(good), OpenOptions{MetadataOnly: true})
+			atBoundary := false
+			for _, s := range img.Segments {
+				if int64(cut) == s.End() || int64(cut) == s.Offset+s.Length {
+					atBoundary = true
+				}
+			}
+			if !atBoundary {
+				t.Fatalf("cut at %d of %d accepted", cut, len(good))
+			}
+			continue
+		}
+		var se *ScanError
+		if !errors.As(err, &se) && !strings.Contains(err.Error(), "not an initrd") {
+			t.Fatalf("cut at %d: %v is not a ScanError", cut, err)
+		}
+	}
+}
+
+func TestDecompressedSizeIsBounded(t *testing.T) {
+	bomb := compress(t, codec.Zstd, archive(t, ent{name: "big", mode: fileMode, body: strings.Repeat("\x00", 4<<20)}))
+	_, err := Read(context.Background(), bytes.NewReader(bomb), OpenOptions{ScanOptions: ScanOptions{MaxUncompressed: 1 << 20}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestNamesCannotEscapeTheImage(t *testing.T) {
+	data := archive(t, ent{name: "/etc", mode: dirMode}, ent{name: "../../etc/passwd", mode: fileMode, body: "x"},
+		ent{name: "etc/../../../../shadow", mode: fileMode, body: "y"}, ent{name: "lnk", mode: linkMode, body: "/../../.."},
+		ent{name: "lnk/etc/through", mode: fileMode, body: "z"})
+	img, err := Read(context.Background(), bytes.NewReader(data), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	for _, p := range []string{"etc/passwd", "shadow", "etc/through"} {
+		if img.Tree.Get(p) == nil {
+			t.Errorf("%s missing: %v", p, paths(img.Tree))
+		}
+	}
+	for _, n := range img.Tree.Nodes() {
+		if strings.Contains(n.Path, "..") || strings.HasPrefix(n.Path, "/") {
+			t.Errorf("path escapes: %q", n.Path)
+		}
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	f.Add(distroImage(f, codec.Gzip))
+	f.Add(archive(f, ent{name: "a", mode: fileMode, body: "x"}))
+	f.Add(compress(f, codec.LZ4, archive(f, ent{name: "a", mode: fileMode, body: "x"})))
+	f.Add(compress(f, codec.XZ, archive(f, ent{name: "a", mode: linkMode, body: "b"})))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := Read(context.Background(), bytes.NewReader(data), OpenOptions{ScanOptions: ScanOptions{MaxUncompressed: 64 << 20}})
+		if err == nil {
+			img.Tree.View(true, nil)
+			img.Close()
+		}
+	})
+}
