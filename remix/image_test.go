@@ -15,14 +15,14 @@ import (
 )
 
 type ent struct {
-	name   string
-	mode   uint32
-	body   string
-	ino    uint32
-	nlink  uint32
-	rdev   [2]uint32
-	mtime  uint32
-	uid    uint32
+	name  string
+	mode  uint32
+	body  string
+	ino   uint32
+	nlink uint32
+	rdev  [2]uint32
+	mtime uint32
+	uid   uint32
 }
 
 func archive(t testing.TB, es ...ent) []byte {

@@ -212,3 +212,32 @@ func TestCorruptInputFailsCleanly(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecode feeds arbitrary bytes to the decoder their magic selects: no
+// panic, no hang, bounded memory, and never more input consumed than given.
+func FuzzDecode(f *testing.F) {
+	small := initrdLike(4 << 10)
+	for _, c := range []Codec{Gzip, Zstd, XZ, LZ4} {
+		var buf bytes.Buffer
+		w, _ := NewWriter(c, &buf, WriterOptions{Concurrency: 1})
+		w.Write(small)
+		w.Close()
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte("BZh91AY&SY"))
+	f.Add([]byte("\x5d\x00\x00\x80\x00\xff\xff\xff\xff\xff\xff\xff\xff\x00"))
+	f.Add([]byte("\x02\x21\x4c\x18\x00\x00\x00\x10"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ok := Detect(data)
+		if !ok {
+			return
+		}
+		src := bufio.NewReader(bytes.NewReader(data))
+		r, err := NewReader(c, src)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		io.Copy(io.Discard, io.LimitReader(r, 64<<20))
+	})
+}

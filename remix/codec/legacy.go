@@ -43,7 +43,9 @@ type xzReader struct {
 func newXZReader(src Source) (io.ReadCloser, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(delimitXZ(src, pw)) }()
-	cfg := xz.ReaderConfig{SingleStream: true, DictCap: maxDictSize}
+	// DictCap is a floor for LZMA2 (the filter's size wins), so ask for the
+	// minimum; checkXZBlockHeader bounds what the filter may ask for.
+	cfg := xz.ReaderConfig{SingleStream: true, DictCap: lzma.MinDictCap}
 	r, err := cfg.NewReader(pr)
 	if err != nil {
 		pr.CloseWithError(err)

@@ -62,7 +62,15 @@ func delimitXZ(src Source, w io.Writer) error {
 func delimitXZBlock(t *tee, checkSize int) error {
 	start := t.n
 	b, _ := t.peek()
-	h, err := t.read((int(b) + 1) * 4)
+	size := (int(b) + 1) * 4
+	// Check the header before the decoder sees it: the decoder allocates
+	// whatever dictionary the LZMA2 filter asks for.
+	if peeked, err := t.src.Peek(size); err != nil {
+		return fmt.Errorf("xz block header truncated at byte %d: %w", t.n, io.ErrUnexpectedEOF)
+	} else if err := checkXZBlockHeader(peeked); err != nil {
+		return fmt.Errorf("xz block header at byte %d: %w", t.n, err)
+	}
+	h, err := t.read(size)
 	if err != nil {
 		return err
 	}
@@ -179,4 +187,48 @@ func (t *tee) varint() (uint64, error) {
 		}
 	}
 	return 0, errors.New("xz: varint too long")
+}
+
+// checkXZBlockHeader refuses filter chains the kernel cannot decode (it
+// has LZMA2 and BCJ filters only) and dictionaries above the memory bound.
+func checkXZBlockHeader(h []byte) error {
+	if len(h) < 2 {
+		return errors.New("short header")
+	}
+	flags := h[1]
+	p := 2
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
+		if present {
+			_, n := binary.Uvarint(h[p:])
+			if n <= 0 {
+				return errors.New("bad size field")
+			}
+			p += n
+		}
+	}
+	for i := 0; i <= int(flags&3); i++ {
+		id, n := binary.Uvarint(h[p:])
+		if n <= 0 {
+			return errors.New("bad filter id")
+		}
+		p += n
+		psize, n := binary.Uvarint(h[p:])
+		if n <= 0 || p+n+int(psize) > len(h) {
+			return errors.New("bad filter properties")
+		}
+		p += n
+		props := h[p : p+int(psize)]
+		p += int(psize)
+		if id == 0x21 { // LZMA2
+			if len(props) != 1 || props[0] > 40 {
+				return errors.New("bad LZMA2 properties")
+			}
+			bits := uint(props[0])
+			dict := uint64(2|bits&1) << (bits/2 + 11)
+			if dict > maxDictSize {
+				return fmt.Errorf("LZMA2 dictionary of %d bytes exceeds the %d-byte bound", dict, maxDictSize)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
+)
+
+// labImage is one row of the lab's images/manifest.tsv.
+type labImage struct {
+	Name, Family, Compression, Microcode, Baked string
+	Path                                        string
+}
+
+type lab struct {
+	dir    string
+	env    map[string]string
+	images []labImage
+}
+
+func openLab(t *testing.T) *lab {
+	t.Helper()
+	dir := testtool.Lab(t)
+	l := &lab{dir: dir, env: map[string]string{}}
+	envData, err := os.ReadFile(filepath.Join(dir, "lab.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(envData), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			l.env[k] = v
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "images", "manifest.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) != 5 {
+			t.Fatalf("bad manifest line %q", sc.Text())
+		}
+		l.images = append(l.images, labImage{c[0], c[1], c[2], c[3], c[4], filepath.Join(dir, "images", c[0]+".img")})
+	}
+	if len(l.images) < 6 {
+		t.Fatalf("lab has only %d images", len(l.images))
+	}
+	return l
+}
+
+func (l *lab) image(t *testing.T, name string) labImage {
+	for _, im := range l.images {
+		if im.Name == name {
+			return im
+		}
+	}
+	t.Fatalf("no lab image %s", name)
+	return labImage{}
+}
+
+// TestLabInspect checks what inspect reports against what the lab knows
+// about each image it built.
+func TestLabInspect(t *testing.T) {
+	l := openLab(t)
+	for _, im := range l.images {
+		t.Run(im.Name, func(t *testing.T) {
+			img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{MetadataOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			if g := remix.DetectGenerator(img.Tree); string(g.Generator) != im.Family {
+				t.Errorf("generator %s (%v), lab built it with %s", g.Generator, g.Evidence, im.Family)
+			}
+			if got := map[bool]string{true: "yes", false: "no"}[img.HasMicrocode()]; got != im.Microcode {
+				t.Errorf("microcode %s, manifest says %s", got, im.Microcode)
+			}
+			last := img.Segments[len(img.Segments)-1]
+			if string(last.Compression) != im.Compression {
+				t.Errorf("main segment compression %s, want %s", last.Compression, im.Compression)
+			}
+			kv := remix.KernelVersions(img.Tree)
+			if len(kv) != 1 || kv[0] != l.env["LAB_KVER"] {
+				t.Errorf("kernel versions %v, want %s", kv, l.env["LAB_KVER"])
+			}
+			if u := remix.DetectUsrMerge(img.Tree); u.State != "merged" {
+				t.Errorf("usr-merge %+v; Debian 12 images are merged", u)
+			}
+			t.Logf("%d segments, %d names, generator evidence %v", len(img.Segments), img.Tree.Len(), remix.DetectGenerator(img.Tree).Evidence)
+		})
+	}
+}
+
+// listNames runs a distribution's listing tool and returns the sorted set of
+// names it prints (without "./" prefixes and the root itself).
+func listNames(t *testing.T, tool, image string) []string {
+	t.Helper()
+	var cmd *exec.Cmd
+	switch tool {
+	case "lsinitramfs":
+		cmd = exec.Command("lsinitramfs", image)
+	case "lsinitrd":
+		// lsinitrd prints cpio -tv lines; the name is the ninth field.
+		cmd = exec.Command("sh", "-c", `lsinitrd "$1" | awk '/^[-dlcbps][-rwxsStT]{9} /{print $9}'`, "sh", image)
+	case "cpio":
+		cmd = exec.Command("sh", "-c", `cpio -it --quiet < "$1" 2>/dev/null || true`, "sh", image)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v", tool, image, err)
+	}
+	set := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "./")
+		if line == "" || line == "." {
+			continue
+		}
+		set[line] = true
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestLabRepackRoundTrip rewrites every lab image with every output codec
+// and compares the merged trees entry for entry; the distributions' own
+// listing tools must list the output as they list the input.
+func TestLabRepackRoundTrip(t *testing.T) {
+	l := openLab(t)
+	testtool.Require(t, "lsinitramfs")
+	testtool.Require(t, "lsinitrd")
+	testtool.Require(t, "cpio")
+	out := t.TempDir()
+	for i, im := range l.images {
+		t.Run(im.Name, func(t *testing.T) {
+			orig, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := orig.Tree.View(true, nil)
+			orig.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, c := range codec.Writable() {
+				o := filepath.Join(out, fmt.Sprintf("%s.%s.img", im.Name, c))
+				if code, _, errs := cli(t, "repack", "-q", "--compress", string(c), im.Path, o); code != exitOK {
+					t.Fatalf("repack to %s: exit %d: %s", c, code, errs)
+				}
+				got, err := remix.Open(context.Background(), o, remix.OpenOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := got.Tree.View(true, nil)
+				got.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := remix.DiffViews(want, v); d != nil {
+					t.Fatalf("%s: merged trees differ in %d places, first: %s", c, len(d), strings.Join(d[:min(5, len(d))], "\n"))
+				}
+				// The oracles are slow: each image is listed with two
+				// codecs, rotating, so every codec is covered.
+				if (i+j)%len(codec.Writable()) < 2 {
+					tool := "lsinitramfs"
+					if strings.HasPrefix(im.Family, "dracut") {
+						tool = "lsinitrd"
+					}
+					for _, tl := range []string{tool, "cpio"} {
+						a, b := listNames(t, tl, im.Path), listNames(t, tl, o)
+						if strings.Join(a, "\n") != strings.Join(b, "\n") {
+							t.Errorf("%s lists %d names for the input and %d for the %s output", tl, len(a), len(b), c)
+						}
+					}
+				}
+				os.Remove(o)
+			}
+		})
+	}
+}
+
+// boot runs scripts/boot.sh and reports whether the marker was reached.
+func boot(t *testing.T, l *lab, initrd, appendArgs string) {
+	t.Helper()
+	testtool.Require(t, "qemu-system-x86_64")
+	logf := filepath.Join(t.TempDir(), "console.log")
+	cmd := exec.Command("../../scripts/boot.sh", "--kernel", l.env["LAB_KERNEL"], "--initrd", initrd,
+		"--disk", l.env["LAB_MARKER_DISK"], "--append", appendArgs, "--expect", l.env["LAB_MARKER"],
+		"--timeout", "240", "--log", logf)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		data, _ := os.ReadFile(logf)
+		lines := strings.Split(string(data), "\n")
+		t.Fatalf("boot of %s failed: %v\n%s\nlast console lines:\n%s", filepath.Base(initrd), err, out,
+			strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+	t.Logf("%s: %s", filepath.Base(initrd), strings.TrimSpace(string(out)))
+}
+
+const rootArgs = "root=/dev/vda rootfstype=ext4 ro"
+
+// TestLabBoots boots each family's original image (the positive control:
+// it must find and mount the marker root) and its rewrite with every output
+// codec, which must do exactly the same; plus an append after a legacy lz4
+// segment, which has no end marker.
+func TestLabBoots(t *testing.T) {
+	l := openLab(t)
+	out := t.TempDir()
+	families := []string{"itools-zstd", "dracut-sd-zstd", "dracut-nosd-gzip"}
+	for _, name := range families {
+		im := l.image(t, name)
+		t.Run(name+"/original", func(t *testing.T) {
+			t.Parallel()
+			boot(t, l, im.Path, rootArgs)
+		})
+		for _, c := range codec.Writable() {
+			t.Run(fmt.Sprintf("%s/rewrite-%s", name, c), func(t *testing.T) {
+				t.Parallel()
+				o := filepath.Join(out, fmt.Sprintf("%s.%s.img", name, c))
+				if code, _, errs := cli(t, "repack", "-q", "--compress", string(c), im.Path, o); code != exitOK {
+					t.Fatalf("repack: exit %d: %s", code, errs)
+				}
+				boot(t, l, o, rootArgs)
+			})
+		}
+	}
+	t.Run("itools-lz4/append", func(t *testing.T) {
+		t.Parallel()
+		im := l.image(t, "itools-lz4")
+		img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		img.Tree.SetGeneration(img.EditGeneration())
+		if _, err := img.Tree.Put(remix.Entry{Name: "etc/initrd-remix-appended", Mode: 0o100644, Content: remix.BytesContent("appended\n")}); err != nil {
+			t.Fatal(err)
+		}
+		o := filepath.Join(out, "itools-lz4.append.img")
+		f, err := os.Create(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := img.WriteTo(context.Background(), f, remix.WriteOptions{Mode: remix.Append, Compression: codec.LZ4})
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Verify(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		boot(t, l, o, rootArgs)
+	})
+}

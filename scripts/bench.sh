@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmarks initrd-remix side by side with the tools a user would use
+# instead, on the lab's real images, in one run; prints times, ratios and
+# peak memory (GNU time's maximum resident set size).
+#
+#   scripts/bench.sh [runs]      (default 3 runs each, best time kept)
+#
+# inspect  vs  the codec's own CLI decompressing to /dev/null, lsinitramfs,
+#              unmkinitramfs, lsinitrd
+# repack   vs  the CLI pipeline: keep the early archive, `zstd -dc | zstd -T2 -3`
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-3}
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+lab=${INITRD_REMIX_LAB:-$("$here/scripts/lab.sh" | tail -n 1)}
+bin=$(mktemp -d)/initrd-remix
+(cd "$here" && go build -o "$bin" ./cmd/initrd-remix)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp" "$(dirname "$bin")"' EXIT
+
+# measure NAME CMD...: best wall time over $runs runs and its peak RSS.
+declare -A T M
+measure() {
+  local name=$1 best="" mem=0 i out
+  shift
+  for ((i = 0; i < runs; i++)); do
+    out=$( { /usr/bin/time -f '%e %M' bash -c "$*" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
+    read -r s m <<<"$out"
+    if [[ -z $best ]] || awk -v a="$s" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$s mem=$m; fi
+  done
+  T[$name]=$best M[$name]=$mem
+}
+ratio() { awk -v a="${T[$1]}" -v b="${T[$2]}" 'BEGIN{ if (b == 0) b = 0.01; printf "%.2fx", a / b }'; }
+row() { printf '%-34s %8ss %8s MiB\n' "$1" "${T[$1]}" "$((M[$1] / 1024))"; }
+
+declare -A dec=([gzip]="gzip -dc" [zstd]="zstd -dc" [xz]="xz -dc" [lz4]="lz4 -dc" [bzip2]="bzip2 -dc" [lzma]="lzma -dc")
+echo "lab: $lab ($runs runs each, best time)"
+for img in itools-zstd itools-gzip itools-xz itools-lz4 dracut-sd-zstd dracut-nosd-gzip; do
+  f="$lab/images/$img.img"
+  [[ -f $f ]] || continue
+  json=$("$bin" inspect --json "$f")
+  comp=$(jq -r '.segments[-1].compression' <<<"$json")
+  early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
+  tail_cmd="tail -c +$((early + 1)) '$f'"
+  echo
+  echo "== $img ($(du -h "$f" | cut -f1), $comp after $early early bytes)"
+  measure "inspect" "'$bin' inspect '$f'"
+  measure "${dec[$comp]%% *} -dc" "$tail_cmd | ${dec[$comp]}"
+  measure "lsinitramfs" "lsinitramfs '$f'"
+  measure "unmkinitramfs" "rm -rf '$tmp/u' && unmkinitramfs '$f' '$tmp/u'"
+  measure "lsinitrd" "lsinitrd '$f'"
+  for n in inspect "${dec[$comp]%% *} -dc" lsinitramfs unmkinitramfs lsinitrd; do row "$n"; done
+  printf 'inspect / %s = %s   inspect / lsinitramfs = %s   inspect / lsinitrd = %s\n' \
+    "${dec[$comp]%% *} -dc" "$(ratio inspect "${dec[$comp]%% *} -dc")" "$(ratio inspect lsinitramfs)" "$(ratio inspect lsinitrd)"
+  if [[ $comp == zstd ]]; then
+    measure "repack --compress zstd" "'$bin' repack -q --compress zstd '$f' '$tmp/out.img'"
+    measure "zstd -dc | zstd -T2 -3" "{ head -c $early '$f'; $tail_cmd | zstd -dc | zstd -q -T2 -3; } > '$tmp/pipe.img'"
+    row "repack --compress zstd"
+    row "zstd -dc | zstd -T2 -3"
+    printf 'repack / pipeline = %s   sizes: repack %s, pipeline %s\n' "$(ratio "repack --compress zstd" "zstd -dc | zstd -T2 -3")" \
+      "$(du -h "$tmp/out.img" | cut -f1)" "$(du -h "$tmp/pipe.img" | cut -f1)"
+  fi
+done
