@@ -260,10 +260,17 @@ func (s sizeOnly) Open() (io.ReadCloser, error) {
 	return nil, errors.New("file content was not kept (image opened for metadata only)")
 }
 
-// spool keeps file bodies in one unlinked temporary file, so that images of
-// any size are rewritten with bounded memory.
+// spoolMemory is how many bytes of file bodies are kept in memory before
+// the rest goes to disk: typical initrds fit, so they are rewritten without
+// a round trip through the file system, and huge ones stay bounded.
+const spoolMemory = 256 << 20
+
+// spool keeps file bodies: in memory up to spoolMemory, then in one
+// unlinked temporary file, so that images of any size are rewritten with
+// bounded memory.
 type spool struct {
 	dir string
+	mem int64
 	f   *os.File
 	w   *bufio.Writer
 	off int64
@@ -283,6 +290,14 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 }
 
 func (s *spool) add(body io.Reader, size int64) (Content, error) {
+	if s.mem+size <= spoolMemory {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		s.mem += size
+		return BytesContent(b), nil
+	}
 	if s.f == nil {
 		f, err := os.CreateTemp(s.dir, "initrd-remix-*.spool")
 		if err != nil {

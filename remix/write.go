@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
@@ -42,6 +43,10 @@ type WriteOptions struct {
 	Compression codec.Codec // of the new segment; "" means zstd
 	Level       int         // codec level; 0 is the codec's default
 	Concurrency int         // encoder threads; 0 is GOMAXPROCS
+	// Verify decodes the new segment while it is written, on another
+	// core, and checks that it follows the kernel's layout rules and holds
+	// exactly the entries and contents intended; WriteTo fails otherwise.
+	Verify bool
 }
 
 // WriteResult describes what WriteTo produced.
@@ -115,11 +120,23 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 			return nil, err
 		}
 		res.NewSegmentOffset = cw.n
-		n, err := writeArchive(ctx, cw, nodes, opt, res)
+		n, err := writeVerified(ctx, cw, nodes, opt, res)
 		if err != nil {
 			return nil, err
 		}
 		res.NewEntries = n
+		if opt.Compression == codec.None {
+			// Tools that split images (unmkinitramfs) find the end of an
+			// uncompressed archive by the zero padding GNU cpio puts
+			// after it, to a 512-byte block; the kernel skips zeros.
+			pad := 512 - cw.n%512
+			if pad < 4 {
+				pad += 512
+			}
+			if _, err := cw.Write(make([]byte, pad)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res.Bytes = cw.n
 	return res, nil
@@ -189,7 +206,7 @@ func withWholeLinkGroups(t *Tree, nodes []*Node) []*Node {
 // Inode numbers are assigned afresh in output order, so the result depends
 // only on the tree. Hard-linked names carry the data on the last one, as GNU
 // cpio does; the kernel accepts either placement.
-func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult) (int, error) {
+func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult, record func(writtenEntry)) (int, error) {
 	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency})
 	if err != nil {
 		return 0, err
@@ -232,25 +249,29 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 		default:
 			h.Nlink = uint32(total[in])
 		}
+		// The entry is recorded before its bytes exist, so a checker
+		// decoding the output never waits on the writer.
+		we := writtenEntry{h: *h}
+		if in.Type() == newc.TypeSymlink {
+			we.target = in.Target
+		}
+		record(we)
 		if err := cw.WriteHeader(h); err != nil {
 			return 0, fmt.Errorf("%s: %w", n.Path, err)
 		}
-		we := writtenEntry{h: *h}
 		switch {
 		case in.Type() == newc.TypeSymlink:
 			if _, err := io.WriteString(cw, in.Target); err != nil {
 				return 0, err
 			}
-			we.target = in.Target
 		case h.Size > 0:
 			d, err := copyContent(cw, in.Content, buf)
 			if err != nil {
 				return 0, fmt.Errorf("%s: %w", n.Path, err)
 			}
 			res.Digests[in] = d
-			we.digest = d
+			res.written[len(res.written)-1].digest = d
 		}
-		res.written = append(res.written, we)
 	}
 	if err := cw.Close(); err != nil {
 		return 0, err
@@ -294,10 +315,149 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Verify re-reads what WriteTo wrote at path (the kept bytes were checked
-// when the input was read) and checks that it follows the kernel's layout
-// rules and holds exactly the entries and contents intended, so a broken
-// encoder or a short write never reaches a boot menu.
+// writeVerified writes the new segment and, when asked, checks it as it
+// is produced: a tee feeds a decoder on another goroutine, which compares
+// each entry with a queue the writer fills. Entries are queued before their
+// compressed bytes exist, so the checker never waits for a queue entry that
+// the writer has not produced.
+func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult) (int, error) {
+	q := &entryQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	record := func(we writtenEntry) {
+		res.written = append(res.written, we)
+		if opt.Verify {
+			q.push(we)
+		}
+	}
+	if !opt.Verify {
+		return writeArchive(ctx, w, nodes, opt, res, record)
+	}
+	pr, pw := newBufferedPipe(16)
+	type result struct {
+		digests [][32]byte
+		err     error
+	}
+	checked := make(chan result, 1)
+	go func() {
+		d, err := checkSegment(ctx, pr, opt.Compression, q.get)
+		pr.CloseWithError(err)
+		checked <- result{d, err}
+	}()
+	n, err := writeArchive(ctx, io.MultiWriter(w, pw), nodes, opt, res, record)
+	q.close()
+	pw.CloseWithError(err)
+	c := <-checked
+	if err != nil {
+		return 0, err
+	}
+	if c.err != nil {
+		return 0, fmt.Errorf("verify: %w", c.err)
+	}
+	if err := res.compareDigests(c.digests); err != nil {
+		return 0, fmt.Errorf("verify: %w", err)
+	}
+	return n, nil
+}
+
+// compareDigests checks the bodies read back against those written.
+func (res *WriteResult) compareDigests(got [][32]byte) error {
+	if len(got) != len(res.written) {
+		return fmt.Errorf("%d entries read back, %d written", len(got), len(res.written))
+	}
+	for i, w := range res.written {
+		if got[i] != w.digest {
+			return fmt.Errorf("entry %q: content reads back with SHA-256 %x, was written as %x", w.h.Name, got[i], w.digest)
+		}
+	}
+	return nil
+}
+
+// entryQueue hands the entries the writer produced to the checker.
+type entryQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []writtenEntry
+	closed bool
+}
+
+func (q *entryQueue) push(we writtenEntry) {
+	q.mu.Lock()
+	q.items = append(q.items, we)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *entryQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// get returns entry i, waiting for the writer; false once none will come.
+func (q *entryQueue) get(i int) (writtenEntry, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i >= len(q.items) && !q.closed {
+		q.cond.Wait()
+	}
+	if i >= len(q.items) {
+		return writtenEntry{}, false
+	}
+	return q.items[i], true
+}
+
+// checkSegment reads one written segment and compares every entry's header
+// and symlink target with want(i); it returns the SHA-256 of each body (zero
+// for entries without one), for the caller to compare once the writer is
+// done with them.
+func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, want func(int) (writtenEntry, bool)) ([][32]byte, error) {
+	var digests [][32]byte
+	segs, err := Scan(ctx, r, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
+		w, ok := want(len(digests))
+		if !ok {
+			return fmt.Errorf("unexpected extra entry %q", h.Name)
+		}
+		got := writtenEntry{h: *h}
+		got.h.Offset, got.h.Magic, got.h.Check = 0, "", 0
+		w.h.Offset, w.h.Magic, w.h.Check, w.digest = 0, "", 0, [32]byte{}
+		var d [32]byte
+		switch h.Type() {
+		case newc.TypeSymlink:
+			b, err := io.ReadAll(body)
+			if err != nil {
+				return err
+			}
+			got.target = string(b)
+		case newc.TypeReg:
+			if h.Size > 0 {
+				hs := sha256.New()
+				if _, err := io.Copy(hs, body); err != nil {
+					return err
+				}
+				hs.Sum(d[:0])
+			}
+		}
+		if got != w {
+			return fmt.Errorf("entry %q reads back as %+v, was written as %+v", h.Name, got.h, w.h)
+		}
+		digests = append(digests, d)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, more := want(len(digests)); more {
+		return nil, fmt.Errorf("only %d entries read back, more were written", len(digests))
+	}
+	if len(segs) != 1 || segs[0].Compression != c {
+		return nil, fmt.Errorf("the new part holds %d segments, want one %s segment", len(segs), c)
+	}
+	return digests, nil
+}
+
+// Verify re-reads what WriteTo wrote at path and checks it like the
+// Verify option does; use it when the output went somewhere else first.
 func (res *WriteResult) Verify(ctx context.Context, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -314,46 +474,99 @@ func (res *WriteResult) Verify(ctx context.Context, path string) error {
 	if res.NewSegmentOffset < 0 {
 		return nil
 	}
-	i := 0
 	sr := io.NewSectionReader(f, res.NewSegmentOffset, st.Size()-res.NewSegmentOffset)
-	segs, err := Scan(ctx, sr, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
-		if i >= len(res.written) {
-			return fmt.Errorf("unexpected extra entry %q", h.Name)
+	digests, err := checkSegment(ctx, sr, res.Compression, func(i int) (writtenEntry, bool) {
+		if i < len(res.written) {
+			return res.written[i], true
 		}
-		want := res.written[i]
-		i++
-		got := writtenEntry{h: *h}
-		got.h.Offset, got.h.Magic, got.h.Check = 0, "", 0
-		want.h.Offset, want.h.Magic, want.h.Check = 0, "", 0
-		switch h.Type() {
-		case newc.TypeSymlink:
-			b, err := io.ReadAll(body)
-			if err != nil {
-				return err
-			}
-			got.target = string(b)
-		case newc.TypeReg:
-			if h.Size > 0 {
-				hs := sha256.New()
-				if _, err := io.Copy(hs, body); err != nil {
-					return err
-				}
-				hs.Sum(got.digest[:0])
-			}
-		}
-		if got != want {
-			return fmt.Errorf("entry %q reads back as %+v, wrote %+v", h.Name, got, want)
-		}
-		return nil
+		return writtenEntry{}, false
 	})
+	if err == nil {
+		err = res.compareDigests(digests)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: verify at offset %d: %w", path, res.NewSegmentOffset, err)
 	}
-	if i != len(res.written) {
-		return fmt.Errorf("%s: verify: %d entries read back, %d written", path, i, len(res.written))
-	}
-	if len(segs) != 1 || segs[0].Compression != res.Compression {
-		return fmt.Errorf("%s: verify: new part holds %d segments, want one %s segment", path, len(segs), res.Compression)
-	}
 	return nil
+}
+
+// bufferedPipe decouples the writer from the checker by up to a number of
+// chunks, so the encoder keeps working while the checker catches up (an
+// io.Pipe would run the two in lockstep on one core).
+type bufferedPipe struct {
+	ch   chan []byte
+	done chan struct{}
+	once sync.Once
+	mu   sync.Mutex
+	werr error // set by the writer's close
+	rerr error // set by the reader's close
+	cur  []byte
+}
+
+type pipeReader struct{ p *bufferedPipe }
+type pipeWriter struct{ p *bufferedPipe }
+
+func newBufferedPipe(chunks int) (*pipeReader, *pipeWriter) {
+	p := &bufferedPipe{ch: make(chan []byte, chunks), done: make(chan struct{})}
+	return &pipeReader{p}, &pipeWriter{p}
+}
+
+func (w *pipeWriter) Write(b []byte) (int, error) {
+	p := w.p
+	p.mu.Lock()
+	rerr := p.rerr
+	p.mu.Unlock()
+	if rerr != nil {
+		return 0, rerr
+	}
+	c := append([]byte(nil), b...)
+	select {
+	case p.ch <- c:
+		return len(b), nil
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return 0, p.rerr
+	}
+}
+
+// CloseWithError ends the stream; the reader sees err, or io.EOF if nil.
+func (w *pipeWriter) CloseWithError(err error) {
+	w.p.mu.Lock()
+	if err == nil {
+		err = io.EOF
+	}
+	w.p.werr = err
+	w.p.mu.Unlock()
+	close(w.p.ch)
+}
+
+func (r *pipeReader) Read(b []byte) (int, error) {
+	p := r.p
+	for len(p.cur) == 0 {
+		c, ok := <-p.ch
+		if !ok {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return 0, p.werr
+		}
+		p.cur = c
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// CloseWithError stops the writer: its next Write fails with err.
+func (r *pipeReader) CloseWithError(err error) {
+	p := r.p
+	p.mu.Lock()
+	if err == nil {
+		err = io.ErrClosedPipe
+	}
+	if p.rerr == nil {
+		p.rerr = err
+	}
+	p.mu.Unlock()
+	p.once.Do(func() { close(p.done) })
 }

@@ -118,9 +118,14 @@ func listNames(t *testing.T, tool, image string) []string {
 	case "cpio":
 		cmd = exec.Command("sh", "-c", `cpio -it --quiet < "$1" 2>/dev/null || true`, "sh", image)
 	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v", tool, image, err)
+	// unmkinitramfs walks every uncompressed archive as an "early" one and
+	// then runs cpio on the empty rest, so an image whose last archive is
+	// uncompressed is listed in full but exits 2 with this message.
+	if err != nil && !(tool == "lsinitramfs" && strings.TrimSpace(stderr.String()) == "cpio: premature end of archive" && len(out) > 0) {
+		t.Fatalf("%s %s: %v: %s", tool, image, err, stderr.String())
 	}
 	set := map[string]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -213,7 +218,9 @@ func boot(t *testing.T, l *lab, initrd, appendArgs string) {
 	t.Logf("%s: %s", filepath.Base(initrd), strings.TrimSpace(string(out)))
 }
 
-const rootArgs = "root=/dev/vda rootfstype=ext4 ro"
+// noresume skips the 30 s wait for the swap device the lab baked into the
+// images; originals and rewrites get the same arguments.
+const rootArgs = "root=/dev/vda rootfstype=ext4 ro noresume"
 
 // TestLabBoots boots each family's original image (the positive control:
 // it must find and mount the marker root) and its rewrite with every output

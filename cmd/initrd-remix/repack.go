@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
@@ -36,7 +37,7 @@ func (o *outputFlags) register(fs interface {
 	fs.IntVar(&o.threads, "threads", 0, "compression threads (0: one per CPU)")
 	fs.StringVar(&o.mode, "mode", defaultMode, "rewrite: early archives + one new archive of the merged tree; append: original bytes + a segment of changes")
 	fs.BoolVar(&o.force, "force", false, "allow OUTPUT to be the INPUT file (it is replaced atomically)")
-	fs.BoolVar(&o.noVerify, "no-verify", false, "skip reading the output back before it replaces anything")
+	fs.BoolVar(&o.noVerify, "no-verify", false, "skip decoding the written segment and comparing it entry by entry (done on another core while writing)")
 	fs.StringVar(&o.maxSize, "max-size", "4G", "refuse inputs that decompress to more than this")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on the terminal")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object")
@@ -124,15 +125,12 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 		return nil, err
 	}
 	defer out.Abort()
-	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads})
+	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: !o.noVerify})
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", output, err)
-	}
-	if !o.noVerify {
-		p.step("verifying " + output)
-		if err := res.Verify(ctx, out.Name()); err != nil {
+		if strings.HasPrefix(err.Error(), "verify: ") {
 			return nil, verifyError{err}
 		}
+		return nil, fmt.Errorf("write %s: %w", output, err)
 	}
 	if err := out.Commit(); err != nil {
 		return nil, err

@@ -9,34 +9,41 @@ import (
 	"github.com/pierrec/lz4/v4"
 )
 
-// The legacy lz4 format the kernel reads: a magic number, then chunks of a
-// little-endian compressed size and an lz4 block decoding to at most 8 MiB.
-// It has no end marker: the kernel stops at the end of input or at a zero
-// chunk size (zero padding), and a repeated magic continues the stream.
+// The legacy lz4 format, the only one the kernel's unlz4 reads: the magic,
+// then chunks of a little-endian 32-bit compressed size and an lz4 block
+// that decodes to at most 8 MiB. It has no end marker.
 const (
 	lz4Magic     = 0x184c2102
 	lz4ChunkSize = 8 << 20
+	// lz4MaxCompressed is LZ4_compressBound(8 MiB), the largest chunk the
+	// kernel's unlz4 accepts.
+	lz4MaxCompressed = lz4ChunkSize + lz4ChunkSize/255 + 16
 )
 
-// lz4MaxCompressed is LZ4_compressBound(8 MiB), the largest chunk the
-// kernel accepts.
-var lz4MaxCompressed = lz4.CompressBlockBound(lz4ChunkSize)
-
+// lz4Reader follows lib/decompress_unlz4.c as init/initramfs.c calls it
+// (whole input in memory, no fill function): after the magic, it reads a
+// 32-bit word; a repeated magic is skipped and the stream goes on; a
+// zero word ends the stream without being consumed (it is the padding
+// that must follow an lz4 segment), and so does a tail shorter than four
+// bytes; anything else is the size of a chunk, which must be there in
+// full and decode to at most 8 MiB.
 type lz4Reader struct {
-	src  Source
-	buf  []byte
+	cur  *cursor
+	in   []byte
 	out  []byte
 	rest []byte
-	n    int64
 	eof  bool
 }
 
-func newLZ4Reader(src Source) (io.ReadCloser, error) {
+func newLZ4Reader(cur *cursor) (io.Reader, error) {
 	var m [4]byte
-	if _, err := io.ReadFull(src, m[:]); err != nil || binary.LittleEndian.Uint32(m[:]) != lz4Magic {
-		return nil, errors.New("lz4: not a legacy lz4 stream")
+	if err := cur.readFull(m[:]); err != nil {
+		return nil, err
 	}
-	return &lz4Reader{src: src, n: 4}, nil
+	if binary.LittleEndian.Uint32(m[:]) != lz4Magic {
+		return nil, errors.New("not a legacy lz4 stream (bad magic)")
+	}
+	return &lz4Reader{cur: cur}, nil
 }
 
 func (r *lz4Reader) Read(p []byte) (int, error) {
@@ -54,74 +61,94 @@ func (r *lz4Reader) Read(p []byte) (int, error) {
 }
 
 func (r *lz4Reader) chunk() error {
-	h, err := r.src.Peek(4)
+	h, err := r.cur.Peek(4)
 	if len(h) < 4 {
-		if len(h) == 0 && err == io.EOF {
-			r.eof = true
+		if err == nil || err == io.EOF {
+			r.eof = true // end of input, or a tail for the caller to judge
 			return nil
 		}
-		return fmt.Errorf("lz4: truncated chunk header at byte %d", r.n)
+		return err
 	}
 	size := binary.LittleEndian.Uint32(h)
 	switch {
 	case size == 0:
-		r.eof = true // zero padding follows; the scanner skips it
+		r.eof = true
 		return nil
 	case size == lz4Magic:
-		r.src.Discard(4)
-		r.n += 4
-		return nil
-	case int(size) > lz4MaxCompressed:
-		return fmt.Errorf("lz4: chunk of %d bytes at byte %d exceeds the legacy format's bound", size, r.n)
+		return r.cur.readFull(make([]byte, 4))
+	case size > lz4MaxCompressed:
+		return fmt.Errorf("chunk of %d bytes exceeds the legacy format's bound of %d", size, lz4MaxCompressed)
 	}
-	if _, err := io.CopyN(io.Discard, r.src, 4); err != nil {
+	if err := r.cur.readFull(make([]byte, 4)); err != nil {
 		return err
 	}
-	if cap(r.buf) < int(size) {
-		r.buf = make([]byte, size)
+	if cap(r.in) < int(size) {
+		r.in = make([]byte, size)
 	}
-	r.buf = r.buf[:size]
-	if _, err := io.ReadFull(r.src, r.buf); err != nil {
-		return fmt.Errorf("lz4: truncated chunk at byte %d: %w", r.n+4, io.ErrUnexpectedEOF)
+	r.in = r.in[:size]
+	if err := r.cur.readFull(r.in); err != nil {
+		return fmt.Errorf("chunk of %d bytes: %w", size, err)
 	}
 	if r.out == nil {
 		r.out = make([]byte, lz4ChunkSize)
 	}
-	n, err := lz4.UncompressBlock(r.buf, r.out)
+	n, err := lz4.UncompressBlock(r.in, r.out)
 	if err != nil {
-		return fmt.Errorf("lz4: corrupt chunk at byte %d: %w", r.n, err)
+		return fmt.Errorf("corrupt chunk (or one decoding to more than 8 MiB): %w", err)
 	}
-	r.n += 4 + int64(size)
 	r.rest = r.out[:n]
 	return nil
 }
 
-func (r *lz4Reader) Close() error { return nil }
-
-// lz4Writer frames 8 MiB chunks in the legacy format around the block API.
+// lz4Writer frames the legacy format around pierrec/lz4's block API: 8 MiB
+// chunks (the last one shorter), each compressed on its own, as `lz4 -l`
+// writes them. Chunking depends only on the bytes written, not on how
+// they were split into Write calls, so the output is deterministic.
 type lz4Writer struct {
 	w      io.Writer
 	level  int
 	buf    []byte
 	dst    []byte
 	header bool
+	closed bool
+	err    error
+	fast   lz4.Compressor
 	hc     lz4.CompressorHC
-	c      lz4.Compressor
 }
 
-func newLZ4Writer(w io.Writer, level int) *lz4Writer {
-	return &lz4Writer{w: w, level: level, buf: make([]byte, 0, lz4ChunkSize), dst: make([]byte, lz4MaxCompressed)}
+// newLZ4Writer: level 0 (the default) and 1–2 use the fast compressor
+// (the lz4 CLI's -1); 3–12 use the high-compression one, like `lz4 -l -9`
+// which dracut runs, with pierrec/lz4's search depth for the level (its
+// deepest is level 9).
+func newLZ4Writer(w io.Writer, level int) (*lz4Writer, error) {
+	if level < 0 || level > 12 {
+		return nil, fmt.Errorf("lz4 level %d out of range 1-12", level)
+	}
+	l := &lz4Writer{w: w, level: level}
+	if level >= 3 {
+		l.hc.Level = lz4.CompressionLevel(1 << (8 + min(level, 9)))
+	}
+	return l, nil
 }
 
 func (l *lz4Writer) Write(p []byte) (int, error) {
+	if l.closed {
+		return 0, errors.New("lz4: write after close")
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
 	total := len(p)
 	for len(p) > 0 {
+		if l.buf == nil {
+			l.buf = make([]byte, 0, lz4ChunkSize)
+		}
 		n := copy(l.buf[len(l.buf):cap(l.buf)], p)
 		l.buf = l.buf[:len(l.buf)+n]
 		p = p[n:]
 		if len(l.buf) == cap(l.buf) {
 			if err := l.flush(); err != nil {
-				return 0, err
+				return total - len(p), err
 			}
 		}
 	}
@@ -133,6 +160,7 @@ func (l *lz4Writer) flush() error {
 		var m [4]byte
 		binary.LittleEndian.PutUint32(m[:], lz4Magic)
 		if _, err := l.w.Write(m[:]); err != nil {
+			l.err = err
 			return err
 		}
 		l.header = true
@@ -140,55 +168,66 @@ func (l *lz4Writer) flush() error {
 	if len(l.buf) == 0 {
 		return nil
 	}
+	if l.dst == nil {
+		l.dst = make([]byte, 4+lz4MaxCompressed)
+	}
 	var n int
 	var err error
-	if l.level > 0 {
-		l.hc.Level = lz4.CompressionLevel(1 << (8 + l.level))
-		n, err = l.hc.CompressBlock(l.buf, l.dst)
+	if l.level >= 3 {
+		n, err = l.hc.CompressBlock(l.buf, l.dst[4:])
 	} else {
-		n, err = l.c.CompressBlock(l.buf, l.dst)
+		n, err = l.fast.CompressBlock(l.buf, l.dst[4:])
 	}
 	if err != nil {
-		return fmt.Errorf("lz4: %w", err)
+		l.err = fmt.Errorf("lz4: %w", err)
+		return l.err
 	}
 	if n == 0 {
-		// The legacy format has no stored chunks: write the block as
-		// literals only, which every lz4 decoder accepts.
-		n = literalBlock(l.buf, l.dst)
+		// Incompressible. The legacy format has no stored chunks, so
+		// write one sequence of literals, which every decoder accepts.
+		n = literalBlock(l.buf, l.dst[4:])
 	}
-	var h [4]byte
-	binary.LittleEndian.PutUint32(h[:], uint32(n))
-	if _, err := l.w.Write(h[:]); err != nil {
-		return err
-	}
-	if _, err := l.w.Write(l.dst[:n]); err != nil {
+	binary.LittleEndian.PutUint32(l.dst, uint32(n))
+	if _, err := l.w.Write(l.dst[:4+n]); err != nil {
+		l.err = err
 		return err
 	}
 	l.buf = l.buf[:0]
 	return nil
 }
 
-// literalBlock encodes src as one lz4 sequence with no match.
+// literalBlock encodes src as a single lz4 sequence without a match.
 func literalBlock(src, dst []byte) int {
-	n := len(src)
-	i := 0
-	if n >= 15 {
-		dst[i] = 0xf0
-		i++
-		rest := n - 15
-		for rest >= 255 {
+	n, i := len(src), 0
+	if n < 15 {
+		dst[0] = byte(n << 4)
+		i = 1
+	} else {
+		dst[0] = 0xf0
+		i = 1
+		for rest := n - 15; ; rest -= 255 {
+			if rest < 255 {
+				dst[i] = byte(rest)
+				i++
+				break
+			}
 			dst[i] = 255
 			i++
-			rest -= 255
 		}
-		dst[i] = byte(rest)
-		i++
-	} else {
-		dst[i] = byte(n << 4)
-		i++
 	}
-	i += copy(dst[i:], src)
-	return i
+	return i + copy(dst[i:], src)
 }
 
-func (l *lz4Writer) Close() error { return l.flush() }
+// Close writes the last chunk (and the magic, for an empty stream). The
+// stream has no end marker: whoever appends after it must put at least
+// four zero bytes first.
+func (l *lz4Writer) Close() error {
+	if l.closed {
+		return l.err
+	}
+	l.closed = true
+	if l.err != nil {
+		return l.err
+	}
+	return l.flush()
+}

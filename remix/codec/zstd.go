@@ -9,119 +9,122 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// zstdFrame yields exactly the bytes of one zstd frame from src, walking
-// the frame header and block headers (RFC 8878), so the decoder cannot read
-// into the next segment and the caller learns where the frame ends.
-type zstdFrame struct {
-	src      Source
-	started  bool
-	remain   int
-	last     bool
-	checksum bool
-	done     bool
-	n        int64
+// zstdWalker delimits one zstd frame (RFC 8878 section 3.1.1): the frame
+// header, then blocks whose 3-byte headers carry their sizes, then an
+// optional 4-byte checksum. The decoder reads the frame through it, so it
+// cannot run into the next segment, and the frame ends where the kernel's
+// unzstd stops (it decodes a single frame and leaves the rest to
+// init/initramfs.c).
+type zstdWalker struct {
+	maxWindow int64
+	state     int
+	checksum  bool
 }
 
+const (
+	zstdHeader = iota
+	zstdBlocks
+	zstdChecksum
+	zstdEnd
+)
+
+// maxZstdBlock is the format's Block_Maximum_Size ceiling.
 const maxZstdBlock = 128 << 10
 
-func (f *zstdFrame) Read(p []byte) (int, error) {
-	if f.remain == 0 {
-		if err := f.next(); err != nil {
-			return 0, err
-		}
-	}
-	if len(p) > f.remain {
-		p = p[:f.remain]
-	}
-	n, err := f.src.Read(p)
-	f.remain -= n
-	f.n += int64(n)
-	if err == io.EOF && f.remain > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
-}
-
-func (f *zstdFrame) next() error {
-	switch {
-	case !f.started:
-		h, err := f.src.Peek(6)
+func (z *zstdWalker) step(f *framer) (int64, error) {
+	switch z.state {
+	case zstdHeader:
+		h, err := f.take(5)
 		if err != nil {
-			return fmt.Errorf("zstd frame header at byte %d: %w", f.n, io.ErrUnexpectedEOF)
+			return 0, fmt.Errorf("frame header: %w", err)
 		}
 		if binary.LittleEndian.Uint32(h) != 0xfd2fb528 {
-			return errors.New("zstd: not a frame (bad magic)")
+			return 0, errors.New("not a zstd frame (bad magic)")
 		}
 		fhd := h[4]
 		if fhd&0x08 != 0 {
-			return errors.New("zstd: reserved bit set in frame header")
+			return 0, errors.New("reserved bit set in the frame header descriptor")
 		}
 		single := fhd&0x20 != 0
-		size := 5
-		if !single {
-			size++
-		}
-		size += []int{0, 1, 2, 4}[fhd&3]
-		fcs := []int{0, 2, 4, 8}[fhd>>6]
+		dictLen := [4]int{0, 1, 2, 4}[fhd&3]
+		fcsLen := [4]int{0, 2, 4, 8}[fhd>>6]
 		if fhd>>6 == 0 && single {
-			fcs = 1
+			fcsLen = 1
 		}
-		size += fcs
-		f.checksum = fhd&0x04 != 0
-		f.started, f.remain = true, size
-	case f.last:
-		if f.checksum {
-			f.checksum, f.remain = false, 4
-			return nil
+		wdLen := 1
+		if single {
+			wdLen = 0
 		}
-		f.done = true
-		return io.EOF
-	default:
-		h, err := f.src.Peek(3)
+		rest, err := f.take(wdLen + dictLen + fcsLen)
 		if err != nil {
-			return fmt.Errorf("zstd block header at byte %d: %w", f.n, io.ErrUnexpectedEOF)
+			return 0, fmt.Errorf("frame header: %w", err)
+		}
+		// The decoder checks the window too, but checking here names
+		// the bound and stops before any allocation.
+		var window uint64
+		if single {
+			var b [8]byte
+			copy(b[:], rest[dictLen:])
+			window = binary.LittleEndian.Uint64(b[:])
+			if fcsLen == 2 {
+				window += 256
+			}
+		} else {
+			wd := rest[0]
+			base := uint64(1) << (10 + wd>>3)
+			window = base + base/8*uint64(wd&7)
+		}
+		if window > uint64(z.maxWindow) {
+			return 0, fmt.Errorf("frame window of %d bytes exceeds the %d-byte bound", window, z.maxWindow)
+		}
+		z.checksum = fhd&0x04 != 0
+		z.state = zstdBlocks
+		return 0, nil
+	case zstdBlocks:
+		h, err := f.take(3)
+		if err != nil {
+			return 0, fmt.Errorf("block header: %w", err)
 		}
 		bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
-		f.last = bh&1 != 0
-		size := int(bh >> 3)
+		size := int64(bh >> 3)
 		switch (bh >> 1) & 3 {
-		case 1: // RLE: one byte repeated size times
+		case 1: // RLE: one byte, repeated size times
+			if size > maxZstdBlock {
+				return 0, fmt.Errorf("RLE block of %d bytes exceeds the format's 128 KiB", size)
+			}
 			size = 1
 		case 3:
-			return fmt.Errorf("zstd: reserved block type at byte %d", f.n)
+			return 0, errors.New("reserved block type")
 		}
 		if size > maxZstdBlock {
-			return fmt.Errorf("zstd: block of %d bytes at byte %d exceeds the format's 128 KiB", size, f.n)
+			return 0, fmt.Errorf("block of %d bytes exceeds the format's 128 KiB", size)
 		}
-		f.remain = 3 + size
-	}
-	return nil
-}
-
-type zstdReader struct {
-	d  *zstd.Decoder
-	fr *zstdFrame
-}
-
-func (z *zstdReader) Read(p []byte) (int, error) {
-	n, err := z.d.Read(p)
-	if err == io.EOF && !z.fr.done {
-		// The decoder stopped before the frame's end: drain so the
-		// caller's position is right, and report a corrupt frame.
-		if _, derr := io.Copy(io.Discard, z.fr); derr != nil {
-			return n, fmt.Errorf("zstd: %w", derr)
+		if bh&1 != 0 {
+			z.state = zstdEnd
+			if z.checksum {
+				z.state = zstdChecksum
+			}
 		}
+		return size, nil
+	case zstdChecksum:
+		z.state = zstdEnd
+		if _, err := f.take(4); err != nil {
+			return 0, fmt.Errorf("frame checksum: %w", err)
+		}
+		return 0, io.EOF
 	}
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("zstd: %w", err)
-	}
-	return n, err
+	return 0, io.EOF
 }
 
-func (z *zstdReader) Close() error {
-	z.d.Close()
+func (s *stream) openZstd(lim limits) error {
+	s.fr = newFramer(s.cur, &zstdWalker{maxWindow: lim.window})
+	// Concurrency 1 decodes synchronously in the caller's goroutine; the
+	// window bound limits what the decoder allocates. Checksums are
+	// verified (the kernel verifies them too).
+	d, err := zstd.NewReader(s.fr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(lim.window)))
+	if err != nil {
+		return err
+	}
+	s.dec, s.release = d, d.Close
 	return nil
 }

@@ -1,0 +1,210 @@
+package ldso
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Options adjust what the resolver assumes about the loader of the root.
+// The zero value derives everything from the root and the ELF files.
+type Options struct {
+	// Platform is the value of $PLATFORM (the kernel's AT_PLATFORM).
+	// Empty means the fixed value of the machine where there is one
+	// ("x86_64", "i686", "aarch64"); on other machines path elements
+	// using $PLATFORM are then dropped.
+	Platform string
+	// Lib overrides the expansion of $LIB ("lib/x86_64-linux-gnu" on
+	// Debian's x86_64, "lib64" upstream).
+	Lib string
+	// SystemDirs overrides the loader's default directories, in order.
+	SystemDirs []string
+	// WellKnownDlopen also adds the libraries glibc itself loads with
+	// dlopen(): libgcc_s.so.1 (needed by pthread_cancel and pthread_exit
+	// to unwind) and the NSS modules named in /etc/nsswitch.conf, for
+	// every program that links libc.
+	WellKnownDlopen bool
+}
+
+// Resolver answers what programs under one root need. It reads the root's
+// loader configuration once; it is immutable afterwards and safe for
+// concurrent use. Every Closure call reads the files it needs afresh.
+type Resolver struct {
+	root     string
+	opts     Options
+	cache    *ldCache // nil: the root has no /etc/ld.so.cache
+	confDirs []string // from /etc/ld.so.conf, used only without a cache
+	nss      []string // NSS services, with WellKnownDlopen
+}
+
+// Paths of the loader configuration inside the root.
+const (
+	ldSoCache  = "/etc/ld.so.cache"
+	ldSoConf   = "/etc/ld.so.conf"
+	nsswitch   = "/etc/nsswitch.conf"
+	maxCache   = 64 << 20
+	defaultEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// NewResolver reads the loader configuration of the root directory: its
+// /etc/ld.so.cache, /etc/ld.so.conf (with includes) and, with
+// WellKnownDlopen, /etc/nsswitch.conf. root may be "/".
+func NewResolver(root string, opts Options) (*Resolver, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("root %s: not a directory", root)
+	}
+	for _, d := range opts.SystemDirs {
+		if !strings.HasPrefix(d, "/") {
+			return nil, fmt.Errorf("system directory %q is not absolute", d)
+		}
+	}
+	r := &Resolver{root: abs, opts: opts}
+	// The caller keeps its slice; a nil one means "derive", an empty one
+	// "none".
+	r.opts.SystemDirs = slices.Clone(opts.SystemDirs)
+	v := newView(abs)
+	b, _, err := v.readFile(ldSoCache, maxCache)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("%s in %s: %w", ldSoCache, abs, err)
+	default:
+		if r.cache, err = parseCache(b); err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", ldSoCache, abs, err)
+		}
+	}
+	// The loader reads only the cache; ld.so.conf matters only when there
+	// is none (see the package documentation).
+	if r.cache == nil {
+		if r.confDirs, err = v.parseLdSoConf(ldSoConf); err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", ldSoConf, abs, err)
+		}
+	}
+	if opts.WellKnownDlopen {
+		if r.nss, err = v.parseNsswitch(nsswitch); err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", nsswitch, abs, err)
+		}
+	}
+	return r, nil
+}
+
+// Root returns the absolute root directory.
+func (r *Resolver) Root() string { return r.root }
+
+// Result is the closure of some files.
+type Result struct {
+	// Files is everything to copy, sorted by path: the inputs, their
+	// interpreters and libraries, every symlink met on the way to each
+	// (directory links such as /lib -> usr/lib included) and the final
+	// files.
+	Files []File
+	// Missing lists what nothing satisfies: a DT_NEEDED name, an
+	// interpreter, a "#!/usr/bin/env" command.
+	Missing []Missing
+	// Optional lists the dlopen() dependencies looked for, found or not.
+	Optional []Optional
+	// Needs maps each resolved object (by real path) to the real paths of
+	// what it needs directly: its interpreter and DT_NEEDED libraries, as
+	// loaded on a CPU supporting every glibc-hwcaps level; for a script,
+	// its interpreter (and an env(1) command). Union over all the
+	// programs it was loaded in. dlopen() dependencies are not here but
+	// in Optional; objects that need nothing have an empty list.
+	Needs map[string][]string
+}
+
+// Missing is one need nothing satisfies.
+type Missing struct {
+	Object string // real path of the object that needs it
+	Soname string // the name as the object states it
+	Reason string // what the loader would report
+}
+
+// Optional is one library a program may dlopen().
+type Optional struct {
+	Object   string   // real path of the object that would dlopen it
+	Feature  string   // feature name from .note.dlopen, or "nss-SERVICE", "libgcc_s"
+	Priority string   // PriorityRequired, PriorityRecommended, PrioritySuggested
+	Sonames  []string // alternatives, in order of preference
+	Path     string   // real path of the first one found, "" when none was
+}
+
+// Closure resolves everything the given files need, each as its own
+// process: ELF programs and libraries with their interpreters and
+// libraries, scripts with their interpreters. Paths are absolute as seen
+// inside the root. A path that does not exist or cannot be resolved is an
+// error; what the files need but the root lacks is reported in Missing.
+func (r *Resolver) Closure(paths ...string) (*Result, error) {
+	c := newClosure(r)
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("%s: not an absolute path inside the root", p)
+		}
+		if _, err := c.program(p, 0); err != nil {
+			return nil, err
+		}
+	}
+	return c.result(), nil
+}
+
+func newClosure(r *Resolver) *closure {
+	return &closure{
+		r:        r,
+		v:        newView(r.root),
+		configs:  map[abi]*abiConfig{},
+		heads:    map[string]headResult{},
+		objects:  map[string]objResult{},
+		done:     map[string]bool{},
+		files:    map[string]File{},
+		missing:  map[[2]string]Missing{},
+		optional: map[string]Optional{},
+		needs:    map[string]map[string]bool{},
+	}
+}
+
+func (c *closure) result() *Result {
+	res := &Result{Needs: make(map[string][]string, len(c.needs))}
+	for _, f := range c.files {
+		res.Files = append(res.Files, f)
+	}
+	sort.Slice(res.Files, func(i, j int) bool { return res.Files[i].Path < res.Files[j].Path })
+	for _, m := range c.missing {
+		res.Missing = append(res.Missing, m)
+	}
+	sort.Slice(res.Missing, func(i, j int) bool {
+		a, b := res.Missing[i], res.Missing[j]
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		return a.Soname < b.Soname
+	})
+	keys := make([]string, 0, len(c.optional))
+	for k := range c.optional {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		res.Optional = append(res.Optional, c.optional[k])
+	}
+	for obj, set := range c.needs {
+		list := make([]string, 0, len(set))
+		for n := range set {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		res.Needs[obj] = list
+	}
+	return res
+}

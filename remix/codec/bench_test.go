@@ -1,0 +1,84 @@
+package codec
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"testing"
+)
+
+// The benchmarks work on 32 MiB of initrd-like data (see initrdLike):
+//
+//	go test -run '^$' -bench . -benchtime 3x ./remix/codec/
+const benchSize = 32 << 20
+
+func BenchmarkEncode(b *testing.B) {
+	data := initrdLike(benchSize, 30)
+	for _, c := range Writable() {
+		for _, level := range []int{0, 9} {
+			if level != 0 && (c == None || c == XZ) {
+				continue
+			}
+			name := string(c)
+			if level != 0 {
+				name += "-9"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				var size int
+				for i := 0; i < b.N; i++ {
+					var buf bytes.Buffer
+					buf.Grow(len(data))
+					w, err := NewWriter(c, &buf, WriterOptions{Level: level})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := w.Write(data); err != nil {
+						b.Fatal(err)
+					}
+					if err := w.Close(); err != nil {
+						b.Fatal(err)
+					}
+					size = buf.Len()
+				}
+				b.ReportMetric(float64(len(data))/float64(size), "ratio")
+			})
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	data := initrdLike(benchSize, 30)
+	streams := []struct {
+		c      Codec
+		stream func(b *testing.B) []byte
+	}{
+		{Gzip, nil}, {Zstd, nil}, {XZ, nil}, {LZ4, nil},
+		{Bzip2, func(b *testing.B) []byte { return cli(b, data, "bzip2", "-c", "-9") }},
+		{LZMA, func(b *testing.B) []byte { return cli(b, data, "lzma", "-c", "-6") }},
+		{LZO, func(b *testing.B) []byte { return cli(b, data, "lzop", "-c", "-9") }},
+	}
+	for _, s := range streams {
+		b.Run(string(s.c), func(b *testing.B) {
+			var stream []byte
+			if s.stream == nil {
+				stream = encode(b, s.c, data, WriterOptions{}, len(data))
+			} else {
+				stream = s.stream(b)
+			}
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r, err := NewReader(s.c, bufio.NewReaderSize(bytes.NewReader(stream), 256<<10))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, r)
+				r.Close()
+				if err != nil || n != int64(len(data)) {
+					b.Fatalf("%d bytes, %v", n, err)
+				}
+			}
+		})
+	}
+}

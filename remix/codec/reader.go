@@ -1,0 +1,408 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// Source is what the segment scanner hands a decoder: the image, buffered.
+// Peek lets a decoder look at bytes without consuming them, which the
+// legacy lz4 format needs because it has no end marker: its stream ends
+// before a zero word that belongs to the padding after it. *bufio.Reader
+// satisfies Source; decoders peek at most 4 bytes.
+type Source interface {
+	io.Reader
+	io.ByteReader
+	Peek(n int) ([]byte, error)
+}
+
+// Memory bounds for hostile input. Real initrds stay far below them: the
+// kernel itself allocates the zstd window and the dictionaries, and the
+// writers here use 8 MiB and 1 MiB.
+const (
+	// MaxZstdWindow bounds the window of zstd frames NewReader accepts.
+	MaxZstdWindow = 128 << 20
+	// MaxDictSize bounds the dictionary of xz and lzma streams NewReader
+	// accepts; `xz -9` and `lzma -9` use 64 MiB.
+	MaxDictSize = 128 << 20
+)
+
+// limits carries the memory bounds, so tests and fuzzers can lower them
+// without any package-level state.
+type limits struct {
+	window int64 // zstd window
+	dict   int64 // xz (LZMA2) and lzma dictionary
+}
+
+func defaultLimits() limits { return limits{window: MaxZstdWindow, dict: MaxDictSize} }
+
+// NewReader decodes exactly one compressed stream that starts at the
+// current position of src:
+//
+//   - gzip: one member, including its 8-byte trailer (the kernel decodes
+//     one member per call; a following member is the next segment). The
+//     header is read as the kernel's gunzip reads it; members with FEXTRA,
+//     FCOMMENT or FHCRC fields are refused, since it skips only a file
+//     name. The trailer's CRC32 and size are checked (the kernel does not).
+//   - zstd: one frame, delimited by walking its block headers. Windows up
+//     to MaxZstdWindow are accepted.
+//   - xz: one stream from its header to its footer. Stream padding (zero
+//     bytes after the footer) is not part of it: the kernel's unxz stops at
+//     the footer too and init/initramfs.c skips zeros between segments.
+//     Only the LZMA2 filter is supported (the kernel also has BCJ filters,
+//     which no initrd generator uses). The check may be None, CRC32,
+//     CRC64 or SHA-256 (the kernel: None or CRC32 only).
+//   - bzip2: one stream, up to and including the stream CRC (rounded up to
+//     a byte), as the kernel's bunzip2; a concatenated stream is the next
+//     segment.
+//   - lzma: one .lzma stream (13-byte header, then the range-coded data up
+//     to the end marker or the size in the header).
+//   - lz4: one legacy stream as the kernel's unlz4 reads it: the magic, then
+//     chunks, where a repeated magic continues the stream; it ends at the
+//     end of input, before a zero 32-bit word (the zero padding after it is
+//     not consumed), or before a tail of fewer than 4 bytes.
+//   - lzo: one lzop file (header, blocks, zero end marker) with the header
+//     layout the kernel's unlzo accepts.
+//   - none: everything up to the end of src.
+//
+// When the returned reader has returned io.EOF, src is positioned at the
+// first byte after the stream. Decoding errors are *StreamError values
+// that wrap the cause (io.ErrUnexpectedEOF for truncation, ErrUnsupported
+// for unsupported features). Memory stays bounded whatever the input.
+// Close releases the decoder; it does not close or drain src.
+func NewReader(c Codec, src Source) (io.ReadCloser, error) {
+	return newReader(c, src, defaultLimits())
+}
+
+func newReader(c Codec, src Source, lim limits) (io.ReadCloser, error) {
+	if c == None {
+		return io.NopCloser(src), nil
+	}
+	s := &stream{codec: c, cur: &cursor{src: src}}
+	var err error
+	switch c {
+	case Gzip:
+		err = s.openGzip()
+	case Zstd:
+		err = s.openZstd(lim)
+	case XZ:
+		err = s.openXZ(lim)
+	case LZ4:
+		s.dec, err = newLZ4Reader(s.cur)
+	case Bzip2:
+		err = s.openBzip2()
+	case LZMA:
+		err = s.openLZMA(lim)
+	case LZO:
+		s.dec, err = newLZOReader(s.cur)
+	default:
+		return nil, fmt.Errorf("unknown codec %q", c)
+	}
+	if err != nil {
+		s.Close()
+		return nil, s.fail(err)
+	}
+	return s, nil
+}
+
+// stream is the reader NewReader returns: it adds the stream offset to
+// errors and checks, for delimited formats, that the decoder consumed the
+// whole stream.
+type stream struct {
+	codec   Codec
+	cur     *cursor
+	fr      *framer   // set when a walker delimits the stream
+	dec     io.Reader // the decoder proper
+	release func()
+	err     error // sticky
+	eof     bool
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.eof {
+		return 0, io.EOF
+	}
+	n, err := s.dec.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF && s.fr != nil && !s.fr.finished():
+		// The decoder saw its end before the walker saw the stream's:
+		// they disagree about a corrupt stream.
+		err = s.fail(errors.New("decoder reached the end before the end of the stream's structure"))
+	case err == io.EOF:
+		s.eof = true
+	default:
+		err = s.fail(err)
+	}
+	return n, err
+}
+
+// fail records err as a StreamError. A walker's structural error is the
+// root cause of whatever the decoder made of the bytes it stopped at.
+func (s *stream) fail(err error) error {
+	if s.fr != nil && s.fr.err != nil {
+		err = s.fr.err
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if se := (*StreamError)(nil); errors.As(err, &se) {
+		s.err = err
+	} else {
+		s.err = &StreamError{Codec: s.codec, Offset: s.cur.n, Err: err}
+	}
+	return s.err
+}
+
+func (s *stream) Close() error {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	return nil
+}
+
+// gzipReader reads one gzip member with the header rules of the kernel's
+// gunzip (lib/decompress_inflate.c): ID1 ID2 = 1f 8b, CM = 8, a file name
+// skipped if FNAME is set, other header bytes ignored (reserved flag bits
+// included, which klauspost's and the standard gzip readers treat
+// differently). FEXTRA, FCOMMENT and FHCRC are refused: the kernel does not
+// skip them and would inflate their bytes. After the deflate data, the
+// 8-byte trailer is read and checked (the kernel skips it; a mismatch
+// means corrupt data).
+type gzipReader struct {
+	cur  *cursor
+	fl   io.ReadCloser
+	crc  hash.Hash32
+	size uint32
+	eof  bool
+}
+
+func (s *stream) openGzip() error {
+	var h [10]byte
+	if err := s.cur.readFull(h[:]); err != nil {
+		return fmt.Errorf("gzip header: %w", err)
+	}
+	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
+		return fmt.Errorf("gzip header % x: not a deflate member (the kernel wants 1f 8b 08)", h[:3])
+	}
+	// Flags: FHCRC 0x02, FEXTRA 0x04, FNAME 0x08, FCOMMENT 0x10.
+	if h[3]&0x16 != 0 {
+		return fmt.Errorf("gzip header flags %#02x ask for FEXTRA, FCOMMENT or FHCRC fields, which the kernel cannot skip", h[3])
+	}
+	if h[3]&0x08 != 0 {
+		for {
+			b, err := s.cur.ReadByte()
+			if err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("gzip file name: %w", err)
+			}
+			if b == 0 {
+				break
+			}
+		}
+	}
+	// The cursor is an io.ByteReader, so inflate reads it directly, a
+	// byte at a time as it needs bits, and stops at the end of the last
+	// block: the trailer is next.
+	s.dec = &gzipReader{cur: s.cur, fl: flate.NewReader(s.cur), crc: crc32.NewIEEE()}
+	return nil
+}
+
+func (g *gzipReader) Read(p []byte) (int, error) {
+	if g.eof {
+		return 0, io.EOF
+	}
+	n, err := g.fl.Read(p)
+	g.crc.Write(p[:n])
+	g.size += uint32(n)
+	if err != io.EOF {
+		return n, err
+	}
+	var t [8]byte
+	if err := g.cur.readFull(t[:]); err != nil {
+		return n, fmt.Errorf("gzip trailer: %w", err)
+	}
+	if binary.LittleEndian.Uint32(t[:]) != g.crc.Sum32() || binary.LittleEndian.Uint32(t[4:]) != g.size {
+		return n, errors.New("gzip trailer: CRC32 or size mismatch (corrupt data)")
+	}
+	g.eof = true
+	return n, io.EOF
+}
+
+func (s *stream) openLZMA(lim limits) error {
+	// DictCap is a limit (since ulikunitz/xz 0.5.14), checked against the
+	// header before the dictionary is allocated. The decoder reads the
+	// cursor as an io.ByteReader and normalises its range coder after each
+	// bit, so it consumes exactly the encoder's output, end marker and
+	// final flush bytes included.
+	r, err := lzma.ReaderConfig{DictCap: int(lim.dict)}.NewReader(s.cur)
+	if err != nil {
+		return err
+	}
+	s.dec = r
+	return nil
+}
+
+// cursor counts the bytes of the stream consumed from the source.
+type cursor struct {
+	src Source
+	n   int64
+}
+
+func (c *cursor) Read(p []byte) (int, error) {
+	n, err := c.src.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *cursor) ReadByte() (byte, error) {
+	b, err := c.src.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+// Peek returns up to n bytes without consuming them.
+func (c *cursor) Peek(n int) ([]byte, error) { return c.src.Peek(n) }
+
+// readFull fills p, reporting a short read as io.ErrUnexpectedEOF.
+func (c *cursor) readFull(p []byte) error {
+	if _, err := io.ReadFull(c, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// A walker reads the structure of one stream (headers, block sizes) so
+// that the decoder is handed exactly the stream's bytes: decoders that
+// read ahead, or that look for a concatenated stream, then stop at the
+// stream's end instead of in the next segment.
+type walker interface {
+	// step reads the next structural element through f.take and returns
+	// how many bytes of opaque payload follow it before step must be
+	// called again. It returns io.EOF once the stream is complete.
+	step(f *framer) (payload int64, err error)
+}
+
+// framer hands a decoder the bytes of one stream, as its walker finds them.
+type framer struct {
+	cur    *cursor
+	w      walker
+	buf    []byte // structure bytes read by step, not yet handed out
+	off    int
+	remain int64 // payload bytes still to pass through
+	done   bool  // the walker reached the end of the stream
+	err    error // the walker's error
+}
+
+func newFramer(cur *cursor, w walker) *framer { return &framer{cur: cur, w: w} }
+
+func (f *framer) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if f.off < len(f.buf) {
+			n := copy(p, f.buf[f.off:])
+			f.off += n
+			return n, nil
+		}
+		if f.remain > 0 {
+			if int64(len(p)) > f.remain {
+				p = p[:f.remain]
+			}
+			n, err := f.cur.Read(p)
+			f.remain -= int64(n)
+			if n > 0 {
+				return n, nil
+			}
+			if err == nil {
+				continue
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			f.err = err
+			return 0, err
+		}
+		if f.err != nil {
+			return 0, f.err
+		}
+		if f.done {
+			return 0, io.EOF
+		}
+		f.buf, f.off = f.buf[:0], 0
+		n, err := f.w.step(f)
+		switch {
+		case err == io.EOF:
+			f.done = true
+		case err != nil:
+			// Withhold what step read: a header it refused (say, one
+			// naming a huge dictionary) must not reach the decoder.
+			f.err, f.buf = err, f.buf[:0]
+		case n < 0:
+			f.err = errors.New("negative payload size")
+		default:
+			f.remain = n
+		}
+	}
+}
+
+func (f *framer) ReadByte() (byte, error) {
+	if f.off < len(f.buf) {
+		b := f.buf[f.off]
+		f.off++
+		return b, nil
+	}
+	var b [1]byte
+	if _, err := f.Read(b[:]); err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
+
+// finished reports whether every byte of the stream was handed out.
+func (f *framer) finished() bool {
+	return f.done && f.err == nil && f.off == len(f.buf) && f.remain == 0
+}
+
+// take reads n structure bytes, queues them for the decoder and returns
+// them (valid until the next take).
+func (f *framer) take(n int) ([]byte, error) {
+	start := len(f.buf)
+	f.buf = append(f.buf, make([]byte, n)...)
+	if err := f.cur.readFull(f.buf[start:]); err != nil {
+		f.buf = f.buf[:start]
+		return nil, err
+	}
+	return f.buf[start:], nil
+}
+
+func (f *framer) takeByte() (byte, error) {
+	b, err := f.cur.ReadByte()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	f.buf = append(f.buf, b)
+	return b, nil
+}

@@ -1,0 +1,275 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// xzWalker delimits one xz stream (the .xz file format, version 1.0.4):
+// stream header, blocks, index, stream footer. ulikunitz/xz cannot be
+// given the source directly: in single-stream mode it reads one byte past
+// the footer and fails unless that is the end of input. Walking the
+// structure also lets this package refuse, before the decoder allocates
+// anything, filters it cannot decode and dictionaries above the bound.
+type xzWalker struct {
+	maxDict    int64
+	state      int
+	checkSize  int
+	blockStart int64 // stream offset of the current block or index
+	records    uint64
+}
+
+const (
+	xzHeader = iota
+	xzBlockOrIndex
+	xzChunk
+	xzBlockEnd
+	xzIndexRecords
+	xzIndexEnd
+	xzEnd
+)
+
+// xzCheckSizes maps the check type to its size; ulikunitz/xz reads None,
+// CRC32, CRC64 and SHA-256 (the kernel: None and CRC32 only).
+func xzCheckSize(id byte) (int, bool) {
+	switch id {
+	case 0x00:
+		return 0, true
+	case 0x01:
+		return 4, true
+	case 0x04:
+		return 8, true
+	case 0x0a:
+		return 32, true
+	}
+	return 0, false
+}
+
+func (x *xzWalker) step(f *framer) (int64, error) {
+	switch x.state {
+	case xzHeader:
+		h, err := f.take(12)
+		if err != nil {
+			return 0, fmt.Errorf("stream header: %w", err)
+		}
+		if string(h[:6]) != "\xfd7zXZ\x00" {
+			return 0, errors.New("not an xz stream (bad magic)")
+		}
+		if crc32.ChecksumIEEE(h[6:8]) != binary.LittleEndian.Uint32(h[8:]) {
+			return 0, errors.New("stream header CRC32 mismatch")
+		}
+		size, ok := xzCheckSize(h[7])
+		if h[6] != 0 || h[7]&0xf0 != 0 || !ok {
+			return 0, fmt.Errorf("stream flags % x: %w", h[6:8], ErrUnsupported)
+		}
+		x.checkSize = size
+		x.state = xzBlockOrIndex
+		return 0, nil
+	case xzBlockOrIndex:
+		x.blockStart = f.cur.n
+		b, err := f.takeByte()
+		if err != nil {
+			return 0, fmt.Errorf("block header: %w", err)
+		}
+		if b == 0 { // the index indicator
+			n, err := x.varint(f)
+			if err != nil {
+				return 0, fmt.Errorf("index: %w", err)
+			}
+			if n > 1<<40 {
+				return 0, fmt.Errorf("index claims %d blocks", n)
+			}
+			x.records = 2 * n // two sizes per record
+			x.state = xzIndexRecords
+			return 0, nil
+		}
+		rest, err := f.take(int(b)*4 + 3)
+		if err != nil {
+			return 0, fmt.Errorf("block header: %w", err)
+		}
+		h := make([]byte, 0, len(rest)+1)
+		h = append(append(h, b), rest...)
+		compressed, err := x.checkBlockHeader(h)
+		if err != nil {
+			return 0, fmt.Errorf("block header: %w", err)
+		}
+		if compressed >= 0 {
+			// The header says where the block's data ends.
+			x.state = xzBlockEnd
+			return compressed, nil
+		}
+		x.state = xzChunk
+		return 0, nil
+	case xzChunk:
+		// LZMA2 chunks carry their sizes: walk them up to the end marker.
+		ctl, err := f.takeByte()
+		if err != nil {
+			return 0, fmt.Errorf("LZMA2 chunk: %w", err)
+		}
+		switch {
+		case ctl == 0x00:
+			x.state = xzBlockEnd
+			return 0, nil
+		case ctl == 0x01 || ctl == 0x02: // uncompressed chunk
+			s, err := f.take(2)
+			if err != nil {
+				return 0, fmt.Errorf("LZMA2 chunk: %w", err)
+			}
+			return int64(binary.BigEndian.Uint16(s)) + 1, nil
+		case ctl >= 0x80: // LZMA chunk; with new properties from 0xc0
+			n := 4
+			if ctl >= 0xc0 {
+				n = 5
+			}
+			s, err := f.take(n)
+			if err != nil {
+				return 0, fmt.Errorf("LZMA2 chunk: %w", err)
+			}
+			return int64(binary.BigEndian.Uint16(s[2:4])) + 1, nil
+		}
+		return 0, fmt.Errorf("invalid LZMA2 control byte %#02x", ctl)
+	case xzBlockEnd:
+		// Block padding to a multiple of four, then the check.
+		pad := int((4 - (f.cur.n-x.blockStart)%4) % 4)
+		if _, err := f.take(pad + x.checkSize); err != nil {
+			return 0, fmt.Errorf("block check: %w", err)
+		}
+		x.state = xzBlockOrIndex
+		return 0, nil
+	case xzIndexRecords:
+		// A bounded number of sizes per step, so a long index is not
+		// buffered whole.
+		for i := 0; i < 1024 && x.records > 0; i++ {
+			if _, err := x.varint(f); err != nil {
+				return 0, fmt.Errorf("index: %w", err)
+			}
+			x.records--
+		}
+		if x.records == 0 {
+			x.state = xzIndexEnd
+		}
+		return 0, nil
+	case xzIndexEnd:
+		// Index padding, index CRC32, stream footer.
+		pad := int((4 - (f.cur.n-x.blockStart)%4) % 4)
+		b, err := f.take(pad + 4 + 12)
+		if err != nil {
+			return 0, fmt.Errorf("index end or stream footer: %w", err)
+		}
+		if string(b[len(b)-2:]) != "YZ" {
+			return 0, errors.New("bad stream footer magic")
+		}
+		x.state = xzEnd
+		return 0, io.EOF
+	}
+	return 0, io.EOF
+}
+
+// varint reads one xz multibyte integer (at most 9 bytes).
+func (x *xzWalker) varint(f *framer) (uint64, error) {
+	var v uint64
+	for i := 0; i < 9; i++ {
+		b, err := f.takeByte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
+			if b == 0 && i > 0 {
+				return 0, errors.New("non-minimal integer encoding")
+			}
+			return v, nil
+		}
+	}
+	return 0, errors.New("integer longer than 9 bytes")
+}
+
+// checkBlockHeader validates a block header and returns the compressed
+// size it declares, or -1. Only a lone LZMA2 filter is accepted, with a
+// dictionary within the bound: ulikunitz/xz decodes nothing else, and it
+// allocates whatever dictionary the filter names.
+func (x *xzWalker) checkBlockHeader(h []byte) (int64, error) {
+	n := len(h)
+	if crc32.ChecksumIEEE(h[:n-4]) != binary.LittleEndian.Uint32(h[n-4:]) {
+		return -1, errors.New("CRC32 mismatch")
+	}
+	flags := h[1]
+	if flags&0x3c != 0 {
+		return -1, errors.New("reserved flags set")
+	}
+	p := 2
+	field := func() (uint64, error) {
+		if p >= n-4 {
+			return 0, errors.New("header too short")
+		}
+		v, k := binary.Uvarint(h[p : n-4])
+		if k <= 0 || k > 9 {
+			return 0, errors.New("bad integer")
+		}
+		p += k
+		return v, nil
+	}
+	compressed := int64(-1)
+	if flags&0x40 != 0 {
+		v, err := field()
+		if err != nil {
+			return -1, err
+		}
+		if v == 0 || v > 1<<62 {
+			return -1, fmt.Errorf("bad compressed size %d", v)
+		}
+		compressed = int64(v)
+	}
+	if flags&0x80 != 0 {
+		if _, err := field(); err != nil {
+			return -1, err
+		}
+	}
+	if flags&3 != 0 {
+		return -1, fmt.Errorf("filter chain of %d filters (BCJ or delta before LZMA2): %w", flags&3+1, ErrUnsupported)
+	}
+	id, err := field()
+	if err != nil {
+		return -1, err
+	}
+	size, err := field()
+	if err != nil {
+		return -1, err
+	}
+	if id != 0x21 {
+		return -1, fmt.Errorf("filter %#x instead of LZMA2: %w", id, ErrUnsupported)
+	}
+	if size != 1 || p >= n-4 {
+		return -1, errors.New("bad LZMA2 properties")
+	}
+	bits := h[p]
+	if bits > 40 {
+		return -1, errors.New("bad LZMA2 dictionary size")
+	}
+	dict := uint64(2|bits&1) << (bits/2 + 11)
+	if bits == 40 {
+		dict = 1<<32 - 1
+	}
+	if dict > uint64(x.maxDict) {
+		return -1, fmt.Errorf("LZMA2 dictionary of %d bytes exceeds the %d-byte bound", dict, x.maxDict)
+	}
+	return compressed, nil
+}
+
+func (s *stream) openXZ(lim limits) error {
+	s.fr = newFramer(s.cur, &xzWalker{maxDict: lim.dict})
+	// For LZMA2, DictCap is a floor (the filter's size wins), so ask for
+	// the minimum; checkBlockHeader bounds what the filter may ask for.
+	r, err := xz.ReaderConfig{SingleStream: true, DictCap: lzma.MinDictCap}.NewReader(s.fr)
+	if err != nil {
+		return err
+	}
+	s.dec = r
+	return nil
+}
