@@ -114,7 +114,8 @@ func listNames(t *testing.T, tool, image string) []string {
 		cmd = exec.Command("lsinitramfs", image)
 	case "lsinitrd":
 		// lsinitrd prints cpio -tv lines; the name is the ninth field.
-		cmd = exec.Command("sh", "-c", `lsinitrd "$1" | awk '/^[-dlcbps][-rwxsStT]{9} /{print $9}'`, "sh", image)
+		// (Debian's awk is mawk, without interval expressions: grep -E.)
+		cmd = exec.Command("sh", "-c", `lsinitrd "$1" | grep -E '^[-dlcbps][-rwxsStT]{9} ' | awk '{print $9}'`, "sh", image)
 	case "cpio":
 		cmd = exec.Command("sh", "-c", `cpio -it --quiet < "$1" 2>/dev/null || true`, "sh", image)
 	}
@@ -140,6 +141,9 @@ func listNames(t *testing.T, tool, image string) []string {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(names) == 0 {
+		t.Fatalf("%s listed nothing for %s: the comparison would prove nothing", tool, image)
+	}
 	return names
 }
 
