@@ -158,6 +158,8 @@ func TestLabRepackRoundTrip(t *testing.T) {
 	out := t.TempDir()
 	for i, im := range l.images {
 		t.Run(im.Name, func(t *testing.T) {
+			// xz encoding is single-threaded and slow: use both cores.
+			t.Parallel()
 			orig, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
 			if err != nil {
 				t.Fatal(err)
