@@ -1,63 +1,152 @@
 #!/usr/bin/env bash
-# Boots a kernel and initrd in QEMU (TCG: KVM is not available here) with the
-# serial console captured to a log, and stops as soon as the outcome is known.
+# boot.sh: boots a kernel and an initrd in QEMU (TCG, no KVM needed) with the
+# serial console in a log file, and reports whether an expected line appeared.
 #
 #   boot.sh --kernel K --initrd I [--append "ARGS"] [--disk FILE]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
 #           [--memory MiB]
 #
-# Disks are attached as virtio with snapshot=on: the files are never written.
-# Prints one line "boot: ok|fail|timeout|exited after N s (log: FILE)" and
-# exits 0 (expected output seen), 1 (a fail pattern seen), 2 (timeout),
-# 3 (qemu exited without the expected output), 64 (usage).
-set -uo pipefail
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
-kernel= initrd= append= expect= timeout=120 log= memory=1024
-disks=() fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed" "invalid magic at start of compressed")
+# The kernel command line is always "console=ttyS0 panic=-1" plus --append.
+# Disks are attached as virtio-blk with snapshot=on: the files are never
+# modified. The log is polled; the run stops as soon as --expect (an extended
+# regex, grep -E) matches (ok), a --fail regex matches (fail; the defaults
+# "Kernel panic", "junk in compressed archive", "Initramfs unpacking failed"
+# always apply), QEMU exits (exited) or --timeout (default 120 s) passes
+# (timeout). QEMU is always killed. Prints one line on stdout
+#   boot: ok|fail|timeout|exited after N s (log: FILE)
+# and exits 0 ok, 1 fail, 2 timeout, 3 QEMU exited without the expected
+# line, 64 usage. Without --expect a run ends by fail, exit or timeout only.
+# Without --log the log goes to a new file under ${TMPDIR:-/tmp}. QEMU's own
+# messages are appended to the log after the run.
+# Environment: BOOT_QEMU (qemu-system-x86_64), BOOT_MACHINE (pc),
+# BOOT_CPU (max), BOOT_SMP (1).
+set -euo pipefail
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+}
+die_usage() { echo "boot.sh: $*" >&2; exit 64; }
+
+kernel= initrd= append= expect= log= timeout=120 memory=1024
+disks=()
+fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed")
 while (($#)); do
   case $1 in
-    --kernel) kernel=$2; shift 2 ;;
-    --initrd) initrd=$2; shift 2 ;;
-    --append) append=$2; shift 2 ;;
-    --disk) disks+=("$2"); shift 2 ;;
-    --expect) expect=$2; shift 2 ;;
-    --fail) fails+=("$2"); shift 2 ;;
-    --timeout) timeout=$2; shift 2 ;;
-    --log) log=$2; shift 2 ;;
-    --memory) memory=$2; shift 2 ;;
     -h|--help) usage ;;
-    *) echo "boot.sh: unknown argument $1" >&2; usage ;;
+    --kernel|--initrd|--append|--disk|--expect|--fail|--timeout|--log|--memory)
+      (($# >= 2)) || die_usage "$1 needs a value"
+      case $1 in
+        --kernel) kernel=$2 ;;
+        --initrd) initrd=$2 ;;
+        --append) append=$2 ;;
+        --disk) disks+=("$2") ;;
+        --expect) expect=$2 ;;
+        --fail) fails+=("$2") ;;
+        --timeout) timeout=$2 ;;
+        --log) log=$2 ;;
+        --memory) memory=$2 ;;
+      esac
+      shift 2 ;;
+    --kernel=*|--initrd=*|--append=*|--disk=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
+      set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
 done
-[[ -n $kernel && -n $initrd && -r $kernel && -r $initrd ]] || { echo "boot.sh: --kernel and --initrd must name readable files" >&2; exit 64; }
-[[ -n $log ]] || log=$(mktemp /tmp/boot-XXXXXX.log)
+[[ -n $kernel ]] || die_usage "--kernel is required"
+[[ -n $initrd ]] || die_usage "--initrd is required"
+[[ -f $kernel && -r $kernel ]] || die_usage "kernel not readable: $kernel"
+[[ -f $initrd && -r $initrd ]] || die_usage "initrd not readable: $initrd"
+for d in "${disks[@]}"; do [[ -f $d && -r $d ]] || die_usage "disk not readable: $d"; done
+[[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die_usage "--timeout must be a positive integer (seconds)"
+[[ $memory =~ ^[0-9]+$ ]] && ((memory >= 64)) || die_usage "--memory must be an integer >= 64 (MiB)"
+qemu=${BOOT_QEMU:-qemu-system-x86_64}
+command -v "$qemu" >/dev/null || die_usage "$qemu not found (apt-get install qemu-system-x86)"
+# A broken regex is a usage error, not a pattern that silently never matches.
+for re in "$expect" "${fails[@]}"; do
+  [[ -n $re ]] || continue
+  rc=0
+  grep -Eq -- "$re" </dev/null 2>/dev/null || rc=$?
+  ((rc <= 1)) || die_usage "bad regex: $re"
+done
+
+if [[ -z $log ]]; then
+  log=$(mktemp "${TMPDIR:-/tmp}/boot-XXXXXX.log")
+else
+  mkdir -p "$(dirname "$log")"
+fi
 : >"$log"
+qlog=$(mktemp "${TMPDIR:-/tmp}/boot-qemu-XXXXXX.txt")
 
-args=(-accel tcg -machine q35 -cpu max -smp 1 -m "$memory" -nographic -no-reboot -nodefaults
-      -serial "file:$log" -kernel "$kernel" -initrd "$initrd"
-      -append "console=ttyS0 panic=-1 $append")
-for d in "${disks[@]}"; do args+=(-drive "file=$d,format=raw,if=virtio,snapshot=on"); done
+# pc (i440fx) with one vCPU of the "max" model is the quickest combination
+# for Debian's 6.1 kernels under TCG here; no NIC, no default devices.
+args=(-accel tcg -machine "${BOOT_MACHINE:-pc}" -cpu "${BOOT_CPU:-max}" -smp "${BOOT_SMP:-1}"
+      -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log"
+      -nic none -kernel "$kernel" -initrd "$initrd"
+      -append "console=ttyS0 panic=-1${append:+ $append}")
+for d in "${disks[@]}"; do
+  # QEMU option values escape a comma by doubling it.
+  args+=(-drive "file=${d//,/,,},if=virtio,format=raw,snapshot=on")
+done
 
-qemu-system-x86_64 "${args[@]}" </dev/null >"$log.qemu" 2>&1 &
-qpid=$!
-trap 'kill -9 $qpid 2>/dev/null; wait $qpid 2>/dev/null' EXIT
+# QEMU runs in its own process group (setsid) under timeout(1): the group is
+# killed when the run ends, and should this script itself be killed, timeout
+# still ends QEMU shortly after the deadline.
+qpid=
+stop_qemu() {
+  [[ -n $qpid ]] || return 0
+  if kill -0 -- "-$qpid" 2>/dev/null; then
+    kill -TERM -- "-$qpid" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      kill -0 -- "-$qpid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$qpid" 2>/dev/null || true
+  fi
+  wait "$qpid" 2>/dev/null || true
+  qpid=
+}
+finish() {
+  stop_qemu
+  if [[ -s $qlog ]]; then
+    { echo; echo "--- boot.sh: qemu output ---"; cat "$qlog"; } >>"$log"
+  fi
+  rm -f "$qlog"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+matches() { grep -aEq -- "$1" "$log"; }
+failed() {
+  local re
+  for re in "${fails[@]}"; do
+    [[ -n $re ]] && matches "$re" && return 0
+  done
+  return 1
+}
 
 start=$SECONDS
-result=timeout code=2
+setsid timeout -k 5 $((timeout + 30)) "$qemu" "${args[@]}" </dev/null >"$qlog" 2>&1 &
+qpid=$!
+
+result=timeout
 while :; do
-  if [[ -n $expect ]] && grep -aEq -- "$expect" "$log"; then result=ok code=0; break; fi
-  for f in "${fails[@]}"; do
-    if grep -aEq -- "$f" "$log"; then result=fail code=1; echo "boot: fail pattern: $f" >&2; break 2; fi
-  done
-  if ! kill -0 $qpid 2>/dev/null; then
-    wait $qpid 2>/dev/null
-    if [[ -n $expect ]] && grep -aEq -- "$expect" "$log"; then result=ok code=0
-    elif [[ -z $expect ]]; then result=ok code=0
-    else result=exited code=3; fi
-    break
-  fi
-  if ((SECONDS - start >= timeout)); then break; fi
+  alive=1
+  kill -0 "$qpid" 2>/dev/null || alive=0
+  # The log is checked after noticing an exit, so the last lines count.
+  if [[ -n $expect ]] && matches "$expect"; then result=ok; break; fi
+  if failed; then result=fail; break; fi
+  if ((!alive)); then result=exited; break; fi
+  if ((SECONDS - start >= timeout)); then result=timeout; break; fi
   sleep 0.5
 done
-echo "boot: $result after $((SECONDS - start)) s (log: $log)"
-exit $code
+elapsed=$((SECONDS - start))
+stop_qemu
+echo "boot: $result after $elapsed s (log: $log)"
+case $result in
+  ok) exit 0 ;;
+  fail) exit 1 ;;
+  timeout) exit 2 ;;
+  *) exit 3 ;;
+esac
