@@ -332,3 +332,43 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyCatchesCorruptedOutput damages a written image in ways an
+// encoder or file-system bug could, and expects Verify to name the entry.
+func TestVerifyCatchesCorruptedOutput(t *testing.T) {
+	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: codec.None})
+	good, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Index(good, []byte("ELF sh ELF sh"))
+	mode := bytes.Index(good[res.NewSegmentOffset:], []byte("000041ED")) // a directory's mode field
+	if body < 0 || mode < 0 {
+		t.Fatal("test image lacks the expected bytes")
+	}
+	mode += int(res.NewSegmentOffset)
+	for _, tc := range []struct {
+		name    string
+		damage  func([]byte) []byte
+		wantErr string
+	}{
+		{"flipped body byte", func(b []byte) []byte { b[body+3] ^= 0x20; return b }, `"usr/bin/sh": content differs`},
+		{"changed mode", func(b []byte) []byte { copy(b[mode:], "000041FF"); return b }, "reads back as"},
+		{"swapped body bytes", func(b []byte) []byte { b[body], b[body+1] = b[body+1], b[body]; return b }, "content differs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "bad.img")
+			if err := os.WriteFile(p, tc.damage(bytes.Clone(good)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := res.Verify(context.Background(), p)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Verify = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if err := res.Verify(context.Background(), out); err != nil {
+		t.Fatalf("the undamaged output must verify: %v", err)
+	}
+}
