@@ -372,3 +372,34 @@ func TestVerifyCatchesCorruptedOutput(t *testing.T) {
 		t.Fatalf("the undamaged output must verify: %v", err)
 	}
 }
+
+// TestKeepContentSkipsBodies: bodies the filter rejects are not kept, an
+// append of edits still works, and a rewrite that needs them says why.
+func TestKeepContentSkipsBodies(t *testing.T) {
+	p := writeFile(t, distroImage(t, codec.Gzip))
+	img, err := Open(context.Background(), p, OpenOptions{KeepContent: func(name string, size int64) bool {
+		return !strings.HasPrefix(name, "usr/bin/")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if _, err := img.Tree.Get("usr/bin/sh").Inode.Content.Open(); !errors.Is(err, ErrContentNotKept) {
+		t.Fatalf("usr/bin/sh content: %v, want ErrContentNotKept", err)
+	}
+	if got := string(readHead(img.Tree.Get("etc/old").Inode.Content, 100)); got != "fresh" {
+		t.Fatalf("etc/old = %q", got)
+	}
+	if sz := img.Tree.Get("usr/bin/sh").Inode.Size(); sz != 21000 {
+		t.Fatalf("usr/bin/sh size %d, want 21000", sz)
+	}
+	img.Tree.SetGeneration(img.EditGeneration())
+	if _, err := img.Tree.Put(Entry{Name: "etc/added", Mode: fileMode, Content: BytesContent("x")}); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, img, WriteOptions{Mode: Append, Compression: codec.Zstd})
+	_, err = img.WriteTo(context.Background(), io.Discard, WriteOptions{Mode: Rewrite, Compression: codec.Zstd})
+	if !errors.Is(err, ErrContentNotKept) || !strings.Contains(err.Error(), "usr/bin/") {
+		t.Fatalf("rewrite without the bodies: %v", err)
+	}
+}
