@@ -155,10 +155,17 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer img.Close()
+	img.Tree.SetGeneration(img.EditGeneration())
+	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.input, err)
+	}
 	kvers := remix.KernelVersions(img.Tree)
 	switch {
 	case b.kver == "" && len(kvers) == 1:
 		b.kver = kvers[0]
+	case b.kver == "" && len(kvers) == 0:
+		return usagef("%s holds no kernel modules: name the kernel with --kver", b.input)
 	case b.kver == "":
 		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), strings.Join(kvers, ", "))
 	case len(kvers) > 0 && !slices.Contains(kvers, b.kver):
@@ -177,11 +184,6 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	img.Tree.SetGeneration(img.EditGeneration())
-	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
-	if err != nil {
-		return fmt.Errorf("%s: %w", b.input, err)
-	}
 	if err := overlayStep(ctx, img, b.root, b.kver); err != nil {
 		return err
 	}
