@@ -169,13 +169,14 @@ func (e *editor) put(kind Kind, why string, ent remix.Entry) error {
 		dir = "."
 	}
 	cdir, dnode, err := e.t.Resolve(dir, true)
-	if err != nil {
-		return fmt.Errorf("%s: %w", ent.Name, err)
-	}
-	if dnode == nil {
-		if cdir, err = e.t.MkdirAll(cdir, 0o755, e.mtime); err != nil {
+	if errors.Is(err, remix.ErrNotExist) || (err == nil && dnode == nil) {
+		// MkdirAll follows the links that exist (etc/udev -> ...) and
+		// creates only what is missing.
+		if cdir, err = e.t.MkdirAll(dir, 0o755, e.mtime); err != nil {
 			return fmt.Errorf("%s: %w", ent.Name, err)
 		}
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", ent.Name, err)
 	} else if dnode.Inode.Type() != newc.TypeDir {
 		return fmt.Errorf("%s: parent %s: %w", ent.Name, cdir, remix.ErrNotDir)
 	}
