@@ -150,11 +150,17 @@ func TestRescueLab(t *testing.T) {
 	passphrase := `(Please enter passphrase|Enter passphrase|Please unlock disk|Passphrase for)`
 
 	t.Run("positive-control", func(t *testing.T) {
-		// dracut without baked arguments: it assembles any md array and
-		// activates the LV named; rd.luks=0 keeps it from asking for the
-		// LUKS volume's passphrase, which would stop the boot.
+		// dracut without baked arguments: dracut 059 assembles the md
+		// array named by rd.md.uuid= and activates the LV named by
+		// rd.lvm.lv=; rd.luks=0 keeps it from asking for the LUKS
+		// volume's passphrase, which would stop the boot. The marker is
+		// printed by the /sbin/init of the ext4 on vg0/root.
 		im := l.image(t, "dracut-nosd-gzip")
-		bootTestbed(t, l, tb, im.Path, "root=/dev/mapper/vg0-root rd.lvm.lv=vg0/root rd.luks=0 ro", l.env["LAB_MARKER"], false)
+		log := bootTestbed(t, l, tb, im.Path, "root=/dev/mapper/vg0-root rd.md.uuid="+l.env["LAB_MD_UUID"]+" rd.lvm.lv=vg0/root rd.luks=0 ro",
+			l.env["LAB_MARKER"], false)
+		if !regexp.MustCompile(`md/raid1:md\d+: active with 2 out of 2 mirrors`).MatchString(log) {
+			t.Error("the marker was reached but the console shows no md RAID1 assembly")
+		}
 	})
 
 	args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
