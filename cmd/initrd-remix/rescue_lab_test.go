@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/strip"
 )
 
 // censusPayload is the --run payload of the rescue boots: it counts md
@@ -196,6 +197,47 @@ func TestRescueLab(t *testing.T) {
 			if !strings.Contains(log, "initrd-remix: running payload") {
 				t.Error("the rescue entry point did not announce the payload")
 			}
+		})
+	}
+}
+
+// TestRescueEntryPoint is issue 3 point 4 beyond the payload run: poweroff
+// works from the rescue environment, both where a shell is PID 1
+// (initramfs-tools; dracut without systemd takes the same path) and under
+// systemd, and the kernel argument skips the payload. Booted on the lab's
+// marker disk, which a rescue image must not mount either.
+func TestRescueEntryPoint(t *testing.T) {
+	l := openLab(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	work := t.TempDir()
+	off := filepath.Join(work, "poweroff.sh")
+	os.WriteFile(off, []byte("#!/bin/sh\necho PAYLOAD-POWEROFF\n. /usr/lib/initrd-remix/shrc\npoweroff\nsleep 120\n"), 0o755)
+	for _, tc := range []struct {
+		name, image, args, expect string
+	}{
+		{"poweroff/shell-pid1", "itools-zstd", "root=/dev/vda", `reboot: Power down`},
+		{"poweroff/systemd", "dracut-sd-zstd", "root=/dev/vda", `reboot: Power down`},
+		{"skip-payload", "dracut-nosd-gzip", "root=/dev/vda " + strip.SkipPayloadArg, `payload skipped \(initrd_remix\.payload=0\)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := l.image(t, tc.image)
+			out := filepath.Join(work, tc.image+".img")
+			if code, _, errs := cli(t, "build", "-q", "--force", "--input", im.Path, "--output", out, "--run", off); code != exitOK {
+				t.Fatalf("build: exit %d: %s", code, errs)
+			}
+			logf := filepath.Join(t.TempDir(), "console.log")
+			cmd := exec.Command("../../scripts/boot.sh", "--kernel", l.env["LAB_KERNEL"], "--initrd", out, "--disk", l.env["LAB_MARKER_DISK"],
+				"--append", tc.args, "--expect", tc.expect, "--fail", l.env["LAB_MARKER"], "--timeout", "300", "--log", logf)
+			res, err := cmd.CombinedOutput()
+			data, _ := os.ReadFile(logf)
+			if err != nil {
+				lines := strings.Split(string(data), "\n")
+				t.Fatalf("%v: %s\nlast console lines:\n%s", err, res, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+			if strings.HasPrefix(tc.name, "skip") && strings.Contains(string(data), "PAYLOAD-POWEROFF") {
+				t.Error("the payload ran despite " + strip.SkipPayloadArg)
+			}
+			t.Logf("%s", strings.TrimSpace(string(res)))
 		})
 	}
 }
