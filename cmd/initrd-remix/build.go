@@ -118,13 +118,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	if b.output == "" {
-		if b.kver == "" {
-			// Named after the image's kernel, found once it is open.
-			b.output = ""
-		} else {
-			b.output = defaultOutput(b.input, b.kver)
-		}
+	// Without --kver the default output is named after the image's only
+	// kernel, found once it is open.
+	if b.output == "" && b.kver != "" {
+		b.output = defaultOutput(b.input, b.kver)
 	}
 	if b.output != "" {
 		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
