@@ -82,6 +82,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	o.register(fs, "")
 	// The result is always verified before it is renamed into place.
 	fs.MarkHidden("no-verify")
+	fs.Lookup("force").Usage = "replace an existing OUTPUT that is not an initrd-remix rescue image (the input is never replaced)"
+	fs.Lookup("mode").Usage = "append (default where safe): input bytes + one segment of edits; rewrite: early archives + one new archive of the merged tree"
 	if err := parse(fs, args); err != nil {
 		return err
 	}
