@@ -149,11 +149,28 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
 	defer p.done()
-	img, err := remix.Open(ctx, b.input, remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit}, SpoolDir: spool, Progress: p.update})
+	openOpt := remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit}, SpoolDir: spool, Progress: p.update}
+	if mode != remix.Rewrite {
+		// An append writes only the edits: the bodies of kernel modules
+		// and firmware (most of an image's bytes) are never read again.
+		openOpt.KeepContent = keepForAppend
+	}
+	img, err := remix.Open(ctx, b.input, openOpt)
 	if err != nil {
 		return err
 	}
-	defer img.Close()
+	defer func() { img.Close() }()
+	var modeNote string
+	if mode == "" {
+		if mode, modeNote = chooseMode(img); mode == remix.Rewrite {
+			// Rare: read again, keeping every body for the rewrite.
+			img.Close()
+			openOpt.KeepContent = nil
+			if img, err = remix.Open(ctx, b.input, openOpt); err != nil {
+				return err
+			}
+		}
+	}
 	img.Tree.SetGeneration(img.EditGeneration())
 	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
 	if err != nil {
@@ -193,10 +210,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 		return verifyError{fmt.Errorf("the stripped tree of %s still has %d problems:\n  %s", b.input, len(f), strings.Join(lines, "\n  "))}
 	}
-	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items}
-	if mode == "" {
-		mode, rep.ModeNote = chooseMode(img)
-	}
+	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, ModeNote: modeNote}
 	if b.dryRun {
 		return printBuild(e, &o, rep, mode)
 	}
@@ -223,6 +237,23 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 func overlayStep(ctx context.Context, img *remix.Image, root, kver string) error {
 	_, _, _, _ = ctx, img, root, kver
 	return nil
+}
+
+// keepForAppend keeps every body but those of kernel modules and firmware,
+// which no profile, overlay step or check reads from the image.
+func keepForAppend(name string, size int64) bool {
+	name = remix.Canonical(name)
+	if strings.Contains(name, "lib/firmware/") {
+		return false
+	}
+	if strings.Contains(name, "lib/modules/") {
+		for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+			if strings.HasSuffix(name, ext) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // chooseMode picks append unless appending is unsafe for this input.
