@@ -71,3 +71,40 @@ for img in itools-zstd itools-gzip itools-xz itools-lz4 dracut-sd-zstd dracut-no
       "$(stat -c %s "$tmp/out.img")" "$(stat -c %s "$tmp/pipe.img")"
   fi
 done
+
+# build (issue 3): the rescue image in append mode from the initramfs-tools
+# zstd image, against decompressing that image and against regenerating an
+# initrd with the generators themselves (in the lab root, as the lab does).
+f="$lab/images/itools-zstd.img"
+if [[ -f $f ]]; then
+  # shellcheck disable=SC1091
+  . "$lab/lab.env"
+  json=$("$bin" inspect --json "$f")
+  early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
+  echo
+  echo "== build --mode append (itools-zstd)"
+  measure "build --mode append" "'$bin' build -q --force --mode append --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  measure "zstd -dc" "tail -c +$((early + 1)) '$f' | zstd -dc"
+  # The generators need /proc, /sys and /dev in the root; one run each.
+  root=$LAB_ROOT
+  mounts=()
+  for m in proc sys dev; do
+    if ! mountpoint -q "$root/$m"; then
+      case $m in
+        proc) mount -t proc proc "$root/proc" ;;
+        sys) mount -t sysfs sysfs "$root/sys" ;;
+        dev) mount --bind /dev "$root/dev" ;;
+      esac
+      mounts+=("$root/$m")
+    fi
+  done
+  trap 'for m in "${mounts[@]}"; do umount -l "$m"; done; rm -rf "$tmp" "$(dirname "$bin")"' EXIT
+  saved=$runs runs=1
+  measure "mkinitramfs -c zstd" "chroot '$root' mkinitramfs -c zstd -o /tmp/bench-itools.img '$LAB_KVER'"
+  measure "dracut --zstd" "chroot '$root' dracut --force --no-hostonly --zstd /tmp/bench-dracut.img '$LAB_KVER'"
+  runs=$saved
+  rm -f "$root/tmp/bench-itools.img" "$root/tmp/bench-dracut.img"
+  for n in "build --mode append" "zstd -dc" "mkinitramfs -c zstd" "dracut --zstd"; do row "$n"; done
+  printf 'build / zstd -dc = %s   mkinitramfs / build = %s   dracut / build = %s\n' \
+    "$(ratio "build --mode append" "zstd -dc")" "$(ratio "mkinitramfs -c zstd" "build --mode append")" "$(ratio "dracut --zstd" "build --mode append")"
+fi
