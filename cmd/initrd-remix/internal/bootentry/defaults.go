@@ -104,13 +104,17 @@ func DefaultOptions(root string) string {
 // the command line it is given, and collapses white space: the loader's own
 // (initrd=, BOOT_IMAGE=) and those that would replace the rescue image's
 // init, select another target or stop the boot half-way (a VM or rescue
-// host often runs with rdinit= or init=). The rescue image ignores root= and
-// storage arguments by design, so they may stay.
+// host often runs with rdinit= or init=), and everything after "--", which
+// the kernel hands to init as its arguments. The rescue image ignores root=
+// and storage arguments by design, so they may stay.
 func SanitizeOptions(cmdline string) string {
 	droppedOptions := []string{"initrd=", "BOOT_IMAGE=", "init=", "rdinit=", "systemd.unit=",
 		"rd.systemd.unit=", "rd.break", "rd.break=", "break", "break=", "rd.shell", "rd.shell=", "rd.emergency="}
 	var keep []string
 	for _, a := range strings.Fields(cmdline) {
+		if a == "--" {
+			break
+		}
 		drop := false
 		for _, d := range droppedOptions {
 			if a == d || (strings.HasSuffix(d, "=") && strings.HasPrefix(a, d)) {

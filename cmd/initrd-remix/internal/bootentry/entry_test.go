@@ -161,6 +161,7 @@ func TestSanitizeOptions(t *testing.T) {
 		{"BOOT_IMAGE=/vmlinuz-6.1 root=/dev/vda ro quiet", "root=/dev/vda ro quiet"},
 		{"console=ttyS0  rdinit=/bin/sh init=/sbin/x initrd=\\a.img panic=-1", "console=ttyS0 panic=-1"},
 		{"rd.break break=premount rd.shell systemd.unit=rescue.target rd.systemd.unit=x.target keep.break=1", "keep.break=1"},
+		{"console=ttyS0 -- --firecracker-init --addr 0.0.0.0", "console=ttyS0"},
 		{"", ""},
 	}
 	for _, tc := range tests {
