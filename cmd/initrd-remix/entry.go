@@ -164,7 +164,7 @@ func runEntryWrite(e *env, args []string) error {
 		return printJSON(e, j)
 	}
 	for _, rm := range res.Removed {
-		fmt.Fprintf(e.stderr, "removed %s (a rescue entry of the same kernel under another token)\n", rm)
+		fmt.Fprintf(e.stderr, "removed %s (rescue entry or image of the same kernel under an older machine ID or entry token)\n", rm)
 	}
 	return nil
 }
