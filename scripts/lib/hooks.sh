@@ -26,12 +26,12 @@ ir_installed() { command -v "$IR_BIN" >/dev/null 2>&1; }
 # ir_hooks_enabled: false when the configuration says `hooks = no`. The main
 # file is read first, then conf.d/*.conf in lexical order; the last `hooks`
 # line wins. Syntax: `key = value`, blanks around `=` optional, `#` starts a
-# comment line.
+# comment (a whole line, or after the value).
 ir_hooks_enabled() {
 	ir_hooks=yes
 	for ir_f in "$IR_CONF" "$IR_CONF_D"/*.conf; do
 		[ -f "$ir_f" ] || continue
-		ir_v=$(sed -n 's/^[[:space:]]*hooks[[:space:]]*=[[:space:]]*\([^[:space:]#]*\)[[:space:]]*$/\1/p' "$ir_f" | tail -n 1)
+		ir_v=$(sed -n 's/^[[:space:]]*hooks[[:space:]]*=[[:space:]]*\([^[:space:]#]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$ir_f" | tail -n 1)
 		[ -n "$ir_v" ] && ir_hooks=$ir_v
 	done
 	[ "$ir_hooks" != no ]
