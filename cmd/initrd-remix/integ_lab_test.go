@@ -452,6 +452,13 @@ func TestLabHookBadInputs(t *testing.T) {
 			c.write("/etc/initrd-remix/initrd-remix.conf", "hooks = no\n")
 			c.write("/etc/initrd-remix/conf.d/90-on.conf", "hooks = yes\n")
 		}, postinst, "rescue image /boot/initrd-remix-rescue-", 1},
+		// Initrds on the command line (an early microcode archive and the
+		// main one, say) are loaded one after the other: the rescue image
+		// starts from their concatenation.
+		{"initrds passed as arguments", layout("bls"), func(c *labCopy) string {
+			i := "/boot/initrd.img-" + c.kver
+			return c.mustRun(nil, "kernel-install", "add", c.kver, "/boot/vmlinuz-"+c.kver, i, i)
+		}, "rescue image", 2},
 		// No machine ID: kernel-install makes up a new one on every run,
 		// the worst case of a machine-id change.
 		{"missing machine-id", both(layout("bls"), func(c *labCopy) {
