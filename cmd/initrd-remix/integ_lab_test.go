@@ -348,11 +348,14 @@ func (c *labCopy) grubRescueEntry() string {
 [ ! -f /etc/default/grub ] || . /etc/default/grub
 pkgdatadir=/usr/share/grub
 /etc/grub.d/15_initrd-remix >/tmp/15_initrd-remix.cfg`)
-	c.mustRun(nil, "grub-script-check", "/tmp/15_initrd-remix.cfg")
 	cfg, err := os.ReadFile(c.path("/tmp/15_initrd-remix.cfg"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if len(cfg) == 0 {
+		return "" // grub-script-check refuses an empty script
+	}
+	c.mustRun(nil, "grub-script-check", "/tmp/15_initrd-remix.cfg")
 	return rescueMenuEntry(string(cfg))
 }
 
