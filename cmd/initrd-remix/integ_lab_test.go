@@ -307,6 +307,12 @@ func TestLabDebianHooks(t *testing.T) {
 		t.Errorf("update-initramfs did not refresh the rescue image (rescue %v then %v, initrd %v)", st1.ModTime(), st2.ModTime(), ist.ModTime())
 	}
 	c.checkRescueImage(rescue)
+	// The kernel package's postinst.d runs after update-initramfs did: the
+	// rescue image is already newer than the initrd, no second build.
+	c.runParts("/etc/kernel/postinst.d", "INITRD=No")
+	if st3, err := os.Stat(c.path(rescue)); err != nil || !st3.ModTime().Equal(st2.ModTime()) {
+		t.Errorf("postinst.d rebuilt a rescue image that was up to date (%v)", err)
+	}
 
 	// GRUB: grub-mkconfig cannot run here (its grub-probe finds no block
 	// device under an overlay root), so our script runs as grub-mkconfig
