@@ -49,15 +49,10 @@ ir_find_initrd() {
 	return 1
 }
 
-# ir_build INPUT OUTPUT KVER: builds the rescue image. INITRD_REMIX_BUILD_CMD
-# exists for the tests only, until `initrd-remix build` is on main: it is
-# called as `$INITRD_REMIX_BUILD_CMD INPUT OUTPUT`.
+# ir_build INPUT OUTPUT KVER: builds the rescue image (the host's programs,
+# from /, for the overlay).
 ir_build() {
-	if [ -n "${INITRD_REMIX_BUILD_CMD:-}" ]; then
-		$INITRD_REMIX_BUILD_CMD "$1" "$2"
-	else
-		"$IR_BIN" build --input "$1" --output "$2" --kver "$3"
-	fi
+	"$IR_BIN" build --input "$1" --output "$2" --kver "$3"
 }
 
 # ir_refresh INPUT OUTPUT KVER: builds OUTPUT from INPUT; on failure says so
