@@ -52,7 +52,7 @@ ir_find_initrd() {
 # ir_build INPUT OUTPUT KVER: builds the rescue image (the host's programs,
 # from /, for the overlay).
 ir_build() {
-	"$IR_BIN" build --input "$1" --output "$2" --kver "$3"
+	"$IR_BIN" build --quiet --input "$1" --output "$2" --kver "$3"
 }
 
 # ir_refresh INPUT OUTPUT KVER: builds OUTPUT from INPUT; on failure says so
