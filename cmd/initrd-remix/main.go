@@ -55,6 +55,7 @@ func commands() []command {
 		{"build", "build a rescue initrd from the distribution's initrd (the default command)", runBuild},
 		{"inspect", "show an initrd's segments, generator, usr-merge state, kernel and microcode", runInspect},
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
+		{"entry", "write, list and remove boot loader entries (BLS type #1) for rescue images", runEntry},
 		{"version", "print the version", runVersion},
 	}
 }

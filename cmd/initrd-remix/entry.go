@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+)
+
+const entryAbout = `Write, list and remove Boot Loader Specification type #1 entries
+($BOOT/loader/entries/<token>-<version>-initrd-remix-rescue.conf) for rescue
+images, for systemd-boot and other loaders that read them. The kernel-install
+plugin runs it; you rarely need to.
+
+  write   write the rescue entry of a kernel. Every file it names must exist on
+          the boot partition, or nothing is written. Rescue entries of the same
+          kernel under another token (an older machine ID) are removed, with
+          the rescue images they named.
+  list    list the rescue entries, with what is wrong with each (a missing
+          file); --check exits 1 when any entry is broken.
+  remove  remove the rescue entries of a kernel (--kver), or the broken ones
+          (--stale); --images also deletes the rescue images they name (only
+          files named initrd-remix-rescue*, never a distribution's initrd).
+
+Paths given to write are paths on this system (inside --root); the entry
+stores them relative to the partition that holds $BOOT, as the specification
+requires.
+
+Examples:
+  initrd-remix entry write --kver 6.1.0-50-amd64 \
+      --linux /boot/$(cat /etc/machine-id)/6.1.0-50-amd64/linux \
+      --initrd /boot/$(cat /etc/machine-id)/6.1.0-50-amd64/initrd-remix-rescue.img
+  initrd-remix entry list --check
+  initrd-remix entry remove --kver 6.1.0-50-amd64 --images
+  initrd-remix entry remove --stale --json
+`
+
+type entryFlags struct {
+	root, bootRoot string
+	json           bool
+}
+
+func runEntry(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("entry needs a subcommand: write, list or remove")
+	}
+	switch args[0] {
+	case "write":
+		return runEntryWrite(e, args[1:])
+	case "list":
+		return runEntryList(e, args[1:])
+	case "remove":
+		return runEntryRemove(e, args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprintf(e.stdout, "Usage: initrd-remix entry write|list|remove [flags]\n\n%s\nRun 'initrd-remix entry SUBCOMMAND --help' for its flags.\n", entryAbout)
+		return nil
+	}
+	return usagef("unknown entry subcommand %q (write, list or remove)", args[0])
+}
+
+func (f *entryFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&f.root, "root", "/", "the root directory the paths are inside (a chroot, a mounted image)")
+	fs.StringVar(&f.bootRoot, "boot-root", "", "$BOOT, the directory holding loader/entries (default: the first of /efi, /boot, /boot/efi that has loader/entries, else /boot)")
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
+}
+
+func (f *entryFlags) store() bootentry.Store {
+	b := f.bootRoot
+	if b == "" {
+		b = bootentry.FindBootRoot(f.root)
+	}
+	return bootentry.Store{Root: f.root, BootRoot: b}
+}
+
+// entryJSON is how entries are printed with --json.
+type entryJSON struct {
+	File      string   `json:"file"`
+	Title     string   `json:"title"`
+	Version   string   `json:"version"`
+	MachineID string   `json:"machine_id,omitempty"`
+	SortKey   string   `json:"sort_key,omitempty"`
+	Options   string   `json:"options"`
+	Linux     string   `json:"linux"`
+	Initrd    []string `json:"initrd"`
+	Problems  []string `json:"problems"`
+	Removed   []string `json:"removed,omitempty"`
+}
+
+func toJSON(file string, en *bootentry.Entry, problems []string) entryJSON {
+	j := entryJSON{File: file, Problems: problems, Initrd: []string{}}
+	if j.Problems == nil {
+		j.Problems = []string{}
+	}
+	if en != nil {
+		j.Title, j.Version, j.MachineID, j.SortKey, j.Options, j.Linux = en.Title, en.Version, en.MachineID, en.SortKey, en.Options, en.Linux
+		j.Initrd = append(j.Initrd, en.Initrd...)
+	}
+	return j
+}
+
+func printJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runEntryWrite(e *env, args []string) error {
+	fs := newFlagSet(e, "entry write", "", entryAbout)
+	var f entryFlags
+	f.register(fs)
+	var r bootentry.WriteRequest
+	var initrd string
+	fs.StringVar(&r.Version, "kver", "", "kernel version (required)")
+	fs.StringVar(&r.Linux, "linux", "", "the kernel image, on the boot partition (required)")
+	fs.StringVar(&initrd, "initrd", "", "the rescue image, on the boot partition (required)")
+	fs.StringVar(&r.Token, "token", "", "entry token (default: the machine ID)")
+	fs.StringVar(&r.MachineID, "machine-id", "", "machine ID (default: /etc/machine-id of --root)")
+	fs.StringVar(&r.Title, "title", "", "menu title (default: os-release's PRETTY_NAME, the kernel version and \"rescue\")")
+	fs.StringVar(&r.Options, "options", "", "kernel arguments (default: /etc/kernel/cmdline, else /usr/lib/kernel/cmdline, else the running kernel's); initrd=, BOOT_IMAGE=, init=, rdinit= and the like are always dropped")
+	fs.StringVar(&r.SortKey, "sort-key", "", "sort key (default: os-release's IMAGE_ID or ID plus \"-rescue\", after the normal entries)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("entry write takes no arguments, got %q", fs.Args())
+	}
+	if r.Version == "" || r.Linux == "" || initrd == "" {
+		return usagef("entry write needs --kver, --linux and --initrd")
+	}
+	r.Initrd = []string{initrd}
+	osr := bootentry.OSRelease(f.root)
+	if r.MachineID == "" {
+		r.MachineID = bootentry.MachineID(f.root)
+	}
+	if r.Token == "" {
+		r.Token = r.MachineID
+	}
+	if r.Token == "" {
+		return fmt.Errorf("no entry token: %s/etc/machine-id is missing or uninitialized; pass --token", strings.TrimSuffix(f.root, "/"))
+	}
+	if r.Title == "" {
+		r.Title = bootentry.DefaultTitle(osr, r.Version)
+	}
+	if fs.Changed("options") {
+		r.Options = bootentry.SanitizeOptions(r.Options)
+	} else {
+		r.Options = bootentry.DefaultOptions(f.root)
+	}
+	if r.SortKey == "" {
+		r.SortKey = bootentry.DefaultSortKey(osr)
+	}
+	res, err := f.store().Write(r)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		j := toJSON(res.File, res.Entry, nil)
+		j.Removed = res.Removed
+		return printJSON(e, j)
+	}
+	for _, rm := range res.Removed {
+		fmt.Fprintf(e.stderr, "removed %s (rescue entry or image of the same kernel under an older machine ID or entry token)\n", rm)
+	}
+	return nil
+}
+
+func runEntryList(e *env, args []string) error {
+	fs := newFlagSet(e, "entry list", "", entryAbout)
+	var f entryFlags
+	f.register(fs)
+	var kver string
+	var check bool
+	fs.StringVar(&kver, "kver", "", "only the entries of this kernel version")
+	fs.BoolVar(&check, "check", false, "exit 1 when an entry names a missing file or cannot be parsed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("entry list takes no arguments, got %q", fs.Args())
+	}
+	found, err := f.store().List(kver)
+	if err != nil {
+		return err
+	}
+	broken := 0
+	out := []entryJSON{}
+	for _, fd := range found {
+		if len(fd.Problems) > 0 {
+			broken++
+		}
+		out = append(out, toJSON(fd.File, fd.Entry, fd.Problems))
+	}
+	if f.json {
+		if err := printJSON(e, out); err != nil {
+			return err
+		}
+	} else {
+		for _, j := range out {
+			status := "ok"
+			if len(j.Problems) > 0 {
+				status = "BROKEN: " + strings.Join(j.Problems, "; ")
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", j.File, j.Version, strings.Join(j.Initrd, " "), status)
+		}
+	}
+	if check && broken > 0 {
+		return fmt.Errorf("%d of %d rescue entries are broken (initrd-remix entry remove --stale removes them)", broken, len(found))
+	}
+	return nil
+}
+
+func runEntryRemove(e *env, args []string) error {
+	fs := newFlagSet(e, "entry remove", "", entryAbout)
+	var f entryFlags
+	f.register(fs)
+	var o bootentry.RemoveOptions
+	fs.StringVar(&o.Version, "kver", "", "remove the rescue entries of this kernel version")
+	fs.StringVar(&o.Token, "token", "", "only the entry under this token (default: every token)")
+	fs.BoolVar(&o.Stale, "stale", false, "remove only entries that name a missing file or cannot be parsed")
+	fs.BoolVar(&o.Images, "images", false, "also delete the rescue images (initrd-remix-rescue*) the entries name")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("entry remove takes no arguments, got %q", fs.Args())
+	}
+	if o.Version == "" && !o.Stale {
+		return usagef("entry remove needs --kver or --stale")
+	}
+	removed, err := f.store().Remove(o)
+	if f.json {
+		if removed == nil {
+			removed = []string{}
+		}
+		if jerr := printJSON(e, map[string][]string{"removed": removed}); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
+	return err
+}

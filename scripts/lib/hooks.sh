@@ -1,0 +1,74 @@
+# initrd-remix hook library (POSIX sh), sourced by the kernel-install plugin,
+# the Debian kernel and initramfs hooks and the GRUB script. `make install`
+# replaces @BINDIR@ with the directory of the initrd-remix binary.
+#
+# The hooks run inside kernel installations and boot loader updates: they
+# never make those fail. A problem is reported loudly on stderr and the hook
+# exits 0; an image is either complete (build writes a temporary file and
+# renames it) or absent, never half-written.
+
+LC_ALL=C
+export LC_ALL
+IR_BIN=@BINDIR@/initrd-remix
+case $IR_BIN in
+@*) IR_BIN=initrd-remix ;; # not installed by make: take it from PATH
+esac
+IR_CONF=/etc/initrd-remix/initrd-remix.conf
+IR_CONF_D=/etc/initrd-remix/conf.d
+
+ir_log() { printf 'initrd-remix: %s\n' "$*" >&2; }
+ir_warn() { printf 'initrd-remix: WARNING: %s\n' "$*" >&2; }
+
+# ir_installed: the binary is there. Debian keeps hooks under /etc (conffiles)
+# after the package is removed; they must then do nothing, quietly.
+ir_installed() { command -v "$IR_BIN" >/dev/null 2>&1; }
+
+# ir_hooks_enabled: false when the configuration says `hooks = no`. The main
+# file is read first, then conf.d/*.conf in lexical order; the last `hooks`
+# line wins. Syntax: `key = value`, blanks around `=` optional, `#` starts a
+# comment (a whole line, or after the value).
+ir_hooks_enabled() {
+	ir_hooks=yes
+	for ir_f in "$IR_CONF" "$IR_CONF_D"/*.conf; do
+		[ -f "$ir_f" ] || continue
+		ir_v=$(sed -n 's/^[[:space:]]*hooks[[:space:]]*=[[:space:]]*\([^[:space:]#]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$ir_f" | tail -n 1)
+		[ -n "$ir_v" ] && ir_hooks=$ir_v
+	done
+	[ "$ir_hooks" != no ]
+}
+
+# ir_find_initrd BOOTDIR KVER: prints the distribution's initrd for KVER in
+# BOOTDIR, by each family's naming (Debian, Fedora/dracut, SUSE, Arch-like).
+ir_find_initrd() {
+	for ir_f in "$1/initrd.img-$2" "$1/initramfs-$2.img" "$1/initrd-$2" "$1/initramfs-$2"; do
+		if [ -f "$ir_f" ] && [ -s "$ir_f" ]; then
+			printf '%s\n' "$ir_f"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# ir_build INPUT OUTPUT KVER: builds the rescue image (the host's programs,
+# from /, for the overlay).
+ir_build() {
+	"$IR_BIN" build --quiet --input "$1" --output "$2" --kver "$3"
+}
+
+# ir_refresh INPUT OUTPUT KVER: builds OUTPUT from INPUT; on failure says so
+# loudly and returns 1. An older OUTPUT stays as it was (build replaces it
+# only with a complete image).
+ir_refresh() {
+	ir_rc=0
+	ir_build "$1" "$2" "$3" || ir_rc=$?
+	if [ "$ir_rc" = 0 ]; then
+		ir_log "rescue image $2 (from $1)"
+		return 0
+	fi
+	if [ -f "$2" ]; then
+		ir_warn "could not rebuild the rescue image $2 for kernel $3 from $1 (exit $ir_rc); the previous rescue image stays. The kernel installation continues."
+	else
+		ir_warn "could not build the rescue image $2 for kernel $3 from $1 (exit $ir_rc); there is no rescue image for this kernel. The kernel installation continues."
+	fi
+	return 1
+}
