@@ -53,6 +53,7 @@ func commands() []command {
 	return []command{
 		{"inspect", "show an initrd's segments, generator, usr-merge state, kernel and microcode", runInspect},
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
+		{"verify", "check an initrd: libraries of every program, dangling links, format rules", runVerify},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -216,3 +216,16 @@ func (c *closure) result() *Result {
 	}
 	return res
 }
+
+// Walk resolves p (absolute, inside the root) as the kernel would with the
+// root as "/", and returns every symlink followed on the way, in order, and
+// the physical path it ends at with its mode. The last component is
+// followed too; a path that does not exist is an error unwrapping to
+// fs.ErrNotExist, a loop a *LoopError.
+func (r *Resolver) Walk(p string) (links []File, phys string, mode fs.FileMode, err error) {
+	w := newView(r.fsys).walk(p)
+	return w.links, w.phys, w.mode, w.err
+}
+
+// FS returns what the resolver reads the root through.
+func (r *Resolver) FS() FS { return r.fsys }

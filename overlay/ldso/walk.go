@@ -3,8 +3,8 @@ package ldso
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
