@@ -416,4 +416,3 @@ func (a *applier) missing(r *ldso.Result) error {
 	}
 	return fmt.Errorf("missing libraries (--allow-missing makes this a warning):\n  %s", strings.Join(lines, "\n  "))
 }
-

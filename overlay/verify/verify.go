@@ -12,8 +12,8 @@ package verify
 
 import (
 	"bytes"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
