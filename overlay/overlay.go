@@ -123,6 +123,11 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 	if err := a.resolveAndWrite(); err != nil {
 		return nil, err
 	}
+	if a.modPlan != nil {
+		if err := a.writeModuleIndexes(); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(a.report.Added, func(i, j int) bool { return a.report.Added[i].Path < a.report.Added[j].Path })
 	return a.report, nil
 }
@@ -141,6 +146,7 @@ type applier struct {
 	reasons  map[string]string // physical source path -> why it is copied
 	plain    []plainFile       // files copied as they are (include, modules)
 	written  map[string]bool   // canonical image paths written
+	modPlan  *modulePlan       // with --module: indexes to rewrite at the end
 }
 
 // plainFile is an entry copied from the root to a place in the image.
