@@ -16,7 +16,7 @@ import (
 )
 
 // labEnv returns a value of the lab's lab.env.
-func labEnv(t *testing.T, key string) string {
+func labEnv(t testing.TB, key string) string {
 	t.Helper()
 	lab := testtool.Lab(t)
 	b, err := os.ReadFile(filepath.Join(lab, "lab.env"))
