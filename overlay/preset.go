@@ -7,8 +7,9 @@ import "fmt"
 // missing program is an error.
 func rescuePreset() []string {
 	return []string{
-		// shell and core tools
-		"sh", "bash", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "rmdir",
+		// shell and core tools; not "sh": the image's /bin/sh runs its
+		// own /init and scripts (busybox or dash) and must stay theirs
+		"bash", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "rmdir",
 		"chmod", "chown", "touch", "df", "du", "find", "grep", "sed", "awk",
 		"head", "tail", "sort", "wc", "dd", "sync", "stat", "dmesg", "ps",
 		"kill", "less", "vi",
