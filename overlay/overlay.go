@@ -87,7 +87,7 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 	}
 	a := &applier{
 		ctx: ctx, tree: tree, res: res, root: res.Root(), opts: opts,
-		report: &Report{}, reasons: map[string]string{}, written: map[string]bool{},
+		report: &Report{},
 	}
 	for _, name := range presetProgs {
 		p, err := a.lookPath(name)
@@ -141,12 +141,10 @@ type applier struct {
 	opts   Options
 	report *Report
 
-	programs []string          // paths inside the root whose closure is needed
-	progWhy  []string          // why, parallel to programs
-	reasons  map[string]string // physical source path -> why it is copied
-	plain    []plainFile       // files copied as they are (include, modules)
-	written  map[string]bool   // canonical image paths written
-	modPlan  *modulePlan       // with --module: indexes to rewrite at the end
+	programs []string    // paths inside the root whose closure is needed
+	progWhy  []string    // why, parallel to programs
+	plain    []plainFile // files copied as they are (include, modules)
+	modPlan  *modulePlan // with --module: indexes to rewrite at the end
 }
 
 // plainFile is an entry copied from the root to a place in the image.
@@ -230,12 +228,10 @@ func (a *applier) include(spec string) error {
 	// The parents of SRC may be links of the root; they are the root's
 	// layout, not what was asked for, so SRC is copied at its physical
 	// place unless a DEST was given.
-	links, phys, mode, err := a.res.Walk(path.Dir(src))
+	_, phys, _, err := a.res.Walk(path.Dir(src))
 	if err != nil {
 		return err
 	}
-	_ = links
-	_ = mode
 	srcPhys := path.Join(phys, path.Base(src))
 	if dest == src {
 		dest = srcPhys
