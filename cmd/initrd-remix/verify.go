@@ -23,7 +23,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "verify", "IMAGE", `Check an initrd statically, on the tree the kernel builds from it, without
 running or unpacking anything:
   - every ELF program and library finds its interpreter and libraries inside
-    the image (what ldd in a chroot would say, with the image's ld.so.cache);
+    the image (what ldd in a chroot would say, with the image's ld.so.cache),
+    and every executable #! script its interpreter;
   - symlinks that lead nowhere inside the image (listed as warnings; links
     into /dev, /proc, /sys, /run, /tmp are mounted at boot and not counted);
   - the kernel's format rules: segment alignment, codec constraints, each

@@ -160,7 +160,8 @@ func cleanAbs(p string) string {
 	return "/" + strings.Join(parts, "/")
 }
 
-// libraries resolves every ELF program and library of the tree inside it.
+// libraries resolves every ELF program and library, and the interpreter
+// of every executable script, of the tree inside it.
 func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 	fsys := treefs.New(t)
 	r, err := ldso.NewResolverFS(fsys, "image", ldso.Options{})
@@ -172,7 +173,16 @@ func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if n.Inode.Type() != newc.TypeReg || n.Inode.Size() < 64 || !isLoadableELF(n) {
+		if n.Inode.Type() != newc.TypeReg {
+			continue
+		}
+		// An executable script must find its interpreter (and, through
+		// the resolver, the interpreter its libraries).
+		if n.Inode.Mode&0o111 != 0 && isScript(n) {
+			progs = append(progs, "/"+n.Path)
+			continue
+		}
+		if n.Inode.Size() < 64 || !isLoadableELF(n) {
 			continue
 		}
 		if hasInterp(fsys, "/"+n.Path) {
@@ -244,6 +254,21 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 			Message: fmt.Sprintf("%s not found in the image: %s", m.Soname, m.Reason)})
 	}
 	return out, nil
+}
+
+// isScript reports whether a file starts with "#!".
+func isScript(n *remix.Node) bool {
+	if n.Inode.Content == nil || n.Inode.Size() < 3 {
+		return false
+	}
+	rc, err := n.Inode.Content.Open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	var h [2]byte
+	_, err = io.ReadFull(rc, h[:])
+	return err == nil && string(h[:]) == "#!"
 }
 
 // isLoadableELF reads the ELF header of a node: executables and shared

@@ -24,6 +24,7 @@ func TestTreeFindings(t *testing.T) {
 		link("etc/a", "b"),
 		link("etc/b", "a"),
 		{Name: "run.sh", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/bin/sh\n")},
+		{Name: "notes.sh", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("#!/bin/sh\n")}, // not executable: not checked
 	} {
 		if _, err := tr.Put(e); err != nil {
 			t.Fatal(err)
@@ -41,11 +42,12 @@ func TestTreeFindings(t *testing.T) {
 		"error: dangling: /etc/a: symlink loop: -> b",
 		"error: dangling: /etc/b: symlink loop: -> a",
 		"warning: dangling: /etc/gone: -> ../nothere: nothing there in the image",
+		"error: libraries: /run.sh: /bin/sh not found in the image: interpreter: resolve /bin/sh: /bin: no such file or directory",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if !Failed(fs) || Failed(fs[2:]) {
+	if !Failed(fs) || Failed(fs[2:3]) {
 		t.Error("Failed does not follow severities")
 	}
 }
