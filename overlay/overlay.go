@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
+	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
 )
 
@@ -127,6 +128,9 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 		if err := a.writeModuleIndexes(); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.checkInImage(); err != nil {
+		return nil, err
 	}
 	sort.Slice(a.report.Added, func(i, j int) bool { return a.report.Added[i].Path < a.report.Added[j].Path })
 	return a.report, nil
@@ -417,4 +421,41 @@ func (a *applier) missing(r *ldso.Result) error {
 		return nil
 	}
 	return fmt.Errorf("missing libraries (--allow-missing makes this a warning):\n  %s", strings.Join(lines, "\n  "))
+}
+
+// checkInImage resolves the added programs again, this time inside the
+// image with its own loader configuration: a library the root finds only
+// through its ld.so.cache in a directory the image's cache does not list,
+// or a path the image's layout sends elsewhere, is caught here rather
+// than at the rescue boot.
+func (a *applier) checkInImage() error {
+	var progs []string
+	for _, p := range a.programs {
+		if _, n, err := a.tree.Resolve(p, true); err == nil && n != nil {
+			progs = append(progs, p)
+		}
+	}
+	if len(progs) == 0 {
+		return nil
+	}
+	r, err := ldso.NewResolverFS(treefs.New(a.tree), "the image", ldso.Options{})
+	if err != nil {
+		return fmt.Errorf("checking the image: %w", err)
+	}
+	res, err := r.Closure(progs...)
+	if err != nil {
+		return fmt.Errorf("checking the image: %w", err)
+	}
+	if len(res.Missing) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, m := range res.Missing {
+		lines = append(lines, fmt.Sprintf("%s: %s not found inside the image: %s", m.Object, m.Soname, m.Reason))
+	}
+	if a.opts.AllowMissing {
+		a.report.Warnings = append(a.report.Warnings, lines...)
+		return nil
+	}
+	return fmt.Errorf("added programs do not resolve inside the image (--allow-missing makes this a warning):\n  %s", strings.Join(lines, "\n  "))
 }

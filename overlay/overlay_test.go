@@ -335,3 +335,31 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("warnings %q do not name libselinux.so.1", rep.Warnings)
 	}
 }
+
+// TestImageLoaderConfig: a library the root finds only through its
+// loader configuration (here ld.so.conf naming /opt/lib, with no cache)
+// is copied, but the image's loader would not find it: Apply says so
+// instead of leaving it to the rescue boot.
+func TestImageLoaderConfig(t *testing.T) {
+	labRoot := labEnv(t, "LAB_ROOT")
+	root := synthRoot(t, labRoot, true)
+	copyFile(t, filepath.Join(labRoot, "usr/bin/ls"), filepath.Join(root, "usr/bin/ls"))
+	for _, lib := range []string{"libselinux.so.1", "libpcre2-8.so.0"} {
+		copyFile(t, filepath.Join(labRoot, "usr/lib/x86_64-linux-gnu", lib), filepath.Join(root, "opt/lib", lib))
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/ld.so.conf"), []byte("/opt/lib\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Apply(context.Background(), synthImage(t, true), Options{Root: root, Preset: "none", Add: []string{"ls"}})
+	if err == nil || !strings.Contains(err.Error(), "libselinux.so.1 not found inside the image") {
+		t.Fatalf("got %v, want the image check to fail on libselinux.so.1", err)
+	}
+	t.Log(err)
+	rep, err := Apply(context.Background(), synthImage(t, true), Options{Root: root, Preset: "none", Add: []string{"ls"}, AllowMissing: true})
+	if err != nil || !strings.Contains(strings.Join(rep.Warnings, "\n"), "libselinux.so.1 not found inside the image") {
+		t.Errorf("with --allow-missing: %v, warnings %q", err, rep.Warnings)
+	}
+}
