@@ -332,3 +332,74 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyCatchesCorruptedOutput damages a written image in ways an
+// encoder or file-system bug could, and expects Verify to name the entry.
+func TestVerifyCatchesCorruptedOutput(t *testing.T) {
+	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: codec.None})
+	good, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Index(good, []byte("ELF sh ELF sh"))
+	mode := bytes.Index(good[res.NewSegmentOffset:], []byte("000041ED")) // a directory's mode field
+	if body < 0 || mode < 0 {
+		t.Fatal("test image lacks the expected bytes")
+	}
+	mode += int(res.NewSegmentOffset)
+	for _, tc := range []struct {
+		name    string
+		damage  func([]byte) []byte
+		wantErr string
+	}{
+		{"flipped body byte", func(b []byte) []byte { b[body+3] ^= 0x20; return b }, `"usr/bin/sh": content differs`},
+		{"changed mode", func(b []byte) []byte { copy(b[mode:], "000041FF"); return b }, "reads back as"},
+		{"swapped body bytes", func(b []byte) []byte { b[body], b[body+1] = b[body+1], b[body]; return b }, "content differs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "bad.img")
+			if err := os.WriteFile(p, tc.damage(bytes.Clone(good)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := res.Verify(context.Background(), p)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Verify = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if err := res.Verify(context.Background(), out); err != nil {
+		t.Fatalf("the undamaged output must verify: %v", err)
+	}
+}
+
+// TestKeepContentSkipsBodies: bodies the filter rejects are not kept, an
+// append of edits still works, and a rewrite that needs them says why.
+func TestKeepContentSkipsBodies(t *testing.T) {
+	p := writeFile(t, distroImage(t, codec.Gzip))
+	img, err := Open(context.Background(), p, OpenOptions{KeepContent: func(name string, size int64) bool {
+		return !strings.HasPrefix(name, "usr/bin/")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if _, err := img.Tree.Get("usr/bin/sh").Inode.Content.Open(); !errors.Is(err, ErrContentNotKept) {
+		t.Fatalf("usr/bin/sh content: %v, want ErrContentNotKept", err)
+	}
+	if got := string(readHead(img.Tree.Get("etc/old").Inode.Content, 100)); got != "fresh" {
+		t.Fatalf("etc/old = %q", got)
+	}
+	if sz := img.Tree.Get("usr/bin/sh").Inode.Size(); sz != 21000 {
+		t.Fatalf("usr/bin/sh size %d, want 21000", sz)
+	}
+	img.Tree.SetGeneration(img.EditGeneration())
+	if _, err := img.Tree.Put(Entry{Name: "etc/added", Mode: fileMode, Content: BytesContent("x")}); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, img, WriteOptions{Mode: Append, Compression: codec.Zstd})
+	_, err = img.WriteTo(context.Background(), io.Discard, WriteOptions{Mode: Rewrite, Compression: codec.Zstd})
+	if !errors.Is(err, ErrContentNotKept) || !strings.Contains(err.Error(), "usr/bin/") {
+		t.Fatalf("rewrite without the bodies: %v", err)
+	}
+}

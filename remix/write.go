@@ -2,8 +2,8 @@ package remix
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -58,18 +58,14 @@ type WriteResult struct {
 	NewEntries  int         `json:"new_entries"` // entries in the new segment
 	// NewSegmentOffset is where the new segment starts, -1 if none.
 	NewSegmentOffset int64 `json:"new_segment_offset"`
-	// Digests holds the SHA-256 of every content written in the new
-	// segment, so a verification pass does not read it twice.
-	Digests map[*Inode][32]byte `json:"-"`
-
-	written []writtenEntry
+	written          []writtenEntry
 }
 
 // writtenEntry is what the new segment must hold, for Verify.
 type writtenEntry struct {
-	h      newc.Header
-	target string
-	digest [32]byte
+	h       newc.Header
+	target  string
+	content Content // the body written, for regular files with one
 }
 
 // WriteTo writes the image to w in the chosen mode. The original file at
@@ -84,7 +80,7 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 	if img.spool == nil {
 		return nil, errors.New("image was opened for metadata only; it cannot be written")
 	}
-	res := &WriteResult{Mode: opt.Mode, Compression: opt.Compression, Digests: map[*Inode][32]byte{}, NewSegmentOffset: -1}
+	res := &WriteResult{Mode: opt.Mode, Compression: opt.Compression, NewSegmentOffset: -1}
 	cw := &countingWriter{w: w}
 	var keep int64
 	var minGen int
@@ -255,6 +251,9 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 		if in.Type() == newc.TypeSymlink {
 			we.target = in.Target
 		}
+		if in.Type() == newc.TypeReg && h.Size > 0 {
+			we.content = in.Content
+		}
 		record(we)
 		if err := cw.WriteHeader(h); err != nil {
 			return 0, fmt.Errorf("%s: %w", n.Path, err)
@@ -265,12 +264,9 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 				return 0, err
 			}
 		case h.Size > 0:
-			d, err := copyContent(cw, in.Content, buf)
-			if err != nil {
+			if err := copyContent(cw, in.Content, buf); err != nil {
 				return 0, fmt.Errorf("%s: %w", n.Path, err)
 			}
-			res.Digests[in] = d
-			res.written[len(res.written)-1].digest = d
 		}
 	}
 	if err := cw.Close(); err != nil {
@@ -285,23 +281,20 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 	return len(nodes), nil
 }
 
-func copyContent(w io.Writer, c Content, buf []byte) ([32]byte, error) {
+func copyContent(w io.Writer, c Content, buf []byte) error {
 	r, err := c.Open()
 	if err != nil {
-		return [32]byte{}, err
+		return err
 	}
 	defer r.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(w, h), r, buf)
+	n, err := io.CopyBuffer(w, r, buf)
 	if err != nil {
-		return [32]byte{}, err
+		return err
 	}
 	if n != c.Size() {
-		return [32]byte{}, fmt.Errorf("content is %d bytes, expected %d", n, c.Size())
+		return fmt.Errorf("content is %d bytes, expected %d", n, c.Size())
 	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d, nil
+	return nil
 }
 
 type countingWriter struct {
@@ -333,43 +326,23 @@ func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpt
 		return writeArchive(ctx, w, nodes, opt, res, record)
 	}
 	pr, pw := newBufferedPipe(16)
-	type result struct {
-		digests [][32]byte
-		err     error
-	}
-	checked := make(chan result, 1)
+	checked := make(chan error, 1)
 	go func() {
-		d, err := checkSegment(ctx, pr, opt.Compression, q.get)
+		err := checkSegment(ctx, pr, opt.Compression, q.get)
 		pr.CloseWithError(err)
-		checked <- result{d, err}
+		checked <- err
 	}()
 	n, err := writeArchive(ctx, io.MultiWriter(w, pw), nodes, opt, res, record)
 	q.close()
 	pw.CloseWithError(err)
-	c := <-checked
+	cerr := <-checked
 	if err != nil {
 		return 0, err
 	}
-	if c.err != nil {
-		return 0, fmt.Errorf("verify: %w", c.err)
-	}
-	if err := res.compareDigests(c.digests); err != nil {
-		return 0, fmt.Errorf("verify: %w", err)
+	if cerr != nil {
+		return 0, fmt.Errorf("verify: %w", cerr)
 	}
 	return n, nil
-}
-
-// compareDigests checks the bodies read back against those written.
-func (res *WriteResult) compareDigests(got [][32]byte) error {
-	if len(got) != len(res.written) {
-		return fmt.Errorf("%d entries read back, %d written", len(got), len(res.written))
-	}
-	for i, w := range res.written {
-		if got[i] != w.digest {
-			return fmt.Errorf("entry %q: content reads back with SHA-256 %x, was written as %x", w.h.Name, got[i], w.digest)
-		}
-	}
-	return nil
 }
 
 // entryQueue hands the entries the writer produced to the checker.
@@ -407,53 +380,113 @@ func (q *entryQueue) get(i int) (writtenEntry, bool) {
 	return q.items[i], true
 }
 
-// checkSegment reads one written segment and compares every entry's header
-// and symlink target with want(i); it returns the SHA-256 of each body (zero
-// for entries without one), for the caller to compare once the writer is
-// done with them.
-func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, want func(int) (writtenEntry, bool)) ([][32]byte, error) {
-	var digests [][32]byte
+// checkSegment reads one written segment and compares every entry's header,
+// symlink target and body with want(i). Bodies are compared byte for byte
+// with the content that was written (no digests: hashing both sides cost more
+// than the comparison, and a comparison cannot collide).
+func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, want func(int) (writtenEntry, bool)) error {
+	n := 0
+	buf := make([]byte, 64<<10)
 	segs, err := Scan(ctx, r, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
-		w, ok := want(len(digests))
+		w, ok := want(n)
 		if !ok {
 			return fmt.Errorf("unexpected extra entry %q", h.Name)
 		}
+		n++
+		content := w.content
 		got := writtenEntry{h: *h}
 		got.h.Offset, got.h.Magic, got.h.Check = 0, "", 0
-		w.h.Offset, w.h.Magic, w.h.Check, w.digest = 0, "", 0, [32]byte{}
-		var d [32]byte
-		switch h.Type() {
-		case newc.TypeSymlink:
+		w.h.Offset, w.h.Magic, w.h.Check, w.content = 0, "", 0, nil
+		if h.Type() == newc.TypeSymlink {
 			b, err := io.ReadAll(body)
 			if err != nil {
 				return err
 			}
 			got.target = string(b)
-		case newc.TypeReg:
-			if h.Size > 0 {
-				hs := sha256.New()
-				if _, err := io.Copy(hs, body); err != nil {
-					return err
-				}
-				hs.Sum(d[:0])
-			}
 		}
 		if got != w {
 			return fmt.Errorf("entry %q reads back as %+v, was written as %+v", h.Name, got.h, w.h)
 		}
-		digests = append(digests, d)
+		if h.Type() == newc.TypeReg && h.Size > 0 {
+			if content == nil {
+				return fmt.Errorf("entry %q reads back with %d bytes, was written empty", h.Name, h.Size)
+			}
+			if err := sameContent(body, content, buf); err != nil {
+				return fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, more := want(len(digests)); more {
-		return nil, fmt.Errorf("only %d entries read back, more were written", len(digests))
+	if _, more := want(n); more {
+		return fmt.Errorf("only %d entries read back, more were written", n)
 	}
 	if len(segs) != 1 || segs[0].Compression != c {
-		return nil, fmt.Errorf("the new part holds %d segments, want one %s segment", len(segs), c)
+		return fmt.Errorf("the new part holds %d segments, want one %s segment", len(segs), c)
 	}
-	return digests, nil
+	return nil
+}
+
+// sameContent reads body to its end and checks it equals c.
+func sameContent(body io.Reader, c Content, buf []byte) error {
+	if b, ok := c.(BytesContent); ok {
+		return compareReader(body, b, buf)
+	}
+	r, err := c.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	half := len(buf) / 2
+	var off int64
+	for {
+		n, err := io.ReadFull(body, buf[:half])
+		if n > 0 {
+			if _, werr := io.ReadFull(r, buf[half:half+n]); werr != nil {
+				return fmt.Errorf("content shorter than the %d bytes read back: %w", off+int64(n), werr)
+			}
+			if !bytes.Equal(buf[:n], buf[half:half+n]) {
+				return fmt.Errorf("content differs within bytes %d-%d", off, off+int64(n))
+			}
+			off += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if off != c.Size() {
+		return fmt.Errorf("reads back %d bytes, %d were written", off, c.Size())
+	}
+	return nil
+}
+
+// compareReader reads r to its end and checks it equals want.
+func compareReader(r io.Reader, want []byte, buf []byte) error {
+	var off int
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if off+n > len(want) || !bytes.Equal(buf[:n], want[off:off+n]) {
+				return fmt.Errorf("content differs within bytes %d-%d", off, off+n)
+			}
+			off += n
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if off != len(want) {
+		return fmt.Errorf("reads back %d bytes, %d were written", off, len(want))
+	}
+	return nil
 }
 
 // Verify re-reads what WriteTo wrote at path and checks it like the
@@ -475,15 +508,12 @@ func (res *WriteResult) Verify(ctx context.Context, path string) error {
 		return nil
 	}
 	sr := io.NewSectionReader(f, res.NewSegmentOffset, st.Size()-res.NewSegmentOffset)
-	digests, err := checkSegment(ctx, sr, res.Compression, func(i int) (writtenEntry, bool) {
+	err = checkSegment(ctx, sr, res.Compression, func(i int) (writtenEntry, bool) {
 		if i < len(res.written) {
 			return res.written[i], true
 		}
 		return writtenEntry{}, false
 	})
-	if err == nil {
-		err = res.compareDigests(digests)
-	}
 	if err != nil {
 		return fmt.Errorf("%s: verify at offset %d: %w", path, res.NewSegmentOffset, err)
 	}
@@ -492,22 +522,26 @@ func (res *WriteResult) Verify(ctx context.Context, path string) error {
 
 // bufferedPipe decouples the writer from the checker by up to a number of
 // chunks, so the encoder keeps working while the checker catches up (an
-// io.Pipe would run the two in lockstep on one core).
+// io.Pipe would run the two in lockstep on one core). Chunk buffers are
+// handed back to the writer once read: fresh memory costs a page fault per
+// page on first touch, which showed in repack profiles.
 type bufferedPipe struct {
 	ch   chan []byte
+	free chan []byte
 	done chan struct{}
 	once sync.Once
 	mu   sync.Mutex
 	werr error // set by the writer's close
 	rerr error // set by the reader's close
 	cur  []byte
+	buf  []byte // the chunk cur points into, recycled once consumed
 }
 
 type pipeReader struct{ p *bufferedPipe }
 type pipeWriter struct{ p *bufferedPipe }
 
 func newBufferedPipe(chunks int) (*pipeReader, *pipeWriter) {
-	p := &bufferedPipe{ch: make(chan []byte, chunks), done: make(chan struct{})}
+	p := &bufferedPipe{ch: make(chan []byte, chunks), free: make(chan []byte, chunks+2), done: make(chan struct{})}
 	return &pipeReader{p}, &pipeWriter{p}
 }
 
@@ -519,7 +553,12 @@ func (w *pipeWriter) Write(b []byte) (int, error) {
 	if rerr != nil {
 		return 0, rerr
 	}
-	c := append([]byte(nil), b...)
+	var c []byte
+	select {
+	case c = <-p.free:
+	default:
+	}
+	c = append(c[:0], b...)
 	select {
 	case p.ch <- c:
 		return len(b), nil
@@ -544,13 +583,20 @@ func (w *pipeWriter) CloseWithError(err error) {
 func (r *pipeReader) Read(b []byte) (int, error) {
 	p := r.p
 	for len(p.cur) == 0 {
+		if p.buf != nil {
+			select {
+			case p.free <- p.buf:
+			default:
+			}
+			p.buf = nil
+		}
 		c, ok := <-p.ch
 		if !ok {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			return 0, p.werr
 		}
-		p.cur = c
+		p.cur, p.buf = c, c
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]

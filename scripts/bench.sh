@@ -7,11 +7,14 @@
 #
 # inspect  vs  the codec's own CLI decompressing to /dev/null, lsinitramfs,
 #              unmkinitramfs, lsinitrd
-# repack   vs  the CLI pipeline: keep the early archive, `zstd -dc | zstd -T2 -3`
+# repack   vs  the CLI pipeline for the image's codec: keep the early archive,
+#              then `zstd -dc | zstd -T2 -3`, `gzip -dc | gzip -6`,
+#              `lz4 -dc | lz4 -l` (and xz with BENCH_XZ=1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null
 lab=${INITRD_REMIX_LAB:-$("$here/scripts/lab.sh" | tail -n 1)}
 bin=$(mktemp -d)/initrd-remix
 (cd "$here" && go build -o "$bin" ./cmd/initrd-remix)
@@ -33,6 +36,7 @@ measure() {
 ratio() { awk -v a="${T[$1]}" -v b="${T[$2]}" 'BEGIN{ if (b == 0) b = 0.01; printf "%.2fx", a / b }'; }
 row() { printf '%-34s %8ss %8s MiB\n' "$1" "${T[$1]}" "$((M[$1] / 1024))"; }
 
+declare -A encp=([zstd]="zstd -q -T2 -3" [gzip]="gzip -6" [lz4]="lz4 -q -l" [xz]="xz -q --check=crc32 --lzma2=dict=1MiB")
 declare -A dec=([gzip]="gzip -dc" [zstd]="zstd -dc" [xz]="xz -dc" [lz4]="lz4 -dc" [bzip2]="bzip2 -dc" [lzma]="lzma -dc")
 echo "lab: $lab ($runs runs each, best time)"
 for img in itools-zstd itools-gzip itools-xz itools-lz4 dracut-sd-zstd dracut-nosd-gzip; do
@@ -52,12 +56,55 @@ for img in itools-zstd itools-gzip itools-xz itools-lz4 dracut-sd-zstd dracut-no
   for n in inspect "${dec[$comp]%% *} -dc" lsinitramfs unmkinitramfs lsinitrd; do row "$n"; done
   printf 'inspect / %s = %s   inspect / lsinitramfs = %s   inspect / lsinitrd = %s\n' \
     "${dec[$comp]%% *} -dc" "$(ratio inspect "${dec[$comp]%% *} -dc")" "$(ratio inspect lsinitramfs)" "$(ratio inspect lsinitrd)"
-  if [[ $comp == zstd ]]; then
-    measure "repack --compress zstd" "'$bin' repack -q --compress zstd '$f' '$tmp/out.img'"
-    measure "zstd -dc | zstd -T2 -3" "{ head -c $early '$f'; $tail_cmd | zstd -dc | zstd -q -T2 -3; } > '$tmp/pipe.img'"
-    row "repack --compress zstd"
-    row "zstd -dc | zstd -T2 -3"
-    printf 'repack / pipeline = %s   sizes: repack %s, pipeline %s\n' "$(ratio "repack --compress zstd" "zstd -dc | zstd -T2 -3")" \
-      "$(du -h "$tmp/out.img" | cut -f1)" "$(du -h "$tmp/pipe.img" | cut -f1)"
+  # repack to the image's own codec against decompressing and compressing
+  # with the codec's CLI at the same settings (zstd: 2 threads, as our
+  # encoder uses every CPU); xz only with BENCH_XZ=1 (minutes per run).
+  enc=${encp[$comp]:-}
+  if [[ -n $enc ]] && [[ $comp != xz || ${BENCH_XZ:-} == 1 ]]; then
+    r="repack --compress $comp"
+    p="${dec[$comp]%% *} -dc | $enc"
+    measure "$r" "'$bin' repack -q --compress $comp '$f' '$tmp/out.img'"
+    measure "$p" "{ head -c $early '$f'; $tail_cmd | ${dec[$comp]} | $enc; } > '$tmp/pipe.img'"
+    row "$r"
+    row "$p"
+    printf 'repack / pipeline = %s   sizes: repack %s, pipeline %s\n' "$(ratio "$r" "$p")" \
+      "$(stat -c %s "$tmp/out.img")" "$(stat -c %s "$tmp/pipe.img")"
   fi
 done
+
+# build (issue 3): the rescue image in append mode from the initramfs-tools
+# zstd image, against decompressing that image and against regenerating an
+# initrd with the generators themselves (in the lab root, as the lab does).
+f="$lab/images/itools-zstd.img"
+if [[ -f $f ]]; then
+  # shellcheck disable=SC1091
+  . "$lab/lab.env"
+  json=$("$bin" inspect --json "$f")
+  early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
+  echo
+  echo "== build --mode append (itools-zstd)"
+  measure "build --mode append" "'$bin' build -q --force --mode append --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  measure "zstd -dc" "tail -c +$((early + 1)) '$f' | zstd -dc"
+  # The generators need /proc, /sys and /dev in the root; one run each.
+  root=$LAB_ROOT
+  mounts=()
+  for m in proc sys dev; do
+    if ! mountpoint -q "$root/$m"; then
+      case $m in
+        proc) mount -t proc proc "$root/proc" ;;
+        sys) mount -t sysfs sysfs "$root/sys" ;;
+        dev) mount --bind /dev "$root/dev" ;;
+      esac
+      mounts+=("$root/$m")
+    fi
+  done
+  trap 'for m in "${mounts[@]}"; do umount -l "$m"; done; rm -rf "$tmp" "$(dirname "$bin")"' EXIT
+  saved=$runs runs=1
+  measure "mkinitramfs -c zstd" "chroot '$root' mkinitramfs -c zstd -o /tmp/bench-itools.img '$LAB_KVER'"
+  measure "dracut --zstd" "chroot '$root' dracut --force --no-hostonly --zstd /tmp/bench-dracut.img '$LAB_KVER'"
+  runs=$saved
+  rm -f "$root/tmp/bench-itools.img" "$root/tmp/bench-dracut.img"
+  for n in "build --mode append" "zstd -dc" "mkinitramfs -c zstd" "dracut --zstd"; do row "$n"; done
+  printf 'build / zstd -dc = %s   mkinitramfs / build = %s   dracut / build = %s\n' \
+    "$(ratio "build --mode append" "zstd -dc")" "$(ratio "mkinitramfs -c zstd" "build --mode append")" "$(ratio "dracut --zstd" "build --mode append")"
+fi

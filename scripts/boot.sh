@@ -3,12 +3,15 @@
 # serial console in a log file, and reports whether an expected line appeared.
 #
 #   boot.sh --kernel K --initrd I [--append "ARGS"] [--disk FILE]...
+#           [--disk-rw FILE]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
 #           [--memory MiB]
 #
 # The kernel command line is always "console=ttyS0 panic=-1" plus --append.
 # Disks are attached as virtio-blk with snapshot=on: the files are never
-# modified. The log is polled; the run stops as soon as --expect (an extended
+# modified. --disk-rw attaches a disk writable instead (so that a test can
+# prove by its checksum that the boot did not write to it); --disk and
+# --disk-rw disks appear in the order given (vda, vdb, ...). The log is polled; the run stops as soon as --expect (an extended
 # regex, grep -E) matches (ok), a --fail regex matches (fail; the defaults
 # "Kernel panic", "junk in compressed archive", "Initramfs unpacking failed"
 # always apply), QEMU exits (exited) or --timeout (default 120 s) passes
@@ -29,18 +32,19 @@ usage() {
 die_usage() { echo "boot.sh: $*" >&2; exit 64; }
 
 kernel= initrd= append= expect= log= timeout=120 memory=1024
-disks=()
+disks=() rw=()
 fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed")
 while (($#)); do
   case $1 in
     -h|--help) usage ;;
-    --kernel|--initrd|--append|--disk|--expect|--fail|--timeout|--log|--memory)
+    --kernel|--initrd|--append|--disk|--disk-rw|--expect|--fail|--timeout|--log|--memory)
       (($# >= 2)) || die_usage "$1 needs a value"
       case $1 in
         --kernel) kernel=$2 ;;
         --initrd) initrd=$2 ;;
         --append) append=$2 ;;
-        --disk) disks+=("$2") ;;
+        --disk) disks+=("$2"); rw+=(0) ;;
+        --disk-rw) disks+=("$2"); rw+=(1) ;;
         --expect) expect=$2 ;;
         --fail) fails+=("$2") ;;
         --timeout) timeout=$2 ;;
@@ -48,7 +52,7 @@ while (($#)); do
         --memory) memory=$2 ;;
       esac
       shift 2 ;;
-    --kernel=*|--initrd=*|--append=*|--disk=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
+    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
@@ -57,7 +61,11 @@ done
 [[ -n $initrd ]] || die_usage "--initrd is required"
 [[ -f $kernel && -r $kernel ]] || die_usage "kernel not readable: $kernel"
 [[ -f $initrd && -r $initrd ]] || die_usage "initrd not readable: $initrd"
-for d in "${disks[@]}"; do [[ -f $d && -r $d ]] || die_usage "disk not readable: $d"; done
+for i in "${!disks[@]}"; do
+  d=${disks[$i]}
+  [[ -f $d && -r $d ]] || die_usage "disk not readable: $d"
+  ((!rw[i])) || [[ -w $d ]] || die_usage "disk not writable: $d"
+done
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die_usage "--timeout must be a positive integer (seconds)"
 [[ $memory =~ ^[0-9]+$ ]] && ((memory >= 64)) || die_usage "--memory must be an integer >= 64 (MiB)"
 qemu=${BOOT_QEMU:-qemu-system-x86_64}
@@ -84,9 +92,14 @@ args=(-accel tcg -machine "${BOOT_MACHINE:-pc}" -cpu "${BOOT_CPU:-max}" -smp "${
       -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log"
       -nic none -kernel "$kernel" -initrd "$initrd"
       -append "console=ttyS0 panic=-1${append:+ $append}")
-for d in "${disks[@]}"; do
+for i in "${!disks[@]}"; do
+  d=${disks[$i]}
   # QEMU option values escape a comma by doubling it.
-  args+=(-drive "file=${d//,/,,},if=virtio,format=raw,snapshot=on")
+  if ((rw[i])); then
+    args+=(-drive "file=${d//,/,,},if=virtio,format=raw")
+  else
+    args+=(-drive "file=${d//,/,,},if=virtio,format=raw,snapshot=on")
+  fi
 done
 
 # QEMU runs in its own process group (setsid) under timeout(1): the group is

@@ -253,6 +253,19 @@ func TestLabBoots(t *testing.T) {
 			})
 		}
 	}
+	// Images read from codecs the tool does not write (bzip2, lzma) boot
+	// once rewritten: the reader found the same stream ends the kernel does.
+	for _, name := range []string{"dracut-nosd-bzip2", "dracut-nosd-lzma"} {
+		im := l.image(t, name)
+		t.Run(name+"/rewrite-zstd", func(t *testing.T) {
+			t.Parallel()
+			o := filepath.Join(out, name+".zstd.img")
+			if code, _, errs := cli(t, "repack", "-q", "--compress", "zstd", im.Path, o); code != exitOK {
+				t.Fatalf("repack: exit %d: %s", code, errs)
+			}
+			boot(t, l, o, rootArgs)
+		})
+	}
 	t.Run("itools-lz4/append", func(t *testing.T) {
 		t.Parallel()
 		im := l.image(t, "itools-lz4")

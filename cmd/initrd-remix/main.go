@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -51,6 +52,7 @@ type env struct {
 
 func commands() []command {
 	return []command{
+		{"build", "build a rescue initrd from the distribution's initrd (the default command)", runBuild},
 		{"inspect", "show an initrd's segments, generator, usr-merge state, kernel and microcode", runInspect},
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
 		{"verify", "check an initrd: libraries of every program, dangling links, format rules", runVerify},
@@ -78,14 +80,15 @@ func main() {
 }
 
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	// No command, or flags first: build, the tool's purpose.
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help") {
+		return report(ctx, e, "build", runBuild(ctx, e, args))
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			return run(ctx, e, []string{args[1], "--help"})
 		}
 		printUsage(e.stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
 	}
 	for _, c := range commands() {
@@ -125,6 +128,7 @@ rescue initrd: the same drivers, firmware and udev, but no storage activation
 and no switch to the installed root.
 
 Usage:
+  initrd-remix [build flags]                 (same as: initrd-remix build ...)
   initrd-remix <command> [flags] [arguments]
 
 Commands:
@@ -134,6 +138,8 @@ Commands:
 	}
 	fmt.Fprint(w, `
 Examples:
+  initrd-remix                                   # rescue image for the running kernel
+  initrd-remix build --dry-run --run /root/recover.sh
   initrd-remix inspect /boot/initrd.img-$(uname -r)
   initrd-remix inspect --json --files /boot/initramfs-$(uname -r).img
   initrd-remix repack --compress xz in.img out.img

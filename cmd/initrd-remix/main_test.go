@@ -170,7 +170,7 @@ func TestExitCodesAndRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no command", nil, exitUsage, ""},
+		{"no command builds, here without an initrd", []string{"--root", dir, "--kver", "9.9.9"}, exitFailed, "no initrd for kernel 9.9.9"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
 		{"help", []string{"repack", "--help"}, exitOK, ""},
 		{"unknown flag", []string{"inspect", "--bogus", img}, exitUsage, "unknown flag"},

@@ -45,6 +45,10 @@ func TestEncodersAreKernelSafe(t *testing.T) {
 		t.Run(string(c), func(t *testing.T) {
 			size := 1 << 20
 			variants := []struct{ threads, chunk int }{{4, 4096}}
+			if c == XZ {
+				size = 7 << 20 // three blocks, the last one short
+				variants = []struct{ threads, chunk int }{{3, 1000003}}
+			}
 			if c == LZ4 || c == Zstd {
 				size = 17 << 20 // several 8 MiB lz4 chunks and zstd windows
 				variants = []struct{ threads, chunk int }{{4, size}, {2, 1000003}, {0, 4096}}
@@ -63,6 +67,12 @@ func TestEncodersAreKernelSafe(t *testing.T) {
 				t.Fatalf("own decoder: %v", err)
 			}
 			checkKernelSafe(t, c, first)
+			if c == XZ {
+				// Blocks of 3 MiB, compressed in parallel, as xz -T makes them.
+				if info := string(cliFile(t, first, "xz", "--robot", "--list")); !regexp.MustCompile(`(?m)^file\t1\t3\t`).MatchString(info) {
+					t.Fatalf("want one stream of three blocks:\n%s", info)
+				}
+			}
 		})
 	}
 }

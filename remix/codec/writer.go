@@ -8,7 +8,6 @@ import (
 
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // WriterOptions tune NewWriter.
@@ -22,8 +21,8 @@ type WriterOptions struct {
 	//     (dracut: `lz4 -l -9`), default fast;
 	//   xz: ignored (ulikunitz/xz has no presets; dictionary 1 MiB).
 	Level int
-	// Concurrency bounds the goroutines of the zstd encoder; 0 means
-	// GOMAXPROCS. The output does not depend on it.
+	// Concurrency bounds the goroutines of the zstd and xz encoders; 0
+	// means GOMAXPROCS. The output does not depend on it.
 	Concurrency int
 }
 
@@ -34,7 +33,8 @@ type WriterOptions struct {
 //     skippable frames, content checksum; empty input still gives a frame;
 //   - xz: one stream with a CRC32 check (the kernel's unxz refuses CRC64,
 //     the xz default) and one LZMA2 filter with a 1 MiB dictionary, as
-//     dracut's `xz --check=crc32 --lzma2=dict=1MiB`;
+//     dracut's `xz --check=crc32 --lzma2=dict=1MiB -T0`, cut into 3 MiB
+//     blocks compressed in parallel;
 //   - lz4: the legacy format (magic, then chunks of at most 8 MiB), which
 //     is the only one the kernel reads; it has no end marker, so anything
 //     appended after it must start with at least four zero bytes;
@@ -88,11 +88,11 @@ func NewWriter(c Codec, w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 		}
 		return zw, nil
 	case XZ:
-		xw, err := xz.WriterConfig{CheckSum: xz.CRC32, DictCap: 1 << 20}.NewWriter(w)
-		if err != nil {
-			return nil, fmt.Errorf("xz: %w", err)
+		threads := o.Concurrency
+		if threads <= 0 {
+			threads = runtime.GOMAXPROCS(0)
 		}
-		return xw, nil
+		return newXZWriter(w, threads)
 	case LZ4:
 		lw, err := newLZ4Writer(w, o.Level)
 		if err != nil {

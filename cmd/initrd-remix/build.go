@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/strip"
+)
+
+const buildAbout = `Build a rescue initrd from the initrd your distribution generated: the same
+kernel modules, firmware, udev, console and keymap, but no md assembly, no LVM
+activation, no LUKS unlock or passphrase prompt, no multipath, iSCSI, NVMe-oF
+or zfs, no resume, no fsck, no root mount and no switch_root, whatever the
+kernel command line or the image's baked configuration says. Instead the boot
+ends in a rescue shell on the console (after running the --run payload).
+
+The generator is detected (initramfs-tools, dracut with systemd, dracut
+without systemd); anything else is refused. The result must pass its own
+checks (nothing left that would touch storage, the written segment decoded
+and compared) before it is renamed into place; the input is only read.
+
+--mode append (the default) keeps the input byte for byte and adds one small
+segment with the edits: fast, nothing is recompressed. It falls back to
+rewrite, and says so, for inputs whose entries the kernel would partly drop
+(appending would keep the mess); --mode rewrite writes one new archive of the
+whole tree after the early microcode archives.
+
+In the rescue boot: the payload runs with /proc, /sys, /dev and /run mounted,
+output on the console, its exit status printed; the kernel argument
+initrd_remix.payload=0 skips it. Then a shell with a banner; leaving it starts
+a new one, never the normal boot; poweroff and reboot work.
+
+Examples:
+  initrd-remix build                              # running kernel, /boot/initrd-remix-rescue-$(uname -r).img
+  initrd-remix build --dry-run                    # what would be disabled, changed and added
+  initrd-remix build --kver 6.1.0-28-amd64 --run /root/recover.sh
+  initrd-remix build --input /boot/initramfs-6.8.9.img --output /tmp/rescue.img --json
+  initrd-remix build --root /mnt/sysimage --kver 6.1.0-28-amd64   # another system's /boot
+`
+
+// buildFlags are build's own flags on top of outputFlags.
+type buildFlags struct {
+	input, output, root, kver, run string
+	dryRun                         bool
+}
+
+// buildReport is what --json prints.
+type buildReport struct {
+	Input     string          `json:"input"`
+	Output    string          `json:"output"`
+	Kver      string          `json:"kver"`
+	DryRun    bool            `json:"dry_run"`
+	Generator remix.Generator `json:"generator"`
+	Evidence  []string        `json:"evidence"`
+	Items     []strip.Item    `json:"items"`
+	// ModeNote says why the mode differs from the one asked for.
+	ModeNote string `json:"mode_note,omitempty"`
+	*remix.WriteResult
+}
+
+func runBuild(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "build", "", buildAbout)
+	var b buildFlags
+	fs.StringVar(&b.input, "input", "", "the distribution's initrd (default: the kernel's initrd in ROOT/boot, by each distribution's naming)")
+	fs.StringVar(&b.output, "output", "", "where to write the rescue initrd (default: initrd-remix-rescue-KVER.img beside the input)")
+	fs.StringVar(&b.root, "root", "/", "the system whose /boot is searched (and whose programs a later overlay adds)")
+	fs.StringVar(&b.kver, "kver", "", "kernel version (default: uname -r, or with --input the only kernel in the image)")
+	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
+	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
+	var o outputFlags
+	o.register(fs, "")
+	// The result is always verified before it is renamed into place.
+	fs.MarkHidden("no-verify")
+	fs.Lookup("force").Usage = "replace an existing OUTPUT that is not an initrd-remix rescue image (the input is never replaced)"
+	fs.Lookup("mode").Usage = "append (default where safe): input bytes + one segment of edits; rewrite: early archives + one new archive of the merged tree"
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("build takes no arguments, got %q (use --input and --output)", fs.Args())
+	}
+	c, err := codec.Parse(o.compress)
+	if err != nil {
+		return usagef("--compress: %v", err)
+	}
+	var mode remix.WriteMode
+	if o.mode != "" {
+		if mode, err = remix.ParseWriteMode(o.mode); err != nil {
+			return usagef("--mode: %v", err)
+		}
+	}
+	limit, err := parseSize(o.maxSize)
+	if err != nil {
+		return usagef("--max-size: %v", err)
+	}
+	var payload remix.Content
+	if b.run != "" {
+		if payload, err = payloadContent(b.run); err != nil {
+			return err
+		}
+	}
+	if b.input == "" {
+		if b.kver == "" {
+			if b.kver, err = runningKernel(); err != nil {
+				return err
+			}
+		}
+		if b.input, err = findInitrd(b.root, b.kver); err != nil {
+			return err
+		}
+	}
+	// Without --kver the default output is named after the image's only
+	// kernel, found once it is open.
+	if b.output == "" && b.kver != "" {
+		b.output = defaultOutput(b.input, b.kver)
+	}
+	if b.output != "" {
+		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
+			return err
+		}
+	}
+	st, err := os.Stat(b.input)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", b.input)
+	}
+	// Fail on an unwritable output directory before reading anything.
+	var out *atomicfile.File
+	spool := ""
+	if !b.dryRun && b.output != "" {
+		if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+			return err
+		}
+		defer out.Abort()
+		spool = filepath.Dir(b.output)
+	}
+	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
+	defer p.done()
+	openOpt := remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit}, SpoolDir: spool, Progress: p.update}
+	if mode != remix.Rewrite {
+		// An append writes only the edits: the bodies of kernel modules
+		// and firmware (most of an image's bytes) are never read again.
+		openOpt.KeepContent = keepForAppend
+	}
+	img, err := remix.Open(ctx, b.input, openOpt)
+	if err != nil {
+		return err
+	}
+	defer func() { img.Close() }()
+	var modeNote string
+	if mode == "" {
+		if mode, modeNote = chooseMode(img); mode == remix.Rewrite {
+			// Rare: read again, keeping every body for the rewrite.
+			img.Close()
+			openOpt.KeepContent = nil
+			if img, err = remix.Open(ctx, b.input, openOpt); err != nil {
+				return err
+			}
+		}
+	}
+	img.Tree.SetGeneration(img.EditGeneration())
+	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.input, err)
+	}
+	kvers := remix.KernelVersions(img.Tree)
+	switch {
+	case b.kver == "" && len(kvers) == 1:
+		b.kver = kvers[0]
+	case b.kver == "" && len(kvers) == 0:
+		return usagef("%s holds no kernel modules: name the kernel with --kver", b.input)
+	case b.kver == "":
+		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), strings.Join(kvers, ", "))
+	case len(kvers) > 0 && !slices.Contains(kvers, b.kver):
+		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, strings.Join(kvers, ", "), b.kver)
+	}
+	if b.output == "" {
+		b.output = defaultOutput(b.input, b.kver)
+		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
+			return err
+		}
+		if !b.dryRun {
+			if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+				return err
+			}
+			defer out.Abort()
+		}
+	}
+
+	if err := overlayStep(ctx, img, b.root, b.kver); err != nil {
+		return err
+	}
+	if f := strip.Assert(img.Tree); len(f) > 0 {
+		var lines []string
+		for _, x := range f {
+			lines = append(lines, x.Path+": "+x.Problem)
+		}
+		return verifyError{fmt.Errorf("the stripped tree of %s still has %d problems:\n  %s", b.input, len(f), strings.Join(lines, "\n  "))}
+	}
+	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, ModeNote: modeNote}
+	if b.dryRun {
+		return printBuild(e, &o, rep, mode)
+	}
+	p.step("writing " + b.output)
+	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true})
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "verify: ") {
+			return verifyError{err}
+		}
+		return fmt.Errorf("write %s: %w", b.output, err)
+	}
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	rep.WriteResult = res
+	return printBuild(e, &o, rep, mode)
+}
+
+// overlayStep is where the recovery overlay joins the pipeline: programs,
+// files, modules and firmware added with their dependencies, before the
+// result is checked and written.
+// TODO(overlay helper): add --add/--include/--module/--preset and the config
+// file; the lead wires overlay's entry point in here.
+func overlayStep(ctx context.Context, img *remix.Image, root, kver string) error {
+	_, _, _, _ = ctx, img, root, kver
+	return nil
+}
+
+// keepForAppend keeps every body but those of kernel modules and firmware,
+// which no profile, overlay step or check reads from the image.
+func keepForAppend(name string, size int64) bool {
+	name = remix.Canonical(name)
+	if strings.Contains(name, "lib/firmware/") {
+		return false
+	}
+	if strings.Contains(name, "lib/modules/") {
+		for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+			if strings.HasSuffix(name, ext) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// chooseMode picks append unless appending is unsafe for this input.
+func chooseMode(img *remix.Image) (remix.WriteMode, string) {
+	if len(img.Dropped) > 0 {
+		return remix.Rewrite, fmt.Sprintf("rewrite instead of append: the kernel drops %d entries of the input (e.g. %s); a rewrite writes the tree it actually builds", len(img.Dropped), img.Dropped[0])
+	}
+	return remix.Append, ""
+}
+
+func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) error {
+	if o.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	w := e.stdout
+	if !rep.DryRun {
+		if !o.quiet {
+			if rep.ModeNote != "" {
+				fmt.Fprintln(e.stderr, "note:", rep.ModeNote)
+			}
+			fmt.Fprintf(e.stderr, "wrote %s: %s rescue image of %s (%s, %s mode, %d edits)\n", rep.Output, rep.Generator, rep.Input,
+				humanBytes(rep.Bytes), rep.Mode, len(rep.Items))
+		}
+		return nil
+	}
+	fmt.Fprintf(w, "input:     %s\noutput:    %s (not written: --dry-run)\nkernel:    %s\n", rep.Input, rep.Output, rep.Kver)
+	fmt.Fprintf(w, "generator: %s (%s)\nmode:      %s", rep.Generator, strings.Join(rep.Evidence, "; "), mode)
+	if rep.ModeNote != "" {
+		fmt.Fprintf(w, " (%s)", rep.ModeNote)
+	}
+	fmt.Fprintf(w, "\n\n%d edits:\n", len(rep.Items))
+	for _, it := range rep.Items {
+		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, it.Path, "", it.Why)
+	}
+	return nil
+}
+
+// payloadContent checks the --run script: an executable regular file.
+func payloadContent(p string) (remix.Content, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("--run: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("--run %s: not a regular file", p)
+	}
+	if st.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("--run %s: not executable (chmod +x it; it runs as a program in the rescue boot)", p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("--run: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return nil, fmt.Errorf("--run %s: too short to be a script or program", p)
+	}
+	c, err := remix.NewFileContent(p)
+	if err != nil {
+		return nil, fmt.Errorf("--run: %w", err)
+	}
+	return c, nil
+}
+
+// runningKernel is uname -r.
+func runningKernel() (string, error) {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String(), nil
+}
+
+// initrdNames are each distribution's names for a kernel's initrd in /boot.
+var initrdNames = []string{
+	"initrd.img-%s",    // Debian, Ubuntu (initramfs-tools or dracut)
+	"initramfs-%s.img", // Fedora, RHEL, Arch-style dracut
+	"initrd-%s",        // SUSE
+	"initrd-%s.img",    // older Red Hat
+	"initramfs-%s",     // Gentoo genkernel
+}
+
+// findInitrd returns the initrd of kver in root's /boot.
+func findInitrd(root, kver string) (string, error) {
+	var tried []string
+	for _, n := range initrdNames {
+		p := filepath.Join(root, "boot", fmt.Sprintf(n, kver))
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", fmt.Errorf("no initrd for kernel %s (tried %s); name one with --input", kver, strings.Join(tried, ", "))
+}
+
+// defaultOutput names the rescue image beside the input. The name starts
+// with neither "initrd.img-", "initramfs-" nor "initrd-": update-initramfs,
+// dracut and their kernel hooks regenerate and delete only their own names,
+// GRUB's 10_linux pairs a kernel with initrd.img-VER / initrd-VER(.img) /
+// initramfs-VER.img exactly, and kernel-install copies only the "initrd" it
+// is given, so none of them takes or removes this file as its own.
+func defaultOutput(input, kver string) string {
+	return filepath.Join(filepath.Dir(input), "initrd-remix-rescue-"+kver+".img")
+}
+
+// checkBuildOutput refuses to write over the input (never, --force or not:
+// a rescue image in place of the distribution's initrd would stop the
+// machine from booting normally), and over an existing file that is not a
+// rescue image unless --force.
+func checkBuildOutput(input, output string, force bool) error {
+	if err := checkOutputPath(input, output, false); err != nil {
+		return usagef("output %s is the input file; build never replaces the distribution's initrd", output)
+	}
+	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) {
+		return usagef("output %s exists and is not an initrd-remix rescue image; pass --force to replace it", output)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func isRescueImage(p string) bool {
+	img, err := remix.Open(context.Background(), p, remix.OpenOptions{MetadataOnly: true})
+	if err != nil {
+		return false
+	}
+	defer img.Close()
+	return img.Tree.Lookup(strip.Marker) != nil
+}

@@ -1,0 +1,2 @@
+# initrd-remix: neutralised; a rescue image leaves storage untouched.
+:

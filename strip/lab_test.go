@@ -1,0 +1,146 @@
+package strip
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
+)
+
+// labImages lists the lab's images (name, family) from its manifest.
+func labImages(t *testing.T) (dir string, names, families []string) {
+	t.Helper()
+	dir = testtool.Lab(t)
+	f, err := os.Open(filepath.Join(dir, "images", "manifest.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	for sc.Scan() {
+		c := strings.Split(sc.Text(), "\t")
+		names = append(names, c[0])
+		families = append(families, c[1])
+	}
+	if len(names) < 6 {
+		t.Fatalf("lab manifest lists %d images", len(names))
+	}
+	return dir, names, families
+}
+
+// TestLabApply strips every lab image, checks the plan against what the
+// image holds, writes it in append mode and reads it back: the merged tree
+// of the output must pass Assert, and the original must not.
+func TestLabApply(t *testing.T) {
+	dir, names, families := labImages(t)
+	out := t.TempDir()
+	for i, name := range names {
+		family := families[i]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			img, err := remix.Open(context.Background(), filepath.Join(dir, "images", name+".img"), remix.OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			if f := Assert(img.Tree); len(f) != 1 || f[0].Path != Marker {
+				t.Fatalf("Assert on the original: %v, want only the missing marker", f)
+			}
+			// Baked images carry a crypttab; it must be emptied.
+			hadCrypttab := img.Tree.Lookup("etc/crypttab") != nil
+			img.Tree.SetGeneration(img.EditGeneration())
+			plan, err := Apply(img.Tree, Options{Payload: remix.BytesContent("#!/bin/sh\necho hi\n")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(plan.Generator) != family {
+				t.Fatalf("profile %s, lab built %s", plan.Generator, family)
+			}
+			kinds := map[Kind][]string{}
+			for _, it := range plan.Items {
+				kinds[it.Kind] = append(kinds[it.Kind], it.Path)
+			}
+			// What each family must have had neutralised, by name.
+			want := map[string][]string{
+				"initramfs-tools": {"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-block/mdadm",
+					"scripts/local-premount/resume", "conf/conf.d/resume", "cryptroot/crypttab", "etc/mdadm/mdadm.conf", "etc/lvm/lvm.conf",
+					"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/69-lvm.rules", "etc/udev/rules.d/63-md-raid-arrays.rules"},
+				"dracut-systemd": {"etc/systemd/system/initrd-switch-root.target", "etc/systemd/system/initrd-switch-root.service",
+					"etc/systemd/system/sysroot.mount", "etc/systemd/system/systemd-fsck@.service", "etc/systemd/system/mdadm-last-resort@.timer",
+					"etc/systemd/system-generators/systemd-cryptsetup-generator", "etc/systemd/system-generators/systemd-fstab-generator",
+					"etc/systemd/system-generators/systemd-gpt-auto-generator", "etc/systemd/system-generators/dracut-rootfs-generator",
+					"etc/systemd/system-generators/systemd-hibernate-resume-generator", "etc/udev/rules.d/64-lvm.rules",
+					"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/65-md-incremental-imsm.rules",
+					"usr/lib/dracut/hooks/cmdline/30-parse-lvm.sh", "usr/lib/dracut/hooks/cmdline/30-parse-crypt.sh",
+					"usr/lib/dracut/hooks/pre-trigger/30-parse-md.sh", "etc/systemd/system/initrd.target"},
+				"dracut-shell": {"usr/lib/dracut/hooks/mount/99-mount-root.sh", "usr/lib/dracut/hooks/cmdline/95-parse-block.sh",
+					"usr/lib/dracut/hooks/cmdline/10-parse-resume.sh", "usr/lib/dracut/hooks/initqueue/timeout/99-rootfallback.sh",
+					"usr/lib/dracut/hooks/pre-mount/00-initrd-remix-rescue.sh", "etc/udev/rules.d/64-lvm.rules"},
+			}[family]
+			got := map[string]bool{}
+			for _, it := range plan.Items {
+				got[it.Path] = true
+			}
+			if hadCrypttab {
+				want = append(want, "etc/crypttab")
+			}
+			for _, p := range want {
+				if !got[p] {
+					t.Errorf("plan does not touch %s", p)
+				}
+			}
+			for _, keep := range []string{"usr/lib/udev/rules.d/80-drivers.rules", "etc/udev/rules.d/80-drivers.rules", "etc/udev/rules.d/50-firmware.rules",
+				"scripts/init-top/udev", "scripts/init-top/keymap", "etc/systemd/system/systemd-udevd.service",
+				"etc/systemd/system/systemd-udev-trigger.service", "etc/systemd/system/systemd-modules-load.service",
+				"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh"} {
+				if got[keep] {
+					t.Errorf("plan touches %s, which the hardware bring-up needs", keep)
+				}
+			}
+			if f := Assert(img.Tree); len(f) != 0 {
+				t.Fatalf("Assert after Apply: %v", f)
+			}
+			o := filepath.Join(out, name+".img")
+			fo, err := os.Create(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := img.WriteTo(context.Background(), fo, remix.WriteOptions{Mode: remix.Append, Compression: codec.Gzip, Verify: true})
+			fo.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.NewEntries > 200 {
+				t.Errorf("append wrote %d entries; only the edits belong there", res.NewEntries)
+			}
+			back, err := remix.Open(context.Background(), o, remix.OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer back.Close()
+			if f := Assert(back.Tree); len(f) != 0 {
+				t.Fatalf("Assert on the written image: %v", f)
+			}
+			if _, err := Apply(back.Tree, Options{}); err != ErrAlreadyRescue {
+				t.Errorf("Apply on a rescue image: %v, want ErrAlreadyRescue", err)
+			}
+			// usr-merge must survive: bin, sbin, lib stay links.
+			if u := remix.DetectUsrMerge(back.Tree); u.State != "merged" {
+				t.Errorf("usr-merge after strip: %+v", u)
+			}
+			var b bytes.Buffer
+			for _, it := range plan.Items {
+				b.WriteString(string(it.Kind) + " " + it.Path + "\n")
+			}
+			t.Logf("%d edits, %d new entries:\n%s", len(plan.Items), res.NewEntries, b.String())
+		})
+	}
+}

@@ -1,0 +1,346 @@
+// Package strip turns a distribution's initrd (as a remix.Tree) into a
+// rescue initrd: the generator is detected, and a profile for it disables
+// everything that would touch storage or leave the initrd (md assembly, LVM
+// activation, LUKS unlock, multipath, iSCSI/NVMe-oF, zfs import, resume,
+// fsck, the root mount, switch_root), by configuration *and* by overriding
+// the units, generators, udev rules and scripts that would act. It then adds
+// the rescue entry point (files/rescue.sh), which runs an optional payload
+// and a shell on the console. Module loading, udev and coldplug, firmware,
+// console and keymap are left to the distribution's own boot.
+//
+// Profiles exist for initramfs-tools, dracut with systemd and dracut without
+// systemd; anything else is refused. Every edit is recorded as a plan Item so
+// that `build --dry-run` can show it. Assert checks a merged tree that carries
+// the rescue marker for anything left that would activate storage or switch
+// root; the `verify` command uses it.
+package strip
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+//go:embed files
+var files embed.FS
+
+// Paths of the files every profile adds.
+const (
+	// Marker is present in every image strip produced; Assert refuses to
+	// judge a tree without it.
+	Marker = "usr/lib/initrd-remix/rescue-image"
+	// Entry is the rescue entry point.
+	Entry = "usr/lib/initrd-remix/rescue"
+	// Payload is where Options.Payload is installed.
+	Payload = "usr/lib/initrd-remix/payload"
+	// ShellRC is the rescue shell's $ENV file.
+	ShellRC = "usr/lib/initrd-remix/shrc"
+	// SkipPayloadArg on the kernel command line skips the payload.
+	SkipPayloadArg = "initrd_remix.payload=0"
+)
+
+// Kind says what an edit does, for the plan.
+type Kind string
+
+const (
+	MaskUnit         Kind = "mask unit"
+	MaskGenerator    Kind = "mask generator"
+	MaskUdevRule     Kind = "mask udev rule"
+	NeutraliseScript Kind = "neutralise script"
+	OverrideConfig   Kind = "override config"
+	AddFile          Kind = "add file"
+)
+
+// Item is one edit of the tree.
+type Item struct {
+	Kind Kind   `json:"kind"`
+	Path string `json:"path"` // canonical path written in the image
+	Why  string `json:"why"`
+}
+
+// Plan is what a profile did: the generator it recognised and every edit.
+type Plan struct {
+	Generator remix.Generator `json:"generator"`
+	Evidence  []string        `json:"evidence"`
+	Items     []Item          `json:"items"`
+}
+
+// Options tune Apply.
+type Options struct {
+	// Payload, when set, is installed as an executable run by the rescue
+	// entry point before its shell.
+	Payload remix.Content
+	// Mtime of the added entries; 0 takes /init's, so the same input gives
+	// the same output.
+	Mtime uint32
+}
+
+// UnsupportedError is returned for images no profile can vouch for.
+type UnsupportedError struct {
+	Detection remix.Detection
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("unsupported initrd generator %q (evidence: %s); supported: %s",
+		e.Detection.Generator, strings.Join(e.Detection.Evidence, "; "), strings.Join(Supported(), ", "))
+}
+
+// Supported lists the generators with a profile.
+func Supported() []string {
+	return []string{string(remix.InitramfsTools), string(remix.DracutSystemd), string(remix.DracutShell)}
+}
+
+// ErrAlreadyRescue is returned for an image strip already produced:
+// stripping it again would neutralise the rescue entry point's own hooks.
+var ErrAlreadyRescue = errors.New("the image is already an initrd-remix rescue image")
+
+// Apply detects the generator of t and applies its profile. The caller sets
+// t's edit generation first (t.SetGeneration(img.EditGeneration())) so that
+// append mode writes only these edits.
+func Apply(t *remix.Tree, opt Options) (*Plan, error) {
+	if t.Lookup(Marker) != nil {
+		return nil, ErrAlreadyRescue
+	}
+	d := remix.DetectGenerator(t)
+	e := &editor{t: t, plan: &Plan{Generator: d.Generator, Evidence: d.Evidence}, mtime: opt.Mtime}
+	if e.mtime == 0 {
+		if n := t.Lookup("init"); n != nil {
+			e.mtime = n.Inode.Mtime
+		}
+	}
+	if err := e.profile(d); err != nil {
+		return nil, err
+	}
+	if err := e.common(opt, d.Generator); err != nil {
+		return nil, err
+	}
+	return e.plan, nil
+}
+
+// profile runs the generator's own edits.
+func (e *editor) profile(d remix.Detection) error {
+	switch d.Generator {
+	case remix.InitramfsTools:
+		return e.initramfsTools()
+	case remix.DracutSystemd:
+		return e.dracut(true)
+	case remix.DracutShell:
+		return e.dracut(false)
+	}
+	return &UnsupportedError{d}
+}
+
+// editor applies edits to a tree and records them.
+type editor struct {
+	t     *remix.Tree
+	plan  *Plan
+	mtime uint32
+	// check makes every edit a comparison: Assert runs the profile this
+	// way and reports each edit the tree does not already carry.
+	check    bool
+	findings []Finding
+}
+
+func embedded(name string) []byte {
+	b, err := files.ReadFile("files/" + name)
+	if err != nil {
+		panic("strip: missing embedded file " + name) // a build defect, not input
+	}
+	return b
+}
+
+// put writes e at name after resolving name's parent through the image's own
+// symlinks (usr-merge) and creating missing parents as directories; it never
+// replaces a directory or writes through a symlink in the last component.
+func (e *editor) put(kind Kind, why string, ent remix.Entry) error {
+	if e.check {
+		e.compare(kind, why, ent)
+		return nil
+	}
+	dir, base := path.Split(remix.Canonical(ent.Name))
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	cdir, dnode, err := e.t.Resolve(dir, true)
+	if errors.Is(err, remix.ErrNotExist) || (err == nil && dnode == nil) {
+		// MkdirAll follows the links that exist (etc/udev -> ...) and
+		// creates only what is missing.
+		if cdir, err = e.t.MkdirAll(dir, 0o755, e.mtime); err != nil {
+			return fmt.Errorf("%s: %w", ent.Name, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", ent.Name, err)
+	} else if dnode.Inode.Type() != newc.TypeDir {
+		return fmt.Errorf("%s: parent %s: %w", ent.Name, cdir, remix.ErrNotDir)
+	}
+	full := path.Join(cdir, base)
+	if old := e.t.Get(full); old != nil && old.Inode.Type() == newc.TypeDir {
+		return fmt.Errorf("%s: %w", full, remix.ErrIsDir)
+	}
+	ent.Name = full
+	if ent.Mtime == 0 {
+		ent.Mtime = e.mtime
+	}
+	if _, err := e.t.Put(ent); err != nil {
+		return fmt.Errorf("%s: %w", full, err)
+	}
+	e.plan.Items = append(e.plan.Items, Item{Kind: kind, Path: full, Why: why})
+	return nil
+}
+
+func (e *editor) file(kind Kind, why, name string, mode uint32, body []byte) error {
+	return e.put(kind, why, remix.Entry{Name: name, Mode: newc.TypeReg | mode, Content: remix.BytesContent(body)})
+}
+
+// mask links name to /dev/null, systemd's and udev's own way to mask.
+func (e *editor) mask(kind Kind, why, name string) error {
+	return e.put(kind, why, remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: "/dev/null"})
+}
+
+// children lists the names directly inside dir (read through the image's
+// links), sorted, with their nodes; nil if dir does not exist.
+func children(t *remix.Tree, dir string) (string, []*remix.Node) {
+	cdir, n, err := t.Resolve(dir, true)
+	if err != nil || n == nil || n.Inode.Type() != newc.TypeDir {
+		return "", nil
+	}
+	prefix := cdir + "/"
+	if cdir == "." {
+		prefix = ""
+	}
+	var out []*remix.Node
+	for _, node := range t.Nodes() {
+		rest, ok := strings.CutPrefix(node.Path, prefix)
+		if ok && rest != "" && !strings.Contains(rest, "/") && node.Path != "." {
+			out = append(out, node)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return cdir, out
+}
+
+// uniqueDirs resolves each directory and drops duplicates (lib/x and
+// usr/lib/x are one directory in a usr-merged image) and missing ones.
+func uniqueDirs(t *remix.Tree, dirs ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range dirs {
+		c, n, err := t.Resolve(d, true)
+		if err != nil || n == nil || n.Inode.Type() != newc.TypeDir || seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	return out
+}
+
+func readAll(n *remix.Node) []byte {
+	if n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil {
+		return nil
+	}
+	r, err := n.Inode.Content.Open()
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := r.Read(buf)
+		b.Write(buf[:k])
+		if err != nil || b.Len() > 4<<20 {
+			break
+		}
+	}
+	return []byte(b.String())
+}
+
+// common adds what every profile needs: the entry point, its shell startup
+// file, the payload, the marker, and the udev and storage configuration.
+func (e *editor) common(opt Options, g remix.Generator) error {
+	if err := e.udevRules(); err != nil {
+		return err
+	}
+	if err := e.storageConfig(); err != nil {
+		return err
+	}
+	if err := e.file(AddFile, "rescue entry point: payload, banner, console shell", Entry, 0o755, embedded("rescue.sh")); err != nil {
+		return err
+	}
+	if err := e.file(AddFile, "rescue shell startup: poweroff/reboot without an init to talk to", ShellRC, 0o644, embedded("shrc.sh")); err != nil {
+		return err
+	}
+	if opt.Payload != nil && !e.check {
+		if err := e.put(AddFile, "payload given with --run", remix.Entry{Name: Payload, Mode: newc.TypeReg | 0o755, Content: opt.Payload}); err != nil {
+			return err
+		}
+	}
+	return e.file(AddFile, "marks a rescue image (strip.Assert, verify)", Marker, 0o644,
+		[]byte("initrd-remix rescue image\ngenerator="+string(g)+"\n"))
+}
+
+// storageConfig empties the configuration that names storage to bring up,
+// wherever the image has it.
+func (e *editor) storageConfig() error {
+	for _, c := range []struct{ name, why string }{
+		{"etc/crypttab", "no LUKS volume is opened from the baked crypttab"},
+		{"cryptroot/crypttab", "initramfs-tools' cryptroot opens nothing"},
+	} {
+		if n := e.t.Lookup(c.name); n != nil {
+			if err := e.file(OverrideConfig, c.why, c.name, 0o644, []byte("# initrd-remix: emptied; open volumes by hand with cryptsetup open\n")); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range []struct{ name, file, why string }{
+		{"etc/mdadm/mdadm.conf", "mdadm.conf", "no automatic md assembly (AUTO -all, no ARRAY lines)"},
+		{"etc/mdadm.conf", "mdadm.conf", "no automatic md assembly (AUTO -all, no ARRAY lines)"},
+		{"etc/lvm/lvm.conf", "lvm.conf", "no LVM auto-activation (event_activation=0, empty auto_activation_volume_list)"},
+	} {
+		if e.t.Lookup(c.name) != nil {
+			if err := e.file(OverrideConfig, c.why, c.name, 0o644, embedded(c.file)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tokens splits a file name into lower-case words, without a leading
+// number and the extension: "64-md-raid-assembly.rules" -> md raid assembly.
+func tokens(name string) []string {
+	name = strings.ToLower(name)
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		name = name[:i]
+	}
+	f := strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' || r == '@' || r == '.' })
+	if len(f) > 0 && strings.Trim(f[0], "0123456789") == "" {
+		f = f[1:]
+	}
+	return f
+}
+
+func anyToken(name string, set map[string]bool) bool {
+	for _, w := range tokens(name) {
+		if set[w] {
+			return true
+		}
+	}
+	return false
+}
+
+func words(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}

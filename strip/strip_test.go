@@ -1,0 +1,289 @@
+package strip
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// tree builds a synthetic image: names ending in "/" are directories,
+// "name -> target" are symlinks, anything else a file with the given body.
+func tree(t *testing.T, entries map[string]string, order ...string) *remix.Tree {
+	t.Helper()
+	tr := remix.NewTree()
+	for _, name := range order {
+		body := entries[name]
+		var e remix.Entry
+		switch {
+		case strings.HasSuffix(name, "/"):
+			e = remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
+		case strings.HasPrefix(body, "-> "):
+			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
+		default:
+			e = remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(body)}
+		}
+		if _, err := tr.Put(e); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	return tr
+}
+
+// layout lists entries in order; bodies after "=".
+func layout(t *testing.T, lines ...string) *remix.Tree {
+	t.Helper()
+	m := map[string]string{}
+	var order []string
+	for _, l := range lines {
+		name, body, _ := strings.Cut(l, "=")
+		m[name] = body
+		order = append(order, name)
+	}
+	return tree(t, m, order...)
+}
+
+// usrMerged is the start of every synthetic image: bin, sbin, lib as links.
+var usrMerged = []string{"usr/", "usr/bin/", "usr/sbin/", "usr/lib/", "bin=-> usr/bin", "sbin=-> usr/sbin", "lib=-> usr/lib", "etc/"}
+
+func itoolsTree(t *testing.T, extra ...string) *remix.Tree {
+	base := append(append([]string{}, usrMerged...),
+		"init=#!/bin/sh\n", "conf/", "conf/initramfs.conf=MODULES=most\n", "conf/conf.d/", "conf/conf.d/resume=RESUME=UUID=x\n",
+		"scripts/", "scripts/functions=f\n", "scripts/local=l\n", "scripts/nfs=n\n",
+		"scripts/local-top/", "scripts/local-top/ORDER=/scripts/local-top/cryptroot \"$@\"\n", "scripts/local-top/cryptroot=c\n",
+		"scripts/init-premount/", "scripts/init-premount/ORDER=/scripts/init-premount/mdadm \"$@\"\n/scripts/init-premount/hw \"$@\"\n",
+		"scripts/init-premount/mdadm=m\n", "scripts/init-premount/hw=h\n",
+		"lib/udev/", "lib/udev/rules.d/", "lib/udev/rules.d/64-md-raid-assembly.rules=RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n",
+		"lib/udev/rules.d/80-drivers.rules=RUN{builtin}+=\"kmod load $env{MODALIAS}\"\n",
+		"lib/udev/rules.d/90-custom.rules=ACTION==\"add\", RUN+=\"/sbin/lvm pvscan --cache\"\n",
+		"etc/mdadm/", "etc/mdadm/mdadm.conf=ARRAY /dev/md0 UUID=x\n")
+	return layout(t, append(base, extra...)...)
+}
+
+func TestApplySynthetic(t *testing.T) {
+	tests := []struct {
+		name    string
+		tree    func(t *testing.T) *remix.Tree
+		gen     remix.Generator
+		touched []string // paths the plan must edit
+		kept    []string // paths it must leave alone
+		check   func(t *testing.T, tr *remix.Tree)
+	}{
+		{
+			name: "initramfs-tools usr-merged",
+			tree: func(t *testing.T) *remix.Tree { return itoolsTree(t) },
+			gen:  remix.InitramfsTools,
+			touched: []string{"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-top/ORDER",
+				"scripts/init-premount/mdadm", "scripts/init-premount/ORDER", "conf/conf.d/resume", "etc/mdadm/mdadm.conf",
+				"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/90-custom.rules", Entry, Marker},
+			kept: []string{"scripts/init-premount/hw", "etc/udev/rules.d/80-drivers.rules"},
+			check: func(t *testing.T, tr *remix.Tree) {
+				order := string(readAll(tr.Lookup("scripts/init-premount/ORDER")))
+				if strings.Contains(order, "mdadm") || !strings.Contains(order, "/scripts/init-premount/hw") || !strings.HasSuffix(order, itoolsExec+"\n") {
+					t.Errorf("init-premount ORDER:\n%s", order)
+				}
+				// The entry point went through the lib -> usr/lib link.
+				if n := tr.Get("usr/lib/initrd-remix/rescue"); n == nil || n.Inode.Mode&0o111 == 0 {
+					t.Error("entry point not at usr/lib/initrd-remix/rescue or not executable")
+				}
+				if n := tr.Get("lib"); n == nil || n.Inode.Type() != newc.TypeSymlink {
+					t.Error("the lib -> usr/lib link was replaced")
+				}
+			},
+		},
+		{
+			name: "etc/udev is a symlink: writes follow it",
+			tree: func(t *testing.T) *remix.Tree {
+				return itoolsTree(t, "usr/lib/udev/etc/", "etc/udev=-> ../usr/lib/udev/etc")
+			},
+			gen:     remix.InitramfsTools,
+			touched: []string{"usr/lib/udev/etc/rules.d/64-md-raid-assembly.rules"},
+			check: func(t *testing.T, tr *remix.Tree) {
+				if n := tr.Get("etc/udev"); n == nil || n.Inode.Type() != newc.TypeSymlink {
+					t.Error("etc/udev link replaced by a directory")
+				}
+			},
+		},
+		{
+			name: "dracut with systemd",
+			tree: func(t *testing.T) *remix.Tree {
+				return layout(t, append(append([]string{}, usrMerged...),
+					"init=-> usr/lib/systemd/systemd", "usr/lib/systemd/", "usr/lib/systemd/systemd=elf",
+					"usr/lib/dracut/", "usr/lib/dracut/modules.txt=base\n", "usr/lib/dracut-lib.sh=x\n",
+					"usr/lib/systemd/system/", "usr/lib/systemd/system/initrd.target=[Unit]\n",
+					"usr/lib/systemd/system/initrd-switch-root.service=[Unit]\n", "usr/lib/systemd/system/mdmon@.service=[Unit]\n",
+					"usr/lib/systemd/system/systemd-udevd.service=[Unit]\n",
+					"usr/lib/systemd/system-generators/", "usr/lib/systemd/system-generators/systemd-fstab-generator=elf",
+					"usr/lib/systemd/system-generators/systemd-debug-generator=elf",
+					"etc/systemd/", "etc/systemd/system/", "etc/systemd/system/default.target=-> /lib/systemd/system/initrd.target",
+					"etc/cmdline.d/", "etc/cmdline.d/01-default.conf=rd.lvm.lv=vg0/root root=/dev/vg0/root\n",
+					"etc/crypttab=cryptdata UUID=x none luks\n",
+					"usr/lib/dracut/hooks/", "usr/lib/dracut/hooks/cmdline/", "usr/lib/dracut/hooks/cmdline/30-parse-lvm.sh=x\n",
+					"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh=x\n", "usr/lib/dracut/hooks/pre-pivot/", "usr/lib/dracut/hooks/pre-pivot/10-x.sh=x\n")...)
+			},
+			gen: remix.DracutSystemd,
+			touched: []string{"etc/systemd/system/initrd-switch-root.service", "etc/systemd/system/mdmon@.service", "etc/systemd/system/sysroot.mount",
+				"etc/systemd/system-generators/systemd-fstab-generator", "etc/systemd/system/initrd.target", "etc/systemd/system/default.target",
+				"etc/cmdline.d/01-default.conf", "etc/crypttab", "usr/lib/dracut/hooks/cmdline/30-parse-lvm.sh",
+				"usr/lib/dracut/hooks/pre-pivot/10-x.sh", "etc/systemd/system/initrd-remix-rescue.service"},
+			kept: []string{"etc/systemd/system/systemd-udevd.service", "etc/systemd/system-generators/systemd-debug-generator",
+				"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh"},
+			check: func(t *testing.T, tr *remix.Tree) {
+				if n := tr.Lookup("etc/systemd/system/default.target"); n == nil || n.Inode.Target != "initrd.target" {
+					t.Errorf("default.target: %+v", n)
+				}
+				if !masked(tr.Lookup("etc/systemd/system/sysroot.mount")) {
+					t.Error("sysroot.mount not masked")
+				}
+			},
+		},
+		{
+			name: "dracut without systemd",
+			tree: func(t *testing.T) *remix.Tree {
+				return layout(t, append(append([]string{}, usrMerged...),
+					"init=#!/bin/bash\n", "usr/lib/dracut/", "usr/lib/dracut/modules.txt=base\n",
+					"usr/lib/dracut/hooks/", "usr/lib/dracut/hooks/mount/", "usr/lib/dracut/hooks/mount/99-mount-root.sh=x\n",
+					"usr/lib/dracut/hooks/cmdline/", "usr/lib/dracut/hooks/cmdline/95-parse-block.sh=x\n")...)
+			},
+			gen: remix.DracutShell,
+			touched: []string{"usr/lib/dracut/hooks/mount/99-mount-root.sh", "usr/lib/dracut/hooks/cmdline/95-parse-block.sh",
+				"usr/lib/dracut/hooks/pre-mount/00-initrd-remix-rescue.sh", "usr/lib/dracut/hooks/cmdline/99zz-initrd-remix.sh",
+				"etc/cmdline.d/99-initrd-remix.conf"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := tc.tree(t)
+			tr.SetGeneration(100)
+			plan, err := Apply(tr, Options{Payload: remix.BytesContent("#!/bin/sh\n")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Generator != tc.gen {
+				t.Fatalf("generator %s, want %s", plan.Generator, tc.gen)
+			}
+			got := map[string]bool{}
+			for _, it := range plan.Items {
+				got[it.Path] = true
+				if it.Why == "" || it.Kind == "" {
+					t.Errorf("item without kind or reason: %+v", it)
+				}
+				if n := tr.Get(it.Path); n == nil || n.Gen() != 100 {
+					t.Errorf("%s: not written in the edit generation", it.Path)
+				}
+			}
+			for _, p := range tc.touched {
+				if !got[p] {
+					t.Errorf("plan does not edit %s", p)
+				}
+			}
+			for _, p := range tc.kept {
+				if got[p] {
+					t.Errorf("plan edits %s", p)
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, tr)
+			}
+			if f := Assert(tr); len(f) != 0 {
+				t.Errorf("Assert after Apply: %v", f)
+			}
+		})
+	}
+}
+
+// TestAssertFindsWhatComesBack: files merged on top of a rescue image (as an
+// overlay could) that re-enable storage are reported.
+func TestAssertFindsWhatComesBack(t *testing.T) {
+	tests := []struct {
+		name  string
+		undo  remix.Entry
+		where string
+	}{
+		{"udev rule restored", remix.Entry{Name: "etc/udev/rules.d/64-md-raid-assembly.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n")}, "64-md-raid-assembly.rules"},
+		{"new udev rule running lvm", remix.Entry{Name: "usr/lib/udev/rules.d/70-mine.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/vgchange -ay\"\n")}, "70-mine.rules"},
+		{"boot script restored", remix.Entry{Name: "scripts/local", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("mountroot() { mount $ROOT /root; }\n")}, "scripts/local"},
+		{"local-top script added", remix.Entry{Name: "scripts/local-top/lvm2", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/bin/sh\nlvm vgchange -ay\n")}, "scripts/local-top/lvm2"},
+		{"entry point removed", remix.Entry{Name: Entry, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("")}, Entry},
+		{"mdadm.conf with arrays", remix.Entry{Name: "etc/mdadm/mdadm.conf", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("ARRAY /dev/md0\n")}, "mdadm.conf"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := itoolsTree(t)
+			if _, err := Apply(tr, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.MkdirAll(strings.TrimSuffix(tc.undo.Name, "/"+lastElem(tc.undo.Name)), 0o755, 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Put(tc.undo); err != nil {
+				t.Fatal(err)
+			}
+			f := Assert(tr)
+			found := false
+			for _, x := range f {
+				if strings.Contains(x.Path, tc.where) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("Assert did not report %s: %v", tc.where, f)
+			}
+		})
+	}
+}
+
+func lastElem(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func TestRefusals(t *testing.T) {
+	arch := layout(t, "init=#!/usr/bin/ash\n", "init_functions=x\n", "hooks/", "config=HOOKS=\n")
+	_, err := Apply(arch, Options{})
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "mkinitcpio") || !strings.Contains(err.Error(), "initramfs-tools, dracut-systemd, dracut-shell") {
+		t.Errorf("mkinitcpio: %v", err)
+	}
+	unknown := layout(t, "init=#!/bin/sh\n")
+	if _, err := Apply(unknown, Options{}); !errors.As(err, &ue) || !strings.Contains(err.Error(), `"unknown"`) {
+		t.Errorf("unknown: %v", err)
+	}
+	if f := Assert(unknown); len(f) != 1 || f[0].Path != Marker {
+		t.Errorf("Assert without marker: %v", f)
+	}
+	tr := itoolsTree(t)
+	if _, err := Apply(tr, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(tr, Options{}); !errors.Is(err, ErrAlreadyRescue) {
+		t.Errorf("second Apply: %v", err)
+	}
+	// A directory where a file must go is refused, not replaced.
+	d := itoolsTree(t, "etc/udev/", "etc/udev/rules.d/", "etc/udev/rules.d/64-md-raid-assembly.rules/")
+	if _, err := Apply(d, Options{}); !errors.Is(err, remix.ErrIsDir) {
+		t.Errorf("directory in the way: %v", err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	for in, want := range map[string]string{
+		"64-md-raid-assembly.rules":    "md raid assembly",
+		"30-parse-lvm.sh":              "parse lvm",
+		"mdadm-last-resort@.timer":     "mdadm last resort",
+		"systemd-cryptsetup-generator": "systemd cryptsetup generator",
+		"10-btrfs_timeout.sh":          "btrfs timeout",
+		"ORDER":                        "order",
+		"99zz-initrd-remix.sh":         "99zz initrd remix",
+		"kmod-static-nodes.service":    "kmod static nodes",
+	} {
+		if got := strings.Join(tokens(in), " "); got != want {
+			t.Errorf("tokens(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for name, want := range map[string]bool{"cryptroot": true, "cryptopensc": true, "mdadm": true, "udev": false, "keymap": false,
+		"kmod-static-nodes.service": false, "systemd-udevd.service": false, "lvm2-pvscan@.service": true, "01-parse-kernel.sh": false} {
+		if storageName(name) != want {
+			t.Errorf("storageName(%q) = %v", name, !want)
+		}
+	}
+}
