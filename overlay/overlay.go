@@ -149,6 +149,10 @@ type applier struct {
 	progWhy  []string    // why, parallel to programs
 	plain    []plainFile // files copied as they are (include, modules)
 	modPlan  *modulePlan // with --module: indexes to rewrite at the end
+	// requested holds the paths (and the links on the way to them) of
+	// the programs and files asked for by name, which replace what the
+	// image has under that name.
+	requested map[string]bool
 }
 
 // plainFile is an entry copied from the root to a place in the image.
@@ -215,6 +219,20 @@ func (a *applier) checkProgram(p string) error {
 func (a *applier) program(p, why string) {
 	a.programs = append(a.programs, p)
 	a.progWhy = append(a.progWhy, why)
+	a.request(p)
+}
+
+// request marks p and the links on the way to it as asked for.
+func (a *applier) request(p string) {
+	if a.requested == nil {
+		a.requested = map[string]bool{}
+	}
+	a.requested[p] = true
+	if links, _, _, err := a.res.Walk(p); err == nil {
+		for _, l := range links {
+			a.requested[l.Path] = true
+		}
+	}
 }
 
 // include queues SRC[:DEST]: the path itself as a truthful copy, the chain
@@ -255,6 +273,7 @@ func (a *applier) includeTree(src, dest, why string) error {
 		return fmt.Errorf("%s in %s: %w", src, a.root, errors.Unwrap(err))
 	}
 	a.plain = append(a.plain, plainFile{src: src, dest: dest, why: why})
+	a.request(src)
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		// The chain and the final target: each link as it is, the target

@@ -116,6 +116,16 @@ func (w *writer) put(src, dest, why string) error {
 			w.bySrc[src] = canon
 			return nil
 		}
+		// A file of the image where the root has a link met on the way
+		// (a script's /bin/sh: busybox in the image, a link to dash in
+		// the root): the image's own program stays, since its /init and
+		// scripts run with it; what the link leads to is added at its
+		// own path anyway. A name asked for (--add vi) is replaced.
+		if node != nil && node.Inode.Type() == newc.TypeReg && !w.a.requested[src] {
+			w.bySrc[src] = canon
+			w.a.report.Skipped = append(w.a.report.Skipped, fmt.Sprintf("/%s: the image's own file kept (the root has a link to %s)", canon, target))
+			return nil
+		}
 		e.Mode = newc.TypeSymlink | 0o777
 		e.Target = target
 		w.links = append(w.links, writtenLink{canon: canon, src: src, dest: dest, target: target})

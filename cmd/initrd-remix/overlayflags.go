@@ -25,23 +25,39 @@ type overlayFlags struct {
 	configDir    *string
 }
 
-// addOverlayFlags registers --root, --add, --include, --module, --kver,
-// --preset, --allow-missing, --config and --config-dir on fs. build calls
-// it, then (after parsing) options.
+// addOverlayFlags registers --add, --include, --module, --preset,
+// --allow-missing, --config and --config-dir on fs, and --root and --kver
+// unless the command has them already (build does: the same root and
+// kernel serve its other steps). build calls it, then (after parsing)
+// options.
 func addOverlayFlags(fs *pflag.FlagSet) *overlayFlags {
-	return &overlayFlags{
-		fs:   fs,
-		root: fs.String("root", "/", "source root: programs, libraries, files and modules are taken from it, resolved inside it (nothing is run)"),
-		add:  fs.StringArray("add", nil, "add PROG (looked up on the PATH of --root, or an absolute path in it) with its interpreter and every library; repeatable"),
-		include: fs.StringArray("include", nil, "copy SRC[:DEST] from --root as it is: a file, a symlink with its whole chain and target, or a whole tree; "+
-			"ELF files and scripts in it bring what they need; repeatable"),
-		module:       fs.StringArray("module", nil, "add kernel module NAME of --kver with its dependencies, soft dependencies and firmware; repeatable"),
-		kver:         fs.String("kver", "", "kernel version for --module (default: the only one in the image)"),
-		preset:       fs.String("preset", "rescue", "program set to add, of what --root has: "+strings.Join(overlay.PresetNames(), ", ")),
-		allowMissing: fs.Bool("allow-missing", false, "warn instead of failing when a library cannot be found"),
-		configFile:   fs.String("config", config.DefaultFile, "configuration file (read first if it exists; \"\" for none); flags override it"),
-		configDir:    fs.String("config-dir", config.DefaultDropIn, "drop-in directory: its *.conf files are read after --config, in lexical order"),
+	o := &overlayFlags{fs: fs}
+	if fs.Lookup("root") == nil {
+		o.root = fs.String("root", "/", "source root: programs, libraries, files and modules are taken from it, resolved inside it (nothing is run)")
 	}
+	if fs.Lookup("kver") == nil {
+		o.kver = fs.String("kver", "", "kernel version for --module (default: the only one in the image)")
+	}
+	o.add = fs.StringArray("add", nil, "add PROG (looked up on the PATH of --root, or an absolute path in it) with its interpreter and every library; repeatable")
+	o.include = fs.StringArray("include", nil, "copy SRC[:DEST] from --root as it is: a file, a symlink with its whole chain and target, or a whole tree; "+
+		"ELF files and scripts in it bring what they need; repeatable")
+	o.module = fs.StringArray("module", nil, "add kernel module NAME (or alias) of --kver with its dependencies, soft dependencies and firmware; repeatable")
+	o.preset = fs.String("preset", "rescue", "program set to add, of what --root has: "+strings.Join(overlay.PresetNames(), ", "))
+	o.allowMissing = fs.Bool("allow-missing", false, "warn instead of failing when a library cannot be found")
+	o.configFile = fs.String("config", config.DefaultFile, "configuration file (read first if it exists; \"\" for none); flags override it")
+	o.configDir = fs.String("config-dir", config.DefaultDropIn, "drop-in directory: its *.conf files are read after --config, in lexical order")
+	return o
+}
+
+// stringFlag is the value of a flag registered by the command itself.
+func stringFlag(fs *pflag.FlagSet, own *string, name string) string {
+	if own != nil {
+		return *own
+	}
+	if f := fs.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
 }
 
 // options merges the configuration file and drop-ins with the flags:
@@ -86,11 +102,11 @@ func (o *overlayFlags) options() (overlay.Options, error) {
 		}
 	}
 	return overlay.Options{
-		Root:         *o.root,
+		Root:         stringFlag(o.fs, o.root, "root"),
 		Add:          *o.add,
 		Include:      *o.include,
 		Modules:      *o.module,
-		KVer:         *o.kver,
+		KVer:         stringFlag(o.fs, o.kver, "kver"),
 		Preset:       *o.preset,
 		AllowMissing: *o.allowMissing,
 	}, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip"
 )
 
 // Severity of a Finding: errors make verify fail, warnings are listed.
@@ -100,9 +101,20 @@ func Tree(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 	return out, nil
 }
 
-// stripAssertions is the hook for package strip's Assert (helper "strip"):
-// TODO(strip): return findings of strip.Assert(t) once it is on main.
-func stripAssertions(t *remix.Tree) []Finding { return nil }
+// stripAssertions runs package strip's Assert on a rescue image. An image
+// without strip's marker is not one (a distribution's own initrd, which
+// activates storage by design): that is said once, as a warning.
+func stripAssertions(t *remix.Tree) []Finding {
+	if t.Lookup(strip.Marker) == nil {
+		return []Finding{{Check: CheckStrip, Severity: Warning, Path: strip.Marker,
+			Message: "not an initrd-remix rescue image (no marker): storage and switch_root assertions not checked"}}
+	}
+	var out []Finding
+	for _, f := range strip.Assert(t) {
+		out = append(out, Finding{Check: CheckStrip, Severity: Error, Path: f.Path, Message: f.Problem})
+	}
+	return out
+}
 
 func dangling(t *remix.Tree) []Finding {
 	var out []Finding

@@ -43,6 +43,7 @@ func TestTreeFindings(t *testing.T) {
 		"error: dangling: /etc/b: symlink loop: -> a",
 		"warning: dangling: /etc/gone: -> ../nothere: nothing there in the image",
 		"error: libraries: /run.sh: /bin/sh not found in the image: interpreter: resolve /bin/sh: /bin: no such file or directory",
+		"warning: strip: /usr/lib/initrd-remix/rescue-image: not an initrd-remix rescue image (no marker): storage and switch_root assertions not checked",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
