@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/overlay"
+	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
@@ -46,7 +48,23 @@ Examples:
   initrd-remix build --dry-run                    # what would be disabled, changed and added
   initrd-remix build --kver 6.1.0-28-amd64 --run /root/recover.sh
   initrd-remix build --input /boot/initramfs-6.8.9.img --output /tmp/rescue.img --json
-  initrd-remix build --root /mnt/sysimage --kver 6.1.0-28-amd64   # another system's /boot
+  initrd-remix build --root /mnt/sysimage --kver 6.1.0-28-amd64   # another system's /boot and programs
+  initrd-remix build --add smartctl --include /etc/rear --module nvme --module fs-xfs
+  initrd-remix build --preset none --add busybox   # nothing but what is asked for
+
+Recovery programs: --preset rescue (the default) adds, of what --root has, the
+shell and core tools, mount, blkid, lsblk, parted, sfdisk, sgdisk, wipefs,
+mkfs/fsck for ext4, xfs, btrfs and vfat, mdadm, lvm, cryptsetup, dmsetup, ip,
+ping, ssh, scp, rsync, tar and the compressors, less and vi. Every program
+and every ELF file or script that --add, --include or --module bring comes
+with its interpreter and all its libraries, resolved inside --root without
+running anything; a library that cannot be found is an error naming the
+program (--allow-missing: a warning). Paths are resolved against the image's
+own symlinks, so a usr-merged image stays usr-merged.
+
+Configuration: /etc/initrd-remix/initrd-remix.conf, then
+/etc/initrd-remix/conf.d/*.conf, hold "key = value" lines whose keys are these
+flags' long names (add, include, module accumulate); flags override them.
 `
 
 // buildFlags are build's own flags on top of outputFlags.
@@ -66,6 +84,10 @@ type buildReport struct {
 	Items     []strip.Item    `json:"items"`
 	// ModeNote says why the mode differs from the one asked for.
 	ModeNote string `json:"mode_note,omitempty"`
+	// Overlay lists what was added from --root and why.
+	Overlay *overlay.Report `json:"overlay"`
+	// Findings are verify's warnings (errors stop the build).
+	Findings []verify.Finding `json:"findings"`
 	*remix.WriteResult
 }
 
@@ -74,10 +96,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	var b buildFlags
 	fs.StringVar(&b.input, "input", "", "the distribution's initrd (default: the kernel's initrd in ROOT/boot, by each distribution's naming)")
 	fs.StringVar(&b.output, "output", "", "where to write the rescue initrd (default: initrd-remix-rescue-KVER.img beside the input)")
-	fs.StringVar(&b.root, "root", "/", "the system whose /boot is searched (and whose programs a later overlay adds)")
+	fs.StringVar(&b.root, "root", "/", "the system whose /boot is searched and whose programs, libraries, files and modules are added (resolved inside it, nothing run)")
 	fs.StringVar(&b.kver, "kver", "", "kernel version (default: uname -r, or with --input the only kernel in the image)")
 	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
+	ovf := addOverlayFlags(fs)
 	var o outputFlags
 	o.register(fs, "")
 	// The result is always verified before it is renamed into place.
@@ -89,6 +112,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	if fs.NArg() != 0 {
 		return usagef("build takes no arguments, got %q (use --input and --output)", fs.Args())
+	}
+	// The configuration file fills in what the command line left unset.
+	ovOpts, err := ovf.options()
+	if err != nil {
+		return err
 	}
 	c, err := codec.Parse(o.compress)
 	if err != nil {
@@ -200,17 +228,31 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	if err := overlayStep(ctx, img, b.root, b.kver); err != nil {
+	p.step("adding programs, files and modules from " + b.root)
+	ovOpts.Root, ovOpts.KVer = b.root, b.kver
+	ovRep, err := overlay.Apply(ctx, img.Tree, ovOpts)
+	if err != nil {
 		return err
 	}
-	if f := strip.Assert(img.Tree); len(f) > 0 {
-		var lines []string
-		for _, x := range f {
-			lines = append(lines, x.Path+": "+x.Problem)
-		}
-		return verifyError{fmt.Errorf("the stripped tree of %s still has %d problems:\n  %s", b.input, len(f), strings.Join(lines, "\n  "))}
+	// The same checks as the verify command, on the tree about to be
+	// written: strip's assertions, every program's libraries inside the
+	// image, dangling links.
+	p.step("checking the result")
+	findings, err := verify.Tree(ctx, img.Tree)
+	if err != nil {
+		return err
 	}
-	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, ModeNote: modeNote}
+	if verify.Failed(findings) {
+		var lines []string
+		for _, f := range findings {
+			if f.Severity == verify.Error {
+				lines = append(lines, f.String())
+			}
+		}
+		return verifyError{fmt.Errorf("the rescue tree of %s has %d problems:\n  %s", b.input, len(lines), strings.Join(lines, "\n  "))}
+	}
+	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, ModeNote: modeNote,
+		Overlay: ovRep, Findings: findings}
 	if b.dryRun {
 		return printBuild(e, &o, rep, mode)
 	}
@@ -227,16 +269,6 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	rep.WriteResult = res
 	return printBuild(e, &o, rep, mode)
-}
-
-// overlayStep is where the recovery overlay joins the pipeline: programs,
-// files, modules and firmware added with their dependencies, before the
-// result is checked and written.
-// TODO(overlay helper): add --add/--include/--module/--preset and the config
-// file; the lead wires overlay's entry point in here.
-func overlayStep(ctx context.Context, img *remix.Image, root, kver string) error {
-	_, _, _, _ = ctx, img, root, kver
-	return nil
 }
 
 // keepForAppend keeps every body but those of kernel modules and firmware,

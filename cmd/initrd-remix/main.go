@@ -56,6 +56,7 @@ func commands() []command {
 		{"inspect", "show an initrd's segments, generator, usr-merge state, kernel and microcode", runInspect},
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
 		{"entry", "write, list and remove boot loader entries (BLS type #1) for rescue images", runEntry},
+		{"verify", "check an initrd: libraries of every program, dangling links, format rules", runVerify},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -178,7 +178,7 @@ func TestRescueLab(t *testing.T) {
 		t.Run(m.image+"/"+m.mode, func(t *testing.T) {
 			im := l.image(t, m.image)
 			out := filepath.Join(work, m.image+"."+m.mode+".img")
-			if code, _, errs := cli(t, "build", "-q", "--input", im.Path, "--output", out, "--kver", l.env["LAB_KVER"],
+			if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--kver", l.env["LAB_KVER"],
 				"--mode", m.mode, "--run", payload); code != exitOK {
 				t.Fatalf("build: exit %d: %s", code, errs)
 			}
@@ -222,7 +222,7 @@ func TestRescueEntryPoint(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			im := l.image(t, tc.image)
 			out := filepath.Join(work, tc.image+".img")
-			if code, _, errs := cli(t, "build", "-q", "--force", "--input", im.Path, "--output", out, "--run", off); code != exitOK {
+			if code, _, errs := cli(t, "build", "-q", "--force", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--run", off); code != exitOK {
 				t.Fatalf("build: exit %d: %s", code, errs)
 			}
 			logf := filepath.Join(t.TempDir(), "console.log")

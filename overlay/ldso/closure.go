@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -50,13 +49,13 @@ func (c *closure) head(phys string) ([]byte, error) {
 		return h.b, h.err
 	}
 	var h headResult
-	f, err := os.Open(c.v.host(phys))
+	f, err := c.v.fsys.Open(phys)
 	if err != nil {
 		h.err = underlying(err)
 	} else {
-		buf := make([]byte, sniffSize)
-		n, err := io.ReadFull(f, buf)
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		buf := make([]byte, min(sniffSize, f.Size()))
+		n, err := f.ReadAt(buf, 0)
+		if err != nil && err != io.EOF {
 			h.err = underlying(err)
 		}
 		h.b = buf[:n]
@@ -70,7 +69,7 @@ func (c *closure) object(phys string, h *header) (*object, error) {
 	if o, ok := c.objects[phys]; ok {
 		return o.o, o.err
 	}
-	o, err := parseObject(c.v.host(phys), h)
+	o, err := parseObject(c.v.fsys, phys, h)
 	if err != nil {
 		err = underlying(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -139,8 +138,8 @@ type object struct {
 // notes. The dynamic section is found through PT_DYNAMIC and its strings
 // through DT_STRTAB mapped by PT_LOAD, as ld.so does, so that files without
 // section headers work too.
-func parseObject(hostPath string, hdr *header) (o *object, err error) {
-	f, err := os.Open(hostPath)
+func parseObject(fsys FS, phys string, hdr *header) (o *object, err error) {
+	f, err := fsys.Open(phys)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +190,7 @@ func parseObject(hostPath string, hdr *header) (o *object, err error) {
 	return o, nil
 }
 
-func (o *object) readDynamic(f *os.File, ef *elf.File, dyn *elf.Prog) error {
+func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	if dyn.Filesz > maxDynamic {
 		return fmt.Errorf("PT_DYNAMIC of %d bytes", dyn.Filesz)
 	}
@@ -312,7 +311,7 @@ func readCString(r io.ReaderAt, off int64) (string, error) {
 // readDlopenNotes collects the .note.dlopen entries of a file. Notes are
 // looked for by owner and type in every note section (as the specification
 // asks), or in PT_NOTE segments when the file has no section headers.
-func readDlopenNotes(f *os.File, ef *elf.File) ([]dlopenDep, error) {
+func readDlopenNotes(f io.ReaderAt, ef *elf.File) ([]dlopenDep, error) {
 	bo := ef.ByteOrder
 	var deps []dlopenDep
 	read := func(off, size, align uint64) error {

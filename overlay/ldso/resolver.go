@@ -35,7 +35,8 @@ type Options struct {
 // loader configuration once; it is immutable afterwards and safe for
 // concurrent use. Every Closure call reads the files it needs afresh.
 type Resolver struct {
-	root     string
+	root     string // what the root is, for messages: its directory
+	fsys     FS
 	opts     Options
 	cache    *ldCache // nil: the root has no /etc/ld.so.cache
 	confDirs []string // from /etc/ld.so.conf, used only without a cache
@@ -66,42 +67,49 @@ func NewResolver(root string, opts Options) (*Resolver, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("root %s: not a directory", root)
 	}
+	return NewResolverFS(DirFS(abs), abs, opts)
+}
+
+// NewResolverFS is NewResolver for a root read through fsys (an initrd
+// image, for example). name says what the root is in error messages.
+func NewResolverFS(fsys FS, name string, opts Options) (*Resolver, error) {
 	for _, d := range opts.SystemDirs {
 		if !strings.HasPrefix(d, "/") {
 			return nil, fmt.Errorf("system directory %q is not absolute", d)
 		}
 	}
-	r := &Resolver{root: abs, opts: opts}
+	r := &Resolver{root: name, fsys: fsys, opts: opts}
 	// The caller keeps its slice; a nil one means "derive", an empty one
 	// "none".
 	r.opts.SystemDirs = slices.Clone(opts.SystemDirs)
-	v := newView(abs)
+	v := newView(fsys)
 	b, _, err := v.readFile(ldSoCache, maxCache)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("%s in %s: %w", ldSoCache, abs, err)
+		return nil, fmt.Errorf("%s in %s: %w", ldSoCache, name, err)
 	default:
 		if r.cache, err = parseCache(b); err != nil {
-			return nil, fmt.Errorf("%s in %s: %w", ldSoCache, abs, err)
+			return nil, fmt.Errorf("%s in %s: %w", ldSoCache, name, err)
 		}
 	}
 	// The loader reads only the cache; ld.so.conf matters only when there
 	// is none (see the package documentation).
 	if r.cache == nil {
 		if r.confDirs, err = v.parseLdSoConf(ldSoConf); err != nil {
-			return nil, fmt.Errorf("%s in %s: %w", ldSoConf, abs, err)
+			return nil, fmt.Errorf("%s in %s: %w", ldSoConf, name, err)
 		}
 	}
 	if opts.WellKnownDlopen {
 		if r.nss, err = v.parseNsswitch(nsswitch); err != nil {
-			return nil, fmt.Errorf("%s in %s: %w", nsswitch, abs, err)
+			return nil, fmt.Errorf("%s in %s: %w", nsswitch, name, err)
 		}
 	}
 	return r, nil
 }
 
-// Root returns the absolute root directory.
+// Root returns the absolute root directory (or the name given to
+// NewResolverFS).
 func (r *Resolver) Root() string { return r.root }
 
 // Result is the closure of some files.
@@ -162,7 +170,7 @@ func (r *Resolver) Closure(paths ...string) (*Result, error) {
 func newClosure(r *Resolver) *closure {
 	return &closure{
 		r:        r,
-		v:        newView(r.root),
+		v:        newView(r.fsys),
 		configs:  map[abi]*abiConfig{},
 		heads:    map[string]headResult{},
 		objects:  map[string]objResult{},
@@ -208,3 +216,16 @@ func (c *closure) result() *Result {
 	}
 	return res
 }
+
+// Walk resolves p (absolute, inside the root) as the kernel would with the
+// root as "/", and returns every symlink followed on the way, in order, and
+// the physical path it ends at with its mode. The last component is
+// followed too; a path that does not exist is an error unwrapping to
+// fs.ErrNotExist, a loop a *LoopError.
+func (r *Resolver) Walk(p string) (links []File, phys string, mode fs.FileMode, err error) {
+	w := newView(r.fsys).walk(p)
+	return w.links, w.phys, w.mode, w.err
+}
+
+// FS returns what the resolver reads the root through.
+func (r *Resolver) FS() FS { return r.fsys }

@@ -37,7 +37,7 @@ func TestWalk(t *testing.T) {
 		r.symlink(fmt.Sprintf("/long/%d", i), fmt.Sprintf("%d", i+1))
 	}
 	r.write(fmt.Sprintf("/long/%d", maxSymlinks+1), "end")
-	v := newView(r.dir)
+	v := newView(DirFS(r.dir))
 
 	w := v.walk("/a/abs")
 	if w.err != nil || w.phys != "/usr/lib/real" || !w.mode.IsRegular() {
@@ -90,7 +90,7 @@ func TestLdSoConf(t *testing.T) {
 	r.write("/confs/.hidden.conf", "/opt/hidden\n")
 	r.write("/confs/c.txt", "/opt/c\n")
 	r.write("/confs/sub/x.conf", "/opt/sub\n")
-	dirs, err := newView(r.dir).parseLdSoConf("/etc/ld.so.conf")
+	dirs, err := newView(DirFS(r.dir)).parseLdSoConf("/etc/ld.so.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +100,10 @@ func TestLdSoConf(t *testing.T) {
 	}
 
 	r.write("/etc/self.conf", "include /etc/self.conf\n")
-	if _, err := newView(r.dir).parseLdSoConf("/etc/self.conf"); err == nil {
+	if _, err := newView(DirFS(r.dir)).parseLdSoConf("/etc/self.conf"); err == nil {
 		t.Error("recursive include accepted")
 	}
-	if dirs, err := newView(r.dir).parseLdSoConf("/etc/none.conf"); err != nil || dirs != nil {
+	if dirs, err := newView(DirFS(r.dir)).parseLdSoConf("/etc/none.conf"); err != nil || dirs != nil {
 		t.Errorf("missing file: %v %v", dirs, err)
 	}
 }
@@ -111,14 +111,14 @@ func TestLdSoConf(t *testing.T) {
 func TestNsswitch(t *testing.T) {
 	r := plainRoot(t)
 	r.write("/etc/nsswitch.conf", "passwd: files systemd\nhosts: files [!NOTFOUND=return SUCCESS=continue] mdns4_minimal [NOTFOUND=return] dns\n# group: ldap\nbad line\nnetgroup:\tnis\n")
-	got, err := newView(r.dir).parseNsswitch("/etc/nsswitch.conf")
+	got, err := newView(DirFS(r.dir)).parseNsswitch("/etc/nsswitch.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "[files systemd mdns4_minimal dns nis]"; fmt.Sprint(got) != want {
 		t.Errorf("services = %v, want %s", got, want)
 	}
-	if got, _ := newView(r.dir).parseNsswitch("/etc/none"); fmt.Sprint(got) != "[files dns]" {
+	if got, _ := newView(DirFS(r.dir)).parseNsswitch("/etc/none"); fmt.Sprint(got) != "[files dns]" {
 		t.Errorf("default = %v", got)
 	}
 }

@@ -3,8 +3,8 @@ package ldso
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -66,7 +66,7 @@ func (e *LoopError) Unwrap() error { return syscall.ELOOP }
 // results and whole walks, because the same directories are probed for every
 // library; it belongs to one Closure call and is not safe for concurrent use.
 type view struct {
-	root  string // absolute, cleaned; "/" for the host root
+	fsys  FS
 	nodes map[string]node
 	walks map[string]walked
 }
@@ -85,16 +85,8 @@ type walked struct {
 	err   error
 }
 
-func newView(root string) *view {
-	return &view{root: root, nodes: map[string]node{}, walks: map[string]walked{}}
-}
-
-// host returns the host path of a physical path inside the root.
-func (v *view) host(phys string) string {
-	if v.root == "/" {
-		return phys
-	}
-	return v.root + phys
+func newView(fsys FS) *view {
+	return &view{fsys: fsys, nodes: map[string]node{}, walks: map[string]walked{}}
 }
 
 func (v *view) lstat(phys string) node {
@@ -102,18 +94,18 @@ func (v *view) lstat(phys string) node {
 		return n
 	}
 	var n node
-	fi, err := os.Lstat(v.host(phys))
+	mode, err := v.fsys.Lstat(phys)
 	switch {
 	case err != nil:
 		n.err = underlying(err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		n.mode = fi.Mode()
-		n.target, err = os.Readlink(v.host(phys))
+	case mode&fs.ModeSymlink != 0:
+		n.mode = mode
+		n.target, err = v.fsys.Readlink(phys)
 		if err != nil {
 			n.err = underlying(err)
 		}
 	default:
-		n.mode = fi.Mode()
+		n.mode = mode
 	}
 	v.nodes[phys] = n
 	return n
@@ -244,20 +236,16 @@ func (v *view) readFile(p string, max int64) ([]byte, walked, error) {
 	if !w.mode.IsRegular() {
 		return nil, w, &fs.PathError{Op: "read", Path: p, Err: errors.New("not a regular file")}
 	}
-	f, err := os.Open(v.host(w.phys))
+	f, err := v.fsys.Open(w.phys)
 	if err != nil {
 		return nil, w, &fs.PathError{Op: "open", Path: p, Err: underlying(err)}
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, w, &fs.PathError{Op: "stat", Path: p, Err: underlying(err)}
-	}
-	if fi.Size() > max {
+	if f.Size() > max {
 		return nil, w, &fs.PathError{Op: "read", Path: p, Err: fmt.Errorf("larger than %d bytes", max)}
 	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && fi.Size() > 0 {
+	b := make([]byte, f.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF && f.Size() > 0 {
 		return nil, w, &fs.PathError{Op: "read", Path: p, Err: underlying(err)}
 	}
 	return b, w, nil
@@ -296,12 +284,14 @@ func (v *view) glob(pattern string) []string {
 			if w.err != nil || !w.mode.IsDir() {
 				continue
 			}
-			ents, err := os.ReadDir(v.host(w.phys))
+			ents, err := v.fsys.ReadDir(w.phys)
 			if err != nil {
 				continue
 			}
-			for _, e := range ents {
-				name := e.Name()
+			for _, name := range ents {
+				if name == "" {
+					continue
+				}
 				// glob(3) does not match a leading dot with a wildcard.
 				if name[0] == '.' && comp[0] != '.' {
 					continue

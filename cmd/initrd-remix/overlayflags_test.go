@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestOverlayFlags(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "initrd-remix.conf")
+	dropIn := filepath.Join(dir, "conf.d")
+	os.MkdirAll(dropIn, 0o755)
+	os.WriteFile(conf, []byte("# site settings\npreset = none\nadd = mdadm\nallow-missing = true\nhooks = no\ncompress = xz\n"), 0o644)
+	os.WriteFile(filepath.Join(dropIn, "50-lvm.conf"), []byte("add = lvm\nmodule = dm_mod\n"), 0o644)
+	for _, c := range []struct {
+		name    string
+		args    []string
+		add     []string
+		preset  string
+		allow   bool
+		compr   string
+		wantErr string
+		conf    string
+	}{
+		{"config only", nil, []string{"mdadm", "lvm"}, "none", true, "xz", "", ""},
+		{"flags override", []string{"--preset=rescue", "--add=parted", "--compress=zstd"}, []string{"mdadm", "lvm", "parted"}, "rescue", true, "zstd", "", ""},
+		{"no config", []string{"--config=", "--config-dir="}, nil, "rescue", false, "gzip", "", ""},
+		{"unknown key", nil, nil, "", false, "", "unknown key \"colour\"", "colour = blue\n"},
+		{"bad bool", nil, nil, "", false, "", "allow-missing wants true or false", "allow-missing = maybe\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--config=" + conf, "--config-dir=" + dropIn}, c.args...)
+			if c.conf != "" {
+				bad := filepath.Join(t.TempDir(), "bad.conf")
+				os.WriteFile(bad, []byte(c.conf), 0o644)
+				args = []string{"--config=" + bad, "--config-dir="}
+			}
+			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+			compress := fs.String("compress", "gzip", "")
+			of := addOverlayFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			opts, err := of.options()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("got %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(opts.Add, c.add) && !(len(opts.Add) == 0 && len(c.add) == 0) {
+				t.Errorf("add = %q, want %q", opts.Add, c.add)
+			}
+			if opts.Preset != c.preset || opts.AllowMissing != c.allow || *compress != c.compr {
+				t.Errorf("preset %q allow-missing %v compress %q, want %q %v %q", opts.Preset, opts.AllowMissing, *compress, c.preset, c.allow, c.compr)
+			}
+		})
+	}
+}

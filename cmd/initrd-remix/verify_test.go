@@ -1,0 +1,87 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
+)
+
+// dynamicProgram returns a dynamically linked program of this machine.
+func dynamicProgram(t *testing.T) []byte {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/true", "/bin/true"} {
+		f, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		libs, _ := f.ImportedLibraries()
+		f.Close()
+		if len(libs) > 0 {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	testtool.Missing(t, "no dynamically linked true(1) on this machine")
+	return nil
+}
+
+func TestVerifyCommand(t *testing.T) {
+	prog := dynamicProgram(t)
+	dir := t.TempDir()
+	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
+	broken := filepath.Join(dir, "broken.img")
+	os.WriteFile(broken, cpioOf(t, d("."), d("usr"), d("usr/bin"),
+		testFile{name: "usr/bin/true", mode: newc.TypeReg | 0o755, body: string(prog)},
+		testFile{name: "usr/bin/gone", mode: newc.TypeSymlink | 0o777, body: "nothere"},
+		testFile{name: "usr/bin/mask", mode: newc.TypeSymlink | 0o777, body: "/dev/null"}), 0o644)
+	clean := filepath.Join(dir, "clean.img")
+	os.WriteFile(clean, cpioOf(t, d("."), d("etc"), testFile{name: "etc/hostname", mode: newc.TypeReg | 0o644, body: "rescue\n"}), 0o644)
+	garbage := filepath.Join(dir, "garbage.img")
+	os.WriteFile(garbage, []byte("this is not an initrd\n"), 0o644)
+
+	code, out, errs := cli(t, "verify", broken)
+	if code != exitVerify || !strings.Contains(out, "usr/bin/true: libc.so.6 not found") || !strings.Contains(out, "dangling: /usr/bin/gone") || strings.Contains(out, "mask") {
+		t.Errorf("broken: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = cli(t, "verify", "--json", broken)
+	var rep verifyReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.OK || rep.Errors == 0 || rep.Warnings != 2 || code != exitVerify {
+		t.Errorf("broken --json: exit %d, %+v, %v", code, rep, err)
+	}
+	if code, out, errs := cli(t, "verify", clean); code != exitOK || !strings.Contains(out, "0 errors, 1 warnings") || !strings.Contains(out, "not an initrd-remix rescue image") {
+		t.Errorf("clean: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := cli(t, "verify", garbage); code != exitVerify {
+		t.Errorf("garbage: exit %d %s", code, errs)
+	}
+	if code, _, _ := cli(t, "verify", filepath.Join(dir, "nothere.img")); code != exitFailed {
+		t.Errorf("missing file: exit %d", code)
+	}
+	if code, _, _ := cli(t, "verify"); code != exitUsage {
+		t.Errorf("no argument: exit %d", code)
+	}
+}
+
+// TestVerifyLab runs verify on one lab image of each generator family
+// (the format checks of every codec are remix's lab tests): each must pass.
+func TestVerifyLab(t *testing.T) {
+	lab := testtool.Lab(t)
+	for _, name := range []string{"itools-zstd", "dracut-sd-zstd", "dracut-nosd-gzip"} {
+		img := filepath.Join(lab, "images", name+".img")
+		t.Run(filepath.Base(img), func(t *testing.T) {
+			t.Parallel()
+			if code, out, errs := cli(t, "verify", img); code != exitOK {
+				t.Errorf("exit %d\n%s%s", code, out, errs)
+			}
+		})
+	}
+}

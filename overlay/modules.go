@@ -1,0 +1,398 @@
+package overlay
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// maxModule bounds one decompressed module or index file.
+const maxModule = 256 << 20
+
+// modulePlan is what --module decided, written after the files.
+type modulePlan struct {
+	kver    string
+	rootDB  *modDB
+	added   []string // module names added, in dependency order
+	builtin map[string]bool
+	mtime   uint32
+}
+
+// modules queues the requested modules with their dependencies, soft
+// dependencies and firmware.
+func (a *applier) modules() error {
+	kver := a.opts.KVer
+	if kver == "" {
+		kvs := remix.KernelVersions(a.tree)
+		if len(kvs) != 1 {
+			return fmt.Errorf("--module: the image holds modules of %d kernel versions %q: say which with --kver", len(kvs), kvs)
+		}
+		kver = kvs[0]
+	}
+	if kver == "" || strings.Contains(kver, "/") || kver == "." || kver == ".." {
+		return fmt.Errorf("--kver %q: not a kernel version", kver)
+	}
+	modDir := "/lib/modules/" + kver
+	_, dirPhys, mode, err := a.res.Walk(modDir)
+	if err != nil || !mode.IsDir() {
+		return fmt.Errorf("--module: no modules of kernel %s in %s (%s): %v", kver, a.root, modDir, err)
+	}
+	read := func(name string, required bool) ([]byte, error) {
+		b, err := readBounded(a.host(dirPhys + "/" + name))
+		if err != nil && (required || !errors.Is(err, fs.ErrNotExist)) {
+			return nil, fmt.Errorf("--module: %s/%s in %s: %w", modDir, name, a.root, err)
+		}
+		return b, nil
+	}
+	db := newModDB()
+	b, err := read("modules.dep", true)
+	if err != nil {
+		return err
+	}
+	if err := db.parseDep(modDir+"/modules.dep", b); err != nil {
+		return err
+	}
+	if b, err = read("modules.alias", false); err != nil {
+		return err
+	}
+	if db.aliases, err = parseAliasLike(modDir+"/modules.alias", b); err != nil {
+		return err
+	}
+	if b, err = read("modules.symbols", false); err != nil {
+		return err
+	}
+	if db.symbols, err = parseAliasLike(modDir+"/modules.symbols", b); err != nil {
+		return err
+	}
+	if b, err = read("modules.softdep", false); err != nil {
+		return err
+	}
+	db.parseSoftdep(b)
+	if b, err = read("modules.devname", false); err != nil {
+		return err
+	}
+	db.devname = parseDevname(b)
+	if b, err = read("modules.builtin", false); err != nil {
+		return err
+	}
+	plan := &modulePlan{kver: kver, rootDB: db, builtin: map[string]bool{}}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			plan.builtin[modName(l)] = true
+		}
+	}
+	if fi, err := os.Stat(a.host(dirPhys + "/modules.dep")); err == nil {
+		plan.mtime = uint32(fi.ModTime().Unix())
+	}
+
+	seen := map[string]bool{}
+	var visit func(name string, why string, required bool) error
+	visit = func(name string, why string, required bool) error {
+		mods := db.lookup(name)
+		if len(mods) == 0 {
+			switch {
+			case plan.builtin[strings.ReplaceAll(name, "-", "_")]:
+				a.report.Skipped = append(a.report.Skipped, "module "+name+" (built into the kernel)")
+				return nil
+			case required:
+				return fmt.Errorf("--module %s: unknown for kernel %s (not in %s/modules.dep, modules.alias or modules.builtin of %s)", name, kver, modDir, a.root)
+			}
+			return nil // a soft dependency the kernel does not have
+		}
+		for _, m := range mods {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			d := db.deps[db.byName[m]]
+			// Soft "pre" dependencies and hard dependencies load first.
+			for _, l := range db.softdep[m] {
+				for _, s := range softdeps(l) {
+					if err := visit(s, "soft dependency of "+m, false); err != nil {
+						return err
+					}
+				}
+			}
+			for _, dp := range d.deps {
+				if err := visit(modName(dp), "dependency of "+m, true); err != nil {
+					return err
+				}
+			}
+			plan.added = append(plan.added, m)
+			src := dirPhys + "/" + d.path
+			a.plain = append(a.plain, plainFile{src: src, dest: modDir + "/" + d.path, why: "module " + m + ": " + why})
+			fw, err := modinfoFirmware(a.host(src))
+			if err != nil {
+				return fmt.Errorf("--module %s: %s: %w", name, src, err)
+			}
+			for _, f := range fw {
+				a.firmware(f, kver, m)
+			}
+		}
+		return nil
+	}
+	for _, name := range a.opts.Modules {
+		if err := visit(name, "module "+name, true); err != nil {
+			return err
+		}
+	}
+	a.modPlan = plan
+	return nil
+}
+
+// lookup finds modules by name, then by alias (as modprobe does).
+func (db *modDB) lookup(name string) []string {
+	n := strings.ReplaceAll(name, "-", "_")
+	if _, ok := db.byName[n]; ok {
+		return []string{n}
+	}
+	key, ok := aliasNormalize(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, al := range db.aliases {
+		pat, ok := aliasNormalize(al.key)
+		if !ok {
+			continue
+		}
+		if m, _ := path.Match(pat, key); m || pat == key {
+			mod := strings.ReplaceAll(al.mod, "-", "_")
+			if _, ok := db.byName[mod]; ok && !seen[mod] {
+				seen[mod] = true
+				out = append(out, mod)
+			}
+		}
+	}
+	return out
+}
+
+// firmware queues a firmware file named by a module, looked up where the
+// kernel's loader looks (compressed variants included); absent firmware
+// is a warning, since modules name firmware for every device they drive.
+func (a *applier) firmware(name, kver, mod string) {
+	for _, dir := range []string{"/lib/firmware/updates/" + kver, "/lib/firmware/updates", "/lib/firmware/" + kver, "/lib/firmware"} {
+		for _, ext := range []string{"", ".zst", ".xz"} {
+			p := dir + "/" + name + ext
+			links, phys, mode, err := a.res.Walk(p)
+			if err != nil || !mode.IsRegular() {
+				continue
+			}
+			why := "firmware of module " + mod
+			for _, l := range links {
+				a.plain = append(a.plain, plainFile{src: l.Path, dest: l.Path, why: why})
+			}
+			a.plain = append(a.plain, plainFile{src: phys, dest: phys, why: why})
+			return
+		}
+	}
+	a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("module %s: firmware %s not found in %s", mod, name, a.root))
+}
+
+func readBounded(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxModule+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxModule {
+		return nil, fmt.Errorf("larger than %d bytes", maxModule)
+	}
+	return b, nil
+}
+
+// modinfoFirmware reads the firmware= entries of a module's .modinfo
+// section, decompressing .ko.xz, .ko.zst and .ko.gz first.
+func modinfoFirmware(p string) ([]string, error) {
+	b, err := readBounded(p)
+	if err != nil {
+		return nil, err
+	}
+	var c codec.Codec
+	switch {
+	case strings.HasSuffix(p, ".ko.xz"):
+		c = "xz"
+	case strings.HasSuffix(p, ".ko.zst"):
+		c = "zstd"
+	case strings.HasSuffix(p, ".ko.gz"):
+		c = "gzip"
+	}
+	if c != "" {
+		r, err := codec.NewReader(c, bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return nil, err
+		}
+		b, err = io.ReadAll(io.LimitReader(r, maxModule+1))
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("decompressing (%s): %w", c, err)
+		}
+		if len(b) > maxModule {
+			return nil, fmt.Errorf("larger than %d bytes decompressed", maxModule)
+		}
+	}
+	return parseModinfo(b)
+}
+
+// parseModinfo returns the firmware names of a module's .modinfo section:
+// NUL-separated "key=value" strings.
+func parseModinfo(b []byte) (fw []string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fw, err = nil, fmt.Errorf("malformed ELF file: %v", p)
+		}
+	}()
+	ef, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	s := ef.Section(".modinfo")
+	if s == nil {
+		return nil, nil
+	}
+	if s.Size > maxModule {
+		return nil, fmt.Errorf(".modinfo of %d bytes", s.Size)
+	}
+	data, err := s.Data()
+	if err != nil {
+		return nil, fmt.Errorf(".modinfo: %w", err)
+	}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("firmware=")); ok && len(v) > 0 {
+			fw = append(fw, string(v))
+		}
+	}
+	return fw, nil
+}
+
+// writeModuleIndexes merges the added modules into the image's depmod
+// files and rewrites its text and binary indexes.
+func (a *applier) writeModuleIndexes() error {
+	plan := a.modPlan
+	t := a.tree
+	dir := "lib/modules/" + plan.kver
+	readImg := func(name string) ([]byte, error) {
+		_, n, err := t.Resolve(dir+"/"+name, true)
+		if err != nil || n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil {
+			return nil, nil
+		}
+		rc, err := n.Inode.Content.Open()
+		if err != nil {
+			return nil, fmt.Errorf("image %s/%s: %w", dir, name, err)
+		}
+		defer rc.Close()
+		return io.ReadAll(io.LimitReader(rc, maxModule))
+	}
+	img := newModDB()
+	b, err := readImg("modules.dep")
+	if err != nil {
+		return err
+	}
+	if err := img.parseDep(dir+"/modules.dep", b); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.alias"); err != nil {
+		return err
+	}
+	if img.aliases, err = parseAliasLike(dir+"/modules.alias", b); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.symbols"); err != nil {
+		return err
+	}
+	if img.symbols, err = parseAliasLike(dir+"/modules.symbols", b); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.softdep"); err != nil {
+		return err
+	}
+	img.parseSoftdep(b)
+	if b, err = readImg("modules.devname"); err != nil {
+		return err
+	}
+	img.devname = parseDevname(b)
+
+	root := plan.rootDB
+	added := map[string]bool{}
+	for _, m := range plan.added {
+		if _, ok := img.byName[m]; ok {
+			continue
+		}
+		added[m] = true
+		img.addDep(root.deps[root.byName[m]])
+		img.softdep[m] = root.softdep[m]
+	}
+	pick := func(lines []modLine, byKey bool) []modLine {
+		var out []modLine
+		for _, l := range lines {
+			m := l.mod
+			if byKey {
+				m = l.key
+			}
+			if added[strings.ReplaceAll(m, "-", "_")] {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	img.aliases = append(img.aliases, pick(root.aliases, false)...)
+	img.symbols = append(img.symbols, pick(root.symbols, false)...)
+	img.devname = append(img.devname, pick(root.devname, true)...)
+
+	files := img.texts()
+	bins, err := img.indexes()
+	if err != nil {
+		return err
+	}
+	for k, v := range bins {
+		files[k] = v
+	}
+	names := make([]string, 0, len(files))
+	for k := range files {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parent, err := t.MkdirAll(dir, 0o755, plan.mtime)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", dir, err)
+	}
+	for _, name := range names {
+		c := joinCanon(parent, name)
+		if _, err := t.Put(remix.Entry{Name: c, Mode: newc.TypeReg | 0o644, Mtime: plan.mtime, Content: remix.BytesContent(files[name])}); err != nil {
+			return fmt.Errorf("writing %s: %w", c, err)
+		}
+		a.report.Added = append(a.report.Added, Added{Path: c, Type: "file", Source: "generated", Reason: "module index of kernel " + plan.kver})
+	}
+	// The builtin lists do not change with the modules shipped; an image
+	// without them gets the root's (same kernel).
+	for _, name := range []string{"modules.builtin", "modules.builtin.bin", "modules.builtin.alias.bin", "modules.builtin.modinfo", "modules.order"} {
+		if _, n, _ := t.Resolve(dir+"/"+name, true); n != nil {
+			continue
+		}
+		src := "/lib/modules/" + plan.kver + "/" + name
+		if _, phys, mode, err := a.res.Walk(src); err == nil && mode.IsRegular() {
+			w := newWriter(a)
+			if err := w.put(phys, "/"+dir+"/"+name, "module index of kernel "+plan.kver); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,480 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/overlay/ldso"
+	"github.com/initrd-remix/initrd-remix/overlay/treefs"
+	"github.com/initrd-remix/initrd-remix/remix"
+)
+
+// Options say what to add to an image and from where.
+type Options struct {
+	// Root is the source root ("" means "/"): programs, libraries, files
+	// and modules are taken from it, resolved inside it.
+	Root string
+	// Add names programs looked up on the PATH of Root
+	// (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin), or
+	// absolute paths inside Root.
+	Add []string
+	// Include lists SRC or SRC:DEST, absolute paths inside Root and the
+	// image: a file, symlink (with its whole chain and final target) or a
+	// whole tree, copied truthfully (modes, owners, mtimes, link targets).
+	Include []string
+	// Modules names kernel modules (as modprobe does, "-" and "_" alike)
+	// of KVer, added with their dependencies, soft dependencies and
+	// firmware; the image's module indexes are rewritten.
+	Modules []string
+	// KVer is the kernel version for Modules; "" means the only one the
+	// image holds.
+	KVer string
+	// Preset adds a named program set ("rescue" by default, "none").
+	Preset string
+	// AllowMissing turns a library that cannot be found into a warning.
+	AllowMissing bool
+}
+
+// Report lists what was added and why, and what was skipped.
+type Report struct {
+	Added    []Added  `json:"added"`
+	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks
+	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, kept image entries
+}
+
+// Added is one entry written into the image.
+type Added struct {
+	Path   string `json:"path"`   // canonical path in the image
+	Type   string `json:"type"`   // file, dir, symlink
+	Source string `json:"source"` // path inside the root it came from
+	Reason string `json:"reason"` // what brought it: "add mount", "library of /usr/bin/mount", ...
+}
+
+// defaultPATH is where programs are looked up inside the root.
+const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Apply adds what opts asks for to tree. On error the tree may hold part of
+// the additions; callers discard it and write nothing.
+func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error) {
+	root := opts.Root
+	if root == "" {
+		root = "/"
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("root %s: not a directory", root)
+	}
+	res, err := ldso.NewResolver(root, ldso.Options{WellKnownDlopen: true})
+	if err != nil {
+		return nil, err
+	}
+	preset := opts.Preset
+	if preset == "" {
+		preset = "rescue"
+	}
+	presetProgs, err := PresetPrograms(preset)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{
+		ctx: ctx, tree: tree, res: res, root: res.Root(), opts: opts,
+		report: &Report{},
+	}
+	for _, name := range presetProgs {
+		p, err := a.lookPath(name)
+		if err != nil {
+			a.report.Skipped = append(a.report.Skipped, name)
+			continue
+		}
+		a.program(p, "preset "+preset+": "+name)
+	}
+	for _, name := range opts.Add {
+		p, err := a.lookPath(name)
+		if err != nil {
+			return nil, fmt.Errorf("--add %s: %w", name, err)
+		}
+		if err := a.checkProgram(p); err != nil {
+			return nil, fmt.Errorf("--add %s: %w", name, err)
+		}
+		a.program(p, "add "+name)
+	}
+	for _, inc := range opts.Include {
+		if err := a.include(inc); err != nil {
+			return nil, fmt.Errorf("--include %s: %w", inc, err)
+		}
+	}
+	if len(opts.Modules) > 0 {
+		if err := a.modules(); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := a.resolveAndWrite(); err != nil {
+		return nil, err
+	}
+	if a.modPlan != nil {
+		if err := a.writeModuleIndexes(); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.checkInImage(); err != nil {
+		return nil, err
+	}
+	sort.Slice(a.report.Added, func(i, j int) bool { return a.report.Added[i].Path < a.report.Added[j].Path })
+	return a.report, nil
+}
+
+// applier is the state of one Apply call.
+type applier struct {
+	ctx    context.Context
+	tree   *remix.Tree
+	res    *ldso.Resolver
+	root   string // absolute host directory of the root
+	opts   Options
+	report *Report
+
+	programs []string    // paths inside the root whose closure is needed
+	progWhy  []string    // why, parallel to programs
+	plain    []plainFile // files copied as they are (include, modules)
+	modPlan  *modulePlan // with --module: indexes to rewrite at the end
+	// requested holds the paths (and the links on the way to them) of
+	// the programs and files asked for by name, which replace what the
+	// image has under that name.
+	requested map[string]bool
+}
+
+// plainFile is an entry copied from the root to a place in the image.
+type plainFile struct {
+	src, dest, why string
+}
+
+func (a *applier) host(p string) string {
+	if a.root == "/" {
+		return p
+	}
+	return a.root + p
+}
+
+// lookPath finds a program like execvp with the default PATH, inside the
+// root; a name with a slash is taken as a path inside the root.
+func (a *applier) lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		if !strings.HasPrefix(name, "/") {
+			return "", fmt.Errorf("%s: not an absolute path inside the root", name)
+		}
+		if _, _, mode, err := a.res.Walk(name); err != nil {
+			return "", err
+		} else if !mode.IsRegular() {
+			return "", fmt.Errorf("%s: not a regular file", name)
+		}
+		return name, nil
+	}
+	for _, dir := range strings.Split(defaultPATH, ":") {
+		p := dir + "/" + name
+		_, _, mode, err := a.res.Walk(p)
+		var le *ldso.LoopError
+		if errors.As(err, &le) {
+			return "", err
+		}
+		if err == nil && mode.IsRegular() && mode.Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("program %q not found on PATH %s in %s", name, defaultPATH, a.root)
+}
+
+// checkProgram refuses what cannot be a program: --add of a data file is a
+// mistake that would otherwise go unnoticed until the rescue boot.
+func (a *applier) checkProgram(p string) error {
+	_, phys, _, err := a.res.Walk(p)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(a.host(phys))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := f.Read(head)
+	head = head[:n]
+	if bytes.HasPrefix(head, []byte("\x7fELF")) || bytes.HasPrefix(head, []byte("#!")) {
+		return nil
+	}
+	return fmt.Errorf("%s (%s) is neither an ELF program nor a #! script", p, phys)
+}
+
+func (a *applier) program(p, why string) {
+	a.programs = append(a.programs, p)
+	a.progWhy = append(a.progWhy, why)
+	a.request(p)
+}
+
+// request marks p and the links on the way to it as asked for.
+func (a *applier) request(p string) {
+	if a.requested == nil {
+		a.requested = map[string]bool{}
+	}
+	a.requested[p] = true
+	if links, _, _, err := a.res.Walk(p); err == nil {
+		for _, l := range links {
+			a.requested[l.Path] = true
+		}
+	}
+}
+
+// include queues SRC[:DEST]: the path itself as a truthful copy, the chain
+// of links it goes through, and, for a directory, the whole tree.
+func (a *applier) include(spec string) error {
+	src, dest, _ := strings.Cut(spec, ":")
+	if dest == "" {
+		dest = src
+	}
+	if !strings.HasPrefix(src, "/") || !strings.HasPrefix(dest, "/") {
+		return fmt.Errorf("paths must be absolute (SRC[:DEST], inside the root and the image)")
+	}
+	src, dest = path.Clean(src), path.Clean(dest)
+	why := "include " + spec
+	// The parents of SRC may be links of the root; they are the root's
+	// layout, not what was asked for, so SRC is copied at its physical
+	// place unless a DEST was given.
+	_, phys, _, err := a.res.Walk(path.Dir(src))
+	if err != nil {
+		return err
+	}
+	srcPhys := path.Join(phys, path.Base(src))
+	if dest == src {
+		dest = srcPhys
+	}
+	return a.includeTree(srcPhys, dest, why)
+}
+
+// includeTree copies one path (not following a final symlink) and, for a
+// directory, everything in it; every symlink met also brings its chain and
+// target, and every ELF or script its closure.
+func (a *applier) includeTree(src, dest, why string) error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(a.host(src))
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", src, a.root, errors.Unwrap(err))
+	}
+	a.plain = append(a.plain, plainFile{src: src, dest: dest, why: why})
+	a.request(src)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		// The chain and the final target: each link as it is, the target
+		// with what it needs.
+		links, phys, mode, err := a.res.Walk(src)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			a.plain = append(a.plain, plainFile{src: l.Path, dest: l.Path, why: "link on the way to " + src})
+		}
+		if mode.IsDir() {
+			return a.includeTree(phys, phys, "target of "+src)
+		}
+		a.plain = append(a.plain, plainFile{src: phys, dest: phys, why: "target of " + src})
+		if mode.IsRegular() {
+			a.maybeProgram(phys, "target of "+src)
+		}
+	case fi.IsDir():
+		ents, err := os.ReadDir(a.host(src))
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", src, a.root, errors.Unwrap(err))
+		}
+		for _, e := range ents {
+			if err := a.includeTree(path.Join(src, e.Name()), path.Join(dest, e.Name()), why); err != nil {
+				return err
+			}
+		}
+	case fi.Mode().IsRegular():
+		a.maybeProgram(src, why)
+	}
+	return nil
+}
+
+// maybeProgram queues the closure of a regular file if it is ELF or a
+// script: the one path every such file goes through.
+func (a *applier) maybeProgram(p, why string) {
+	f, err := os.Open(a.host(p))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, _ := f.Read(head)
+	if bytes.HasPrefix(head[:n], []byte("\x7fELF")) || bytes.HasPrefix(head[:n], []byte("#!")) {
+		a.program(p, why)
+	}
+}
+
+// resolveAndWrite runs the closure of every queued program and writes it
+// and the plain files into the tree.
+func (a *applier) resolveAndWrite() error {
+	w := newWriter(a)
+	for _, pf := range a.plain {
+		if err := w.put(pf.src, pf.dest, pf.why); err != nil {
+			return err
+		}
+	}
+	if len(a.programs) == 0 {
+		return w.finish()
+	}
+	result, err := a.res.Closure(a.programs...)
+	if err != nil {
+		return err
+	}
+	if err := a.missing(result); err != nil {
+		return err
+	}
+	why := a.whyMap(result)
+	for _, f := range result.Files {
+		if err := w.put(f.Path, f.Path, why[f.Path]); err != nil {
+			return err
+		}
+	}
+	return w.finish()
+}
+
+// whyMap names, for every file of a closure, the program that brought it.
+func (a *applier) whyMap(r *ldso.Result) map[string]string {
+	why := map[string]string{}
+	for i, p := range a.programs {
+		_, phys, _, err := a.res.Walk(p)
+		if err != nil {
+			continue
+		}
+		if _, ok := why[phys]; !ok {
+			why[phys] = a.progWhy[i]
+		}
+		// Breadth-first over Needs: the first program to reach a
+		// library names it.
+		queue := []string{phys}
+		seen := map[string]bool{phys: true}
+		for len(queue) > 0 {
+			obj := queue[0]
+			queue = queue[1:]
+			for _, dep := range r.Needs[obj] {
+				if seen[dep] {
+					continue
+				}
+				seen[dep] = true
+				if _, ok := why[dep]; !ok {
+					why[dep] = "needed by " + p
+				}
+				queue = append(queue, dep)
+			}
+		}
+	}
+	for _, o := range r.Optional {
+		if o.Path != "" {
+			if _, ok := why[o.Path]; !ok {
+				why[o.Path] = "dlopen " + o.Feature + " of " + o.Object
+			}
+		}
+	}
+	for _, f := range r.Files {
+		if _, ok := why[f.Path]; !ok {
+			why[f.Path] = "on the way to a library or program"
+		}
+	}
+	return why
+}
+
+// missing turns unresolved needs into one error naming each program and
+// soname, or warnings with AllowMissing.
+func (a *applier) missing(r *ldso.Result) error {
+	if len(r.Missing) == 0 {
+		return nil
+	}
+	// Which input programs reach each object.
+	progsOf := map[string][]string{}
+	for _, p := range a.programs {
+		_, phys, _, err := a.res.Walk(p)
+		if err != nil {
+			continue
+		}
+		seen := map[string]bool{phys: true}
+		queue := []string{phys}
+		for len(queue) > 0 {
+			obj := queue[0]
+			queue = queue[1:]
+			progsOf[obj] = append(progsOf[obj], p)
+			for _, dep := range r.Needs[obj] {
+				if !seen[dep] {
+					seen[dep] = true
+					queue = append(queue, dep)
+				}
+			}
+		}
+	}
+	var lines []string
+	for _, m := range r.Missing {
+		progs := progsOf[m.Object]
+		if len(progs) == 0 {
+			progs = []string{m.Object}
+		}
+		via := ""
+		if len(progs) != 1 || progs[0] != m.Object {
+			via = " (needed by " + m.Object + ")"
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s not found%s: %s", strings.Join(progs, ", "), m.Soname, via, m.Reason))
+	}
+	if a.opts.AllowMissing {
+		a.report.Warnings = append(a.report.Warnings, lines...)
+		return nil
+	}
+	return fmt.Errorf("missing libraries (--allow-missing makes this a warning):\n  %s", strings.Join(lines, "\n  "))
+}
+
+// checkInImage resolves the added programs again, this time inside the
+// image with its own loader configuration: a library the root finds only
+// through its ld.so.cache in a directory the image's cache does not list,
+// or a path the image's layout sends elsewhere, is caught here rather
+// than at the rescue boot.
+func (a *applier) checkInImage() error {
+	var progs []string
+	for _, p := range a.programs {
+		if _, n, err := a.tree.Resolve(p, true); err == nil && n != nil {
+			progs = append(progs, p)
+		}
+	}
+	if len(progs) == 0 {
+		return nil
+	}
+	r, err := ldso.NewResolverFS(treefs.New(a.tree), "the image", ldso.Options{})
+	if err != nil {
+		return fmt.Errorf("checking the image: %w", err)
+	}
+	res, err := r.Closure(progs...)
+	if err != nil {
+		return fmt.Errorf("checking the image: %w", err)
+	}
+	if len(res.Missing) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, m := range res.Missing {
+		lines = append(lines, fmt.Sprintf("%s: %s not found inside the image: %s", m.Object, m.Soname, m.Reason))
+	}
+	if a.opts.AllowMissing {
+		a.report.Warnings = append(a.report.Warnings, lines...)
+		return nil
+	}
+	return fmt.Errorf("added programs do not resolve inside the image (--allow-missing makes this a warning):\n  %s", strings.Join(lines, "\n  "))
+}

@@ -1,0 +1,311 @@
+// Package verify checks an initrd statically, on the merged tree the
+// kernel builds from it, for what would make a rescue boot useless: ELF
+// programs whose interpreter or libraries are not inside the image (what
+// Relax-and-Recover checks with ldd in a chroot, here without one and
+// without running anything), symlinks that dangle inside the image,
+// entries the kernel would drop, and the strip assertions. The format
+// rules of the file itself (alignment, codec constraints, archive ends
+// inside each compressed stream) are remix.Open's: an image that breaks
+// them does not open. The build command calls Tree before it renames its
+// output into place; `initrd-remix verify` calls Image.
+package verify
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/overlay/ldso"
+	"github.com/initrd-remix/initrd-remix/overlay/treefs"
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip"
+)
+
+// Severity of a Finding: errors make verify fail, warnings are listed.
+const (
+	Error   = "error"
+	Warning = "warning"
+)
+
+// Checks, the Check field of a Finding.
+const (
+	CheckLibraries = "libraries" // an ELF's interpreter or library is not in the image
+	CheckDangling  = "dangling"  // a symlink leads nowhere inside the image
+	CheckDropped   = "dropped"   // the kernel would skip the entry at boot
+	CheckStrip     = "strip"     // storage activation or switch_root left in
+	CheckELF       = "elf"       // an ELF file that cannot be read
+)
+
+// Finding is one problem.
+type Finding struct {
+	Check    string `json:"check"`
+	Severity string `json:"severity"`
+	Path     string `json:"path"`
+	Message  string `json:"message"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %s: /%s: %s", f.Severity, f.Check, f.Path, f.Message)
+}
+
+// Failed reports whether any finding is an error.
+func Failed(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Severity == Error {
+			return true
+		}
+	}
+	return false
+}
+
+// runtimeDirs are mounted at boot (devtmpfs, proc, sysfs, tmpfs): links
+// into them, such as systemd's masks (-> /dev/null), are not dangling.
+func runtimeDirs() []string { return []string{"dev", "proc", "sys", "run", "tmp"} }
+
+// Image checks an opened image: entries the kernel drops, then Tree.
+func Image(ctx context.Context, img *remix.Image) ([]Finding, error) {
+	var out []Finding
+	for _, d := range img.Dropped {
+		out = append(out, Finding{Check: CheckDropped, Severity: Error, Path: "", Message: d})
+	}
+	more, err := Tree(ctx, img.Tree)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
+}
+
+// Tree checks a merged tree: libraries of every ELF, dangling links and
+// the strip assertions. The error is for failures to check (interrupted,
+// unreadable content), not for what is found.
+func Tree(ctx context.Context, t *remix.Tree) ([]Finding, error) {
+	out := dangling(t)
+	libs, err := libraries(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, libs...)
+	out = append(out, stripAssertions(t)...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Check != out[j].Check {
+			return out[i].Check < out[j].Check
+		}
+		return out[i].Path < out[j].Path
+	})
+	return out, nil
+}
+
+// stripAssertions runs package strip's Assert on a rescue image. An image
+// without strip's marker is not one (a distribution's own initrd, which
+// activates storage by design): that is said once, as a warning.
+func stripAssertions(t *remix.Tree) []Finding {
+	if t.Lookup(strip.Marker) == nil {
+		return []Finding{{Check: CheckStrip, Severity: Warning, Path: strip.Marker,
+			Message: "not an initrd-remix rescue image (no marker): storage and switch_root assertions not checked"}}
+	}
+	var out []Finding
+	for _, f := range strip.Assert(t) {
+		out = append(out, Finding{Check: CheckStrip, Severity: Error, Path: f.Path, Message: f.Problem})
+	}
+	return out
+}
+
+func dangling(t *remix.Tree) []Finding {
+	var out []Finding
+	for _, n := range t.Nodes() {
+		if n.Inode.Type() != newc.TypeSymlink {
+			continue
+		}
+		target := n.Inode.Target
+		if runtime(target, n.Path) {
+			continue
+		}
+		_, tn, err := t.Resolve(n.Path, true)
+		switch {
+		case errors.Is(err, remix.ErrLoop):
+			out = append(out, Finding{Check: CheckDangling, Severity: Error, Path: n.Path, Message: "symlink loop: -> " + target})
+		case err != nil || tn == nil:
+			out = append(out, Finding{Check: CheckDangling, Severity: Warning, Path: n.Path, Message: "-> " + target + ": nothing there in the image"})
+		}
+	}
+	return out
+}
+
+// runtime tells links into the directories mounted at boot.
+func runtime(target, at string) bool {
+	abs := target
+	if !strings.HasPrefix(target, "/") {
+		dir := "/"
+		if i := strings.LastIndexByte(at, '/'); i >= 0 {
+			dir = "/" + at[:i]
+		}
+		abs = dir + "/" + target
+	}
+	c := remix.Canonical(cleanAbs(abs))
+	for _, d := range runtimeDirs() {
+		if c == d || strings.HasPrefix(c, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func cleanAbs(p string) string {
+	var parts []string
+	for _, s := range strings.Split(p, "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(parts) > 0 {
+				parts = parts[:len(parts)-1]
+			}
+		default:
+			parts = append(parts, s)
+		}
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+// libraries resolves every ELF program and library, and the interpreter
+// of every executable script, of the tree inside it.
+func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
+	fsys := treefs.New(t)
+	r, err := ldso.NewResolverFS(fsys, "image", ldso.Options{})
+	if err != nil {
+		return []Finding{{Check: CheckLibraries, Severity: Error, Path: "etc/ld.so.cache", Message: err.Error()}}, nil
+	}
+	var progs, libs []string
+	for _, n := range t.Nodes() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if n.Inode.Type() != newc.TypeReg {
+			continue
+		}
+		// An executable script must find its interpreter (and, through
+		// the resolver, the interpreter its libraries).
+		if n.Inode.Mode&0o111 != 0 && isScript(n) {
+			progs = append(progs, "/"+n.Path)
+			continue
+		}
+		if n.Inode.Size() < 64 || !isLoadableELF(n) {
+			continue
+		}
+		if hasInterp(fsys, "/"+n.Path) {
+			progs = append(progs, "/"+n.Path)
+		} else {
+			libs = append(libs, "/"+n.Path)
+		}
+	}
+	// A program that cannot start is an error. A library is checked on
+	// its own as well, but what it lacks may come from the RUNPATH of the
+	// program that loads it (systemd's libsystemd-core), or it may be a
+	// module nothing loads (libnss_hesiod): a warning.
+	out, err := resolve(ctx, r, progs, Error)
+	if err != nil {
+		return nil, err
+	}
+	more, err := resolve(ctx, r, libs, Warning)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
+}
+
+// hasInterp reports whether an ELF file has PT_INTERP: it is a program.
+func hasInterp(fsys ldso.FS, p string) bool {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return false
+	}
+	for _, pr := range ef.Progs {
+		if pr.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
+}
+
+func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity string) ([]Finding, error) {
+	var out []Finding
+	res, err := r.Closure(elfs...)
+	if err != nil {
+		// One bad file must not hide the others: resolve one at a time.
+		res = &ldso.Result{}
+		for _, p := range elfs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			one, err := r.Closure(p)
+			if err != nil {
+				out = append(out, Finding{Check: CheckELF, Severity: Error, Path: p[1:], Message: err.Error()})
+				continue
+			}
+			res.Missing = append(res.Missing, one.Missing...)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range res.Missing {
+		k := m.Object + "\x00" + m.Soname
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, Finding{Check: CheckLibraries, Severity: severity, Path: strings.TrimPrefix(m.Object, "/"),
+			Message: fmt.Sprintf("%s not found in the image: %s", m.Soname, m.Reason)})
+	}
+	return out, nil
+}
+
+// isScript reports whether a file starts with "#!".
+func isScript(n *remix.Node) bool {
+	if n.Inode.Content == nil || n.Inode.Size() < 3 {
+		return false
+	}
+	rc, err := n.Inode.Content.Open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	var h [2]byte
+	_, err = io.ReadFull(rc, h[:])
+	return err == nil && string(h[:]) == "#!"
+}
+
+// isLoadableELF reads the ELF header of a node: executables and shared
+// objects, not kernel modules (relocatable) or core files.
+func isLoadableELF(n *remix.Node) bool {
+	rc, err := n.Inode.Content.Open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	var h [20]byte
+	if _, err := io.ReadFull(rc, h[:]); err != nil {
+		return false
+	}
+	if !bytes.Equal(h[:4], []byte("\x7fELF")) {
+		return false
+	}
+	var typ uint16
+	switch h[5] {
+	case 1:
+		typ = uint16(h[16]) | uint16(h[17])<<8
+	case 2:
+		typ = uint16(h[16])<<8 | uint16(h[17])
+	default:
+		return false
+	}
+	return typ == 2 || typ == 3 // ET_EXEC, ET_DYN
+}
