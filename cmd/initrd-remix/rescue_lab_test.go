@@ -202,7 +202,7 @@ func TestRescueLab(t *testing.T) {
 }
 
 // TestRescueEntryPoint is issue 3 point 4 beyond the payload run: poweroff
-// works from the rescue environment, both where a shell is PID 1
+// and reboot work from the rescue environment, both where a shell is PID 1
 // (initramfs-tools; dracut without systemd takes the same path) and under
 // systemd, and the kernel argument skips the payload. Booted on the lab's
 // marker disk, which a rescue image must not mount either.
@@ -212,17 +212,22 @@ func TestRescueEntryPoint(t *testing.T) {
 	work := t.TempDir()
 	off := filepath.Join(work, "poweroff.sh")
 	os.WriteFile(off, []byte("#!/bin/sh\necho PAYLOAD-POWEROFF\n. /usr/lib/initrd-remix/shrc\npoweroff\nsleep 120\n"), 0o755)
+	reboot := filepath.Join(work, "reboot.sh")
+	os.WriteFile(reboot, []byte("#!/bin/sh\necho PAYLOAD-REBOOT\n. /usr/lib/initrd-remix/shrc\nreboot\nsleep 120\n"), 0o755)
 	for _, tc := range []struct {
-		name, image, args, expect string
+		name, image, payload, args, expect string
 	}{
-		{"poweroff/shell-pid1", "itools-zstd", "root=/dev/vda", `reboot: Power down`},
-		{"poweroff/systemd", "dracut-sd-zstd", "root=/dev/vda", `reboot: Power down`},
-		{"skip-payload", "dracut-nosd-gzip", "root=/dev/vda " + strip.SkipPayloadArg, `payload skipped \(initrd_remix\.payload=0\)`},
+		{"poweroff/shell-pid1", "itools-zstd", off, "root=/dev/vda", `reboot: Power down`},
+		{"poweroff/systemd", "dracut-sd-zstd", off, "root=/dev/vda", `reboot: Power down`},
+		// QEMU runs with -no-reboot: the reset ends it after the kernel's line.
+		{"reboot/shell-pid1", "itools-zstd", reboot, "root=/dev/vda", `reboot: Restarting system`},
+		{"reboot/systemd", "dracut-sd-zstd", reboot, "root=/dev/vda", `reboot: Restarting system`},
+		{"skip-payload", "dracut-nosd-gzip", off, "root=/dev/vda " + strip.SkipPayloadArg, `payload skipped \(initrd_remix\.payload=0\)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			im := l.image(t, tc.image)
-			out := filepath.Join(work, tc.image+".img")
-			if code, _, errs := cli(t, "build", "-q", "--force", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--run", off); code != exitOK {
+			out := filepath.Join(work, tc.image+"."+filepath.Base(tc.payload)+".img")
+			if code, _, errs := cli(t, "build", "-q", "--force", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--run", tc.payload); code != exitOK {
 				t.Fatalf("build: exit %d: %s", code, errs)
 			}
 			logf := filepath.Join(t.TempDir(), "console.log")
