@@ -403,3 +403,42 @@ func TestKeepContentSkipsBodies(t *testing.T) {
 		t.Fatalf("rewrite without the bodies: %v", err)
 	}
 }
+
+// TestReplaceKeepsTheOtherHardLinks: a file put over one name of a hard-link
+// group (busybox's applets) must not change the others, in the tree and in
+// what the kernel builds from an appended segment; Put, like the kernel
+// given the bare entry, writes through to every link.
+func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
+	for _, mode := range []WriteMode{Append, Rewrite} {
+		t.Run(string(mode), func(t *testing.T) {
+			img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+			img.Tree.SetGeneration(img.EditGeneration())
+			if _, err := img.Tree.Replace(Entry{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Content: BytesContent("replaced")}); err != nil {
+				t.Fatal(err)
+			}
+			check := func(tr *Tree, where string) {
+				t.Helper()
+				if got := string(readHead(tr.Get("usr/bin/ln1").Inode.Content, 100)); got != "replaced" {
+					t.Errorf("%s: ln1 = %q", where, got)
+				}
+				if got := string(readHead(tr.Get("usr/bin/ln2").Inode.Content, 100)); got != "hardlinked" {
+					t.Errorf("%s: ln2 = %q, the other link must keep its content", where, got)
+				}
+				if tr.Get("usr/bin/ln1").Inode == tr.Get("usr/bin/ln2").Inode {
+					t.Errorf("%s: ln1 and ln2 still share an inode", where)
+				}
+			}
+			check(img.Tree, "tree")
+			out, _ := rewrite(t, img, WriteOptions{Mode: mode, Compression: codec.Zstd})
+			check(open(t, out).Tree, "written image")
+		})
+	}
+	// Put keeps the kernel's write-through semantics.
+	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	if _, err := img.Tree.Put(Entry{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Content: BytesContent("through")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readHead(img.Tree.Get("usr/bin/ln2").Inode.Content, 100)); got != "through" {
+		t.Errorf("Put over a hard link: ln2 = %q, want the shared content", got)
+	}
+}

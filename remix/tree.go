@@ -130,6 +130,10 @@ type Node struct {
 	seq      int // creation order: parents always have a smaller seq than children
 	gen      int // generation that created this name
 	children int // for directories: how many names it holds
+	// detached: Replace gave the name a new inode where the kernel, given
+	// the bare entry, would write through the old one (a hard-linked file,
+	// a device node); an appended archive must unlink the name first.
+	detached bool
 }
 
 // Gen is the generation that last changed the name or its inode. Entries read
@@ -327,6 +331,35 @@ func (t *Tree) Put(e Entry) (*Node, error) {
 		return t.create(p, &Inode{}, e), nil
 	}
 	return nil, fmt.Errorf("%s: unknown file type %#o", e.Name, typ)
+}
+
+// Replace puts e at its name as a new file of its own. Where Put follows the
+// kernel and writes a regular file's content through to every hard link of
+// the inode already there (and leaves an existing device node as it is),
+// Replace unlinks the name first, so the other links keep their content: a
+// program put over one of busybox's hard-linked applet names leaves the
+// other applets intact. In append mode the writer precedes such an entry
+// with one of another type, which makes the kernel unlink the name too.
+func (t *Tree) Replace(e Entry) (*Node, error) {
+	p, old, err := t.Resolve(e.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	typ := e.Mode & newc.TypeMask
+	detach := false
+	if old != nil && p != "." && typ != newc.TypeDir {
+		ot := old.Inode.Type()
+		detach = ot == typ && typ != newc.TypeSymlink && (typ != newc.TypeReg || old.Inode.links > 1)
+		if err := t.remove(old); err != nil {
+			return nil, err
+		}
+	}
+	n, err := t.Put(e)
+	if err != nil {
+		return nil, err
+	}
+	n.detached = n.detached || detach
+	return n, nil
 }
 
 // Link makes name another hard link to the inode of node, replacing what

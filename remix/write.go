@@ -198,6 +198,10 @@ func withWholeLinkGroups(t *Tree, nodes []*Node) []*Node {
 	return out
 }
 
+// detachTarget is the target of the symlink written before a name that
+// Tree.Replace detached from its old inode.
+const detachTarget = "initrd-remix-replaced"
+
 // writeArchive writes nodes as one newc archive in one compressed stream.
 // Inode numbers are assigned afresh in output order, so the result depends
 // only on the tree. Hard-linked names carry the data on the last one, as GNU
@@ -222,6 +226,7 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 		total[i] = c
 	}
 	buf := make([]byte, 256<<10)
+	extra := 0 // entries written besides the nodes
 	for i, n := range nodes {
 		if i&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -229,6 +234,20 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 			}
 		}
 		in := n.Inode
+		if n.detached && opt.Mode == Append {
+			// A symlink first: the kernel unlinks whatever has the name
+			// (clean_path), so the entry after it makes a new inode.
+			h := &newc.Header{Name: n.Path, Ino: uint32(len(nodes) + 1 + i), Mode: newc.TypeSymlink | 0o777, Nlink: 1,
+				Mtime: in.Mtime, Size: int64(len(detachTarget))}
+			record(writtenEntry{h: *h, target: detachTarget})
+			extra++
+			if err := cw.WriteHeader(h); err != nil {
+				return 0, fmt.Errorf("%s: %w", n.Path, err)
+			}
+			if _, err := io.WriteString(cw, detachTarget); err != nil {
+				return 0, err
+			}
+		}
 		remaining[in]--
 		h := &newc.Header{Name: n.Path, Ino: inos[in], Mode: in.Mode, UID: in.UID, GID: in.GID,
 			Nlink: 1, Mtime: in.Mtime, RDevMajor: in.RDevMajor, RDevMinor: in.RDevMinor}
@@ -278,7 +297,7 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 	if err := enc.Close(); err != nil {
 		return 0, err
 	}
-	return len(nodes), nil
+	return len(nodes) + extra, nil
 }
 
 func copyContent(w io.Writer, c Content, buf []byte) error {
