@@ -97,3 +97,33 @@ func TestIncludeTruthful(t *testing.T) {
 	}
 	mustVerify(t, tr)
 }
+
+// TestHardlinkedImageFile: writing a regular file over one name of a hard
+// link group (busybox's applets) would rewrite every name of it at boot;
+// the image's file stays and the others keep their content.
+func TestHardlinkedImageFile(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/cat"), []byte("not busybox\n"), 0o755)
+	tr := synthImage(t, true)
+	bb, err := tr.Put(remix.Entry{Name: "usr/bin/busybox", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("busybox")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"usr/bin/sh", "usr/bin/cat"} {
+		if _, err := tr.Link(bb, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Apply(context.Background(), tr, Options{Root: root, Preset: "none", Include: []string{"/usr/bin/cat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tr.Lookup("usr/bin/sh")
+	if n == nil || n.Inode.Size() != int64(len("busybox")) || n.Inode.Links() != 3 {
+		t.Errorf("usr/bin/sh changed: %+v", n)
+	}
+	if len(rep.Skipped) != 1 {
+		t.Errorf("skipped: %q", rep.Skipped)
+	}
+}
