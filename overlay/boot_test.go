@@ -64,11 +64,26 @@ func TestPresetBootLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d entries added", len(rep.Added))
+	// Names where the image's hard-linked busybox applet was kept (see
+	// writer.put: remix's append writer cannot yet replace one name of a
+	// hard-link group) run busybox, which may lack the applet: they are
+	// listed, not run.
+	kept := map[string]bool{}
+	for _, s := range rep.Skipped {
+		if p, _, ok := strings.Cut(s, ": the image's own file kept (one of"); ok {
+			kept[strings.TrimPrefix(p, "/")] = true
+		}
+	}
 	var run []string
 	for _, p := range progs {
-		if _, _, _, err := res.Walk(p); err == nil {
-			run = append(run, p)
+		if _, _, _, err := res.Walk(p); err != nil {
+			continue
 		}
+		if c, _, err := img.Tree.Resolve(p, true); err == nil && kept[c] {
+			t.Logf("not run: %s is the image's hard-linked %s", p, c)
+			continue
+		}
+		run = append(run, p)
 	}
 	run = append(run, link)
 	sort.Strings(run)
