@@ -66,9 +66,10 @@ func TestPresetBootLab(t *testing.T) {
 	t.Logf("%d entries added", len(rep.Added))
 	var run []string
 	for _, p := range progs {
-		if _, _, _, err := res.Walk(p); err == nil {
-			run = append(run, p)
+		if _, _, _, err := res.Walk(p); err != nil {
+			continue
 		}
+		run = append(run, p)
 	}
 	run = append(run, link)
 	sort.Strings(run)

@@ -97,3 +97,38 @@ func TestIncludeTruthful(t *testing.T) {
 	}
 	mustVerify(t, tr)
 }
+
+// TestHardlinkedImageFile: a regular file written over one name of a hard
+// link group (busybox's applets) must not rewrite the other names: the name
+// gets an inode of its own (remix.Tree.Replace).
+func TestHardlinkedImageFile(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/cat"), []byte("not busybox\n"), 0o755)
+	tr := synthImage(t, true)
+	bb, err := tr.Put(remix.Entry{Name: "usr/bin/busybox", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("busybox")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"usr/bin/sh", "usr/bin/cat"} {
+		if _, err := tr.Link(bb, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Apply(context.Background(), tr, Options{Root: root, Preset: "none", Include: []string{"/usr/bin/cat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The root's cat gets an inode of its own; busybox's other names keep
+	// busybox (the kernel would write cat through every hard link).
+	n := tr.Lookup("usr/bin/sh")
+	if n == nil || n.Inode.Size() != int64(len("busybox")) || n.Inode.Links() != 2 {
+		t.Errorf("usr/bin/sh changed: %+v", n)
+	}
+	if c := tr.Lookup("usr/bin/cat"); c == nil || c.Inode.Size() != int64(len("not busybox\n")) || c.Inode.Links() != 1 {
+		t.Errorf("usr/bin/cat is not the root's: %+v", c)
+	}
+	if len(rep.Skipped) != 0 {
+		t.Errorf("skipped: %q", rep.Skipped)
+	}
+}

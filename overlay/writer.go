@@ -147,7 +147,12 @@ func (w *writer) put(src, dest, why string) error {
 			e.RDevMajor, e.RDevMinor = uint32(st.Rdev>>8&0xfff), uint32(st.Rdev&0xff|st.Rdev>>12&0xfff00)
 		}
 	}
-	if _, err := t.Put(e); err != nil {
+	// Replace, not Put: the kernel writes a regular file over an existing
+	// one in place, so the root's cat put over one of busybox's hard-linked
+	// applets would turn every applet, /bin/sh included, into cat. Replace
+	// gives the name an inode of its own (and the writer makes the kernel
+	// unlink it first).
+	if _, err := t.Replace(e); err != nil {
 		return fmt.Errorf("writing %s (from %s) into the image: %w", canon, src, err)
 	}
 	w.bySrc[src] = canon
