@@ -27,8 +27,10 @@ measure() {
   local name=$1 best="" mem=0 i out
   shift
   for ((i = 0; i < runs; i++)); do
-    out=$( { /usr/bin/time -f '%e %M' bash -c "$*" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    read -r s m <<<"$out"
+    # time's own report goes to a file: the command's output is discarded.
+    /usr/bin/time -o "$tmp/time" -f '%e %M' bash -c "$*" >/dev/null 2>&1 ||
+      { echo "bench.sh: failed: $*" >&2; exit 1; }
+    read -r s m <"$tmp/time"
     if [[ -z $best ]] || awk -v a="$s" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$s mem=$m; fi
   done
   T[$name]=$best M[$name]=$mem
@@ -83,7 +85,10 @@ if [[ -f $f ]]; then
   early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
   echo
   echo "== build --mode append (itools-zstd)"
-  measure "build --mode append" "'$bin' build -q --force --mode append --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  # --preset none: strip only (issue 3's figure); the default preset also
+  # adds the rescue programs from the lab root with their libraries.
+  measure "build --mode append" "'$bin' build -q --force --mode append --preset none --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  measure "build (rescue preset)" "'$bin' build -q --force --mode append --root '$LAB_ROOT' --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
   measure "zstd -dc" "tail -c +$((early + 1)) '$f' | zstd -dc"
   # The generators need /proc, /sys and /dev in the root; one run each.
   root=$LAB_ROOT
@@ -104,7 +109,14 @@ if [[ -f $f ]]; then
   measure "dracut --zstd" "chroot '$root' dracut --force --no-hostonly --zstd /tmp/bench-dracut.img '$LAB_KVER'"
   runs=$saved
   rm -f "$root/tmp/bench-itools.img" "$root/tmp/bench-dracut.img"
-  for n in "build --mode append" "zstd -dc" "mkinitramfs -c zstd" "dracut --zstd"; do row "$n"; done
+  for n in "build --mode append" "build (rescue preset)" "zstd -dc" "mkinitramfs -c zstd" "dracut --zstd"; do row "$n"; done
   printf 'build / zstd -dc = %s   mkinitramfs / build = %s   dracut / build = %s\n' \
     "$(ratio "build --mode append" "zstd -dc")" "$(ratio "mkinitramfs -c zstd" "build --mode append")" "$(ratio "dracut --zstd" "build --mode append")"
 fi
+
+# overlay (issue 4): the rescue preset's library closure against running ldd
+# once per program in a chroot of the lab root; the test checks both give the
+# same libraries and prints the ratio.
+echo
+echo "== rescue preset closure vs ldd (lab root)"
+(cd "$here" && INITRD_REMIX_LAB=$lab go test -count=1 -v -run 'TestPresetClosureVsLdd' ./overlay/ 2>&1 | grep -E 'closure|ldd|PASS|FAIL' | head -n 10)
