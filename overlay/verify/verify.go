@@ -17,12 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
@@ -39,6 +41,7 @@ const (
 	CheckDangling  = "dangling"  // a symlink leads nowhere inside the image
 	CheckDropped   = "dropped"   // the kernel would skip the entry at boot
 	CheckStrip     = "strip"     // storage activation or switch_root left in
+	CheckFormat    = "format"    // the file breaks a rule of the kernel's unpacker that reading does not enforce
 	CheckELF       = "elf"       // an ELF file that cannot be read
 )
 
@@ -74,11 +77,47 @@ func Image(ctx context.Context, img *remix.Image) ([]Finding, error) {
 	for _, d := range img.Dropped {
 		out = append(out, Finding{Check: CheckDropped, Severity: Error, Path: "", Message: d})
 	}
+	f, err := format(img)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, f...)
 	more, err := Tree(ctx, img.Tree)
 	if err != nil {
 		return nil, err
 	}
 	return append(out, more...), nil
+}
+
+// format checks what remix reads leniently but the kernel refuses. Opening
+// the image already enforced the rest (alignment, archive ends inside each
+// compressed stream, gzip header fields, dictionary and window bounds): xz
+// streams may carry CRC64 or SHA-256 checks, which XZ Embedded, the kernel's
+// decoder, does not implement ("CRC32 is supported for integrity checking").
+func format(img *remix.Image) ([]Finding, error) {
+	var out []Finding
+	var f *os.File
+	for _, seg := range img.Segments {
+		if seg.Compression != codec.XZ {
+			continue
+		}
+		if f == nil {
+			var err error
+			if f, err = os.Open(img.Path); err != nil {
+				return nil, err
+			}
+			defer f.Close()
+		}
+		var h [12]byte
+		if _, err := f.ReadAt(h[:], seg.Offset); err != nil {
+			return nil, fmt.Errorf("%s: offset %d: %w", img.Path, seg.Offset, err)
+		}
+		if check := h[7] & 0x0f; check != 0x00 && check != 0x01 {
+			out = append(out, Finding{Check: CheckFormat, Severity: Error, Path: "",
+				Message: fmt.Sprintf("xz segment at offset %d uses check type %#x; the kernel's xz decoder accepts only CRC32 or none (xz --check=crc32)", seg.Offset, check)})
+		}
+	}
+	return out, nil
 }
 
 // Tree checks a merged tree: libraries of every ELF, dangling links and
