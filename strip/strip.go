@@ -188,7 +188,9 @@ func (e *editor) put(kind Kind, why string, ent remix.Entry) error {
 	if ent.Mtime == 0 {
 		ent.Mtime = e.mtime
 	}
-	if _, err := e.t.Put(ent); err != nil {
+	// Replace, not Put: an edited file that shares its inode with other
+	// names (hard links) must not change them too.
+	if _, err := e.t.Replace(ent); err != nil {
 		return fmt.Errorf("%s: %w", full, err)
 	}
 	e.plan.Items = append(e.plan.Items, Item{Kind: kind, Path: full, Why: why})
