@@ -6,7 +6,12 @@
 # shell starts a new one and never continues into a normal boot.
 # Kernel argument initrd_remix.payload=0 skips the payload.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# mdadm.conf says AUTO -all so that nothing assembles arrays on its own (udev,
+# the generator's scripts); mdadm(8) puts MDADM_CONF_AUTO before the file's
+# AUTO words and the first match wins, so `mdadm --assemble --scan` typed
+# here (or in the payload) assembles what it finds, as the banner says.
+MDADM_CONF_AUTO=+all
+export PATH MDADM_CONF_AUTO
 payload=/usr/lib/initrd-remix/payload
 
 # PID 1 only when a shell-based generator exec'd us; under systemd we are a
@@ -27,6 +32,16 @@ if [ "$$" = 1 ]; then
 	trap '' INT QUIT TSTP
 fi
 mkdir -p /run/initrd-remix
+
+# dracut installs lvm without its command links; lvm runs the command it is
+# called as, so links make the banner's vgchange (and lvs, pvscan...) work.
+if ! command -v vgchange >/dev/null 2>&1 && lvm=$(command -v lvm); then
+	mkdir -p /run/initrd-remix/bin
+	for c in vgchange vgscan vgs vgdisplay vgcfgrestore lvchange lvscan lvs lvdisplay pvscan pvs pvdisplay; do
+		ln -sf "$lvm" "/run/initrd-remix/bin/$c"
+	done
+	PATH=$PATH:/run/initrd-remix/bin
+fi
 
 # Coldplug may still be running (modules, firmware): let it finish, as the
 # distribution would before mounting the root.
