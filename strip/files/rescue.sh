@@ -68,21 +68,36 @@ elif [ -n "$skip" ] && [ -x "$payload" ]; then
 	echo "initrd-remix: payload skipped (initrd_remix.payload=0)"
 fi
 
-while IFS= read -r line; do echo "$line"; done <<'BANNER'
-
-=====================================================================
- initrd-remix rescue system
- This is the distribution's initrd with its storage steps disabled:
- no md array was assembled, no LVM volume activated, no LUKS volume
- opened, nothing was resumed, checked or mounted. Disks are untouched.
- To bring storage up by hand:
-   mdadm --assemble --scan        (md RAID)
-   vgchange -ay                   (LVM)
-   cryptsetup open DEVICE NAME    (LUKS)
-   mount DEVICE /mnt
- poweroff or reboot when done. Leaving the shell starts a new one.
-=====================================================================
-BANNER
+# The banner names only the storage tools this image has (the build may
+# have been made with --preset none); each line is proven by a lab boot.
+have() { command -v "$1" >/dev/null 2>&1; }
+missing=
+echo
+echo "====================================================================="
+echo " initrd-remix rescue system"
+echo " This is the distribution's initrd with its storage steps disabled:"
+echo " no md array was assembled, no LVM volume activated, no LUKS volume"
+echo " opened, nothing was resumed, checked or mounted. Disks are untouched."
+echo " To bring storage up by hand:"
+if have mdadm; then
+	echo "   mdadm --assemble --scan          (md RAID: /dev/md/NAME)"
+else
+	missing="$missing mdadm"
+fi
+if have vgchange; then
+	echo "   vgchange -ay                     (LVM: /dev/VG/LV)"
+else
+	missing="$missing lvm"
+fi
+if have cryptsetup; then
+	echo "   cryptsetup open DEVICE NAME      (LUKS: /dev/mapper/NAME)"
+else
+	missing="$missing cryptsetup"
+fi
+echo "   mount -o ro DEVICE /mnt          (leave out -o ro to write)"
+[ -z "$missing" ] || echo " Not in this image:$missing (initrd-remix build --add PROGRAM)."
+echo " poweroff or reboot when done. Leaving the shell starts a new one."
+echo "====================================================================="
 
 ENV=/usr/lib/initrd-remix/shrc
 export ENV
