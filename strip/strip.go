@@ -286,7 +286,7 @@ func (e *editor) common(opt Options, g remix.Generator) error {
 	// The banner says `mount DEVICE /mnt`; no generator's image has /mnt.
 	// Added only where nothing is, so an image's own mnt (a link, say) stays.
 	if e.t.Lookup(MountPoint) == nil {
-		if err := e.put(AddFile, "mount point for the banner's mount DEVICE /mnt", remix.Entry{Name: MountPoint, Mode: newc.TypeDir | 0o755}); err != nil {
+		if err := e.put(AddFile, "mount point for the banner's mount -o ro DEVICE /mnt", remix.Entry{Name: MountPoint, Mode: newc.TypeDir | 0o755}); err != nil {
 			return err
 		}
 	}
