@@ -84,6 +84,7 @@ var handsUpRe = regexp.MustCompile(`HANDSUP md=(\d+) dm=(\d+) mdname=(\d+) lv=(\
 // GPT ext4 partition mounted read-only, and the root LV's /sbin/init read.
 // Every count is asserted, so a command that does nothing fails the test.
 // The copies change (assembly bumps event counts); the cache never does.
+// Last, an image without cryptsetup must not offer it in its banner.
 func TestHandsUpLab(t *testing.T) {
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
@@ -167,4 +168,38 @@ func TestHandsUpLab(t *testing.T) {
 			}
 		})
 	}
+
+	// dracut with systemd unlocks LUKS with systemd-cryptsetup and ships no
+	// cryptsetup: built without the preset, the banner must not offer it.
+	t.Run("dracut-sd-zstd/preset-none-banner", func(t *testing.T) {
+		im := l.image(t, "dracut-sd-zstd")
+		out := filepath.Join(work, "none.img")
+		if code, _, errs := cli(t, "build", "-q", "--preset", "none", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out,
+			"--kver", l.env["LAB_KVER"]); code != exitOK {
+			t.Fatalf("build: exit %d: %s", code, errs)
+		}
+		defer os.Remove(out)
+		logf := filepath.Join(t.TempDir(), "console.log")
+		res, err := exec.Command("../../scripts/boot.sh", "--kernel", l.env["LAB_KERNEL"], "--initrd", out, "--disk", l.env["LAB_MARKER_DISK"],
+			"--append", "root=/dev/vda", "--expect", "Leaving the shell starts a new one", "--fail", marker,
+			"--timeout", "300", "--log", logf).CombinedOutput()
+		data, _ := os.ReadFile(logf)
+		log := string(data)
+		if err != nil {
+			lines := strings.Split(log, "\n")
+			t.Fatalf("boot: %v\n%s\nlast console lines:\n%s", err, res, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+		t.Logf("%s", strings.TrimSpace(string(res)))
+		if strings.Contains(log, "   cryptsetup open") {
+			t.Error("the banner offers cryptsetup, which this image does not have")
+		}
+		if !strings.Contains(log, "Not in this image: cryptsetup") {
+			t.Error("the banner does not say that cryptsetup is missing")
+		}
+		for _, line := range []string{"mdadm --assemble --scan", "vgchange -ay"} {
+			if !strings.Contains(log, "   "+line) {
+				t.Errorf("the banner does not show %q, which dracut's own image has", line)
+			}
+		}
+	})
 }
