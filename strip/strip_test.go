@@ -333,6 +333,10 @@ ENV{MD_MON_THIS}=="?*", PROGRAM="/usr/bin/basename $env{MD_MON_THIS}", ENV{SYSTE
 		{"95-dm-notify.rules", `RUN+="/bin/sh -c 'dmsetup udevcomplete $env{DM_COOKIE}; vgchange -ay'"` + "\n", false},
 		{"56-lvm.rules", `RUN{program}+="/sbin/lvm vgchange -ay"` + "\n", false},
 		{"55-dm.rules", `IMPORT{program}="/sbin/dmsetup udevflagsx"` + "\n", false},
+		{"56-lvm.rules", `RUN += "/sbin/lvm vgchange -ay"` + "\n", false},
+		{"56-lvm.rules", "RUN+=\\\n  \"/sbin/lvm vgchange -ay\"\n", false},
+		{"59-persistent-storage-md.rules", `PROGRAM=="/bin/sh -c 'mdadm -I $devnode'"` + "\n", false},
+		{"95-dm-notify.rules", "# RUN+=\"/sbin/lvm vgchange -ay\" in a comment runs nothing\n" + `RUN{builtin}+="blkid"` + "\n", true},
 		{"64-btrfs-dm.rules", `ENV{DM_NAME}=="?*", RUN{builtin}+="btrfs ready /dev/mapper/$env{DM_NAME}"` + "\n", false},
 	} {
 		n := &remix.Node{Path: "usr/lib/udev/rules.d/" + tc.name, Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body)}}

@@ -1,7 +1,6 @@
 package strip
 
 import (
-	"bytes"
 	"path"
 	"regexp"
 	"strings"
@@ -48,20 +47,33 @@ var udevPassiveRules = words("10-dm.rules 11-dm.rules 13-dm-disk.rules 55-dm.rul
 
 // udevProgram matches a rule key that runs a program (not a udev builtin)
 // and captures its command line.
-var udevProgram = regexp.MustCompile(`\b(?:RUN|PROGRAM|IMPORT\{program\})(?:\{program\})?[+:!]?==?"([^"]*)"`)
+var udevProgram = regexp.MustCompile(`\b(?:RUN|PROGRAM|IMPORT\{program\})(?:\{program\})?\s*[+:!]?==?\s*"([^"]*)"`)
+
+// udevBuiltinRun matches RUN{builtin} keys, which run no program.
+var udevBuiltinRun = regexp.MustCompile(`\bRUN\{builtin\}\s*[+:]?=\s*"[^"]*"`)
 
 // udevPassiveProgram matches the only commands a passive rules file may run:
 // queries and the dm cookie completion.
 var udevPassiveProgram = regexp.MustCompile(`^(?:\S*/)?(?:dmsetup (?:udevflags|info|splitname|udevcomplete)|mdadm --detail|readlink|basename)(?:\s|$)`)
 
 // udevPassive reports whether a rules file is one of udevPassiveRules and
-// runs nothing but passive commands.
+// runs nothing but passive commands. It fails closed: a program key that
+// udevProgram cannot read (a value split over lines, say) is not passive.
 func udevPassive(name string, body []byte) bool {
 	if !udevPassiveRules[name] {
 		return false
 	}
-	for _, m := range udevProgram.FindAllSubmatch(body, -1) {
-		if !udevPassiveProgram.Match(bytes.TrimSpace(m[1])) {
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range udevProgram.FindAllStringSubmatch(line, -1) {
+			if !udevPassiveProgram.MatchString(strings.TrimSpace(m[1])) {
+				return false
+			}
+		}
+		rest := udevBuiltinRun.ReplaceAllString(udevProgram.ReplaceAllString(line, ""), "")
+		if strings.Contains(rest, "RUN") || strings.Contains(rest, "PROGRAM") || strings.Contains(rest, "IMPORT{program}") {
 			return false
 		}
 	}
