@@ -72,7 +72,7 @@ func TestLabApply(t *testing.T) {
 			want := map[string][]string{
 				"initramfs-tools": {"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-block/mdadm",
 					"scripts/local-premount/resume", "conf/conf.d/resume", "cryptroot/crypttab", "etc/mdadm/mdadm.conf", "etc/lvm/lvm.conf",
-					"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/69-lvm.rules", "etc/udev/rules.d/63-md-raid-arrays.rules"},
+					"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/69-lvm.rules"},
 				"dracut-systemd": {"etc/systemd/system/initrd-switch-root.target", "etc/systemd/system/initrd-switch-root.service",
 					"etc/systemd/system/sysroot.mount", "etc/systemd/system/systemd-fsck@.service", "etc/systemd/system/mdadm-last-resort@.timer",
 					"etc/systemd/system-generators/systemd-cryptsetup-generator", "etc/systemd/system-generators/systemd-fstab-generator",
@@ -92,6 +92,7 @@ func TestLabApply(t *testing.T) {
 			if hadCrypttab {
 				want = append(want, "etc/crypttab")
 			}
+			want = append(want, MountPoint)
 			for _, p := range want {
 				if !got[p] {
 					t.Errorf("plan does not touch %s", p)
@@ -100,7 +101,12 @@ func TestLabApply(t *testing.T) {
 			for _, keep := range []string{"usr/lib/udev/rules.d/80-drivers.rules", "etc/udev/rules.d/80-drivers.rules", "etc/udev/rules.d/50-firmware.rules",
 				"scripts/init-top/udev", "scripts/init-top/keymap", "etc/systemd/system/systemd-udevd.service",
 				"etc/systemd/system/systemd-udev-trigger.service", "etc/systemd/system/systemd-modules-load.service",
-				"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh"} {
+				"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh",
+				// Naming rules and the dm udev handshake: the banner's
+				// vgchange and cryptsetup need them (TestHandsUpLab).
+				"etc/udev/rules.d/55-dm.rules", "etc/udev/rules.d/56-lvm.rules", "etc/udev/rules.d/60-persistent-storage-dm.rules",
+				"etc/udev/rules.d/63-md-raid-arrays.rules", "etc/udev/rules.d/95-dm-notify.rules", "etc/udev/rules.d/11-dm.rules",
+				"etc/udev/rules.d/59-persistent-storage-dm.rules", "etc/udev/rules.d/59-persistent-storage-md.rules"} {
 				if got[keep] {
 					t.Errorf("plan touches %s, which the hardware bring-up needs", keep)
 				}

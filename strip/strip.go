@@ -43,6 +43,9 @@ const (
 	ShellRC = "usr/lib/initrd-remix/shrc"
 	// SkipPayloadArg on the kernel command line skips the payload.
 	SkipPayloadArg = "initrd_remix.payload=0"
+	// MountPoint is the directory the banner tells the administrator to
+	// mount on.
+	MountPoint = "mnt"
 )
 
 // Kind says what an edit does, for the plan.
@@ -279,6 +282,13 @@ func (e *editor) common(opt Options, g remix.Generator) error {
 	}
 	if err := e.file(AddFile, "rescue shell startup: poweroff/reboot without an init to talk to", ShellRC, 0o644, embedded("shrc.sh")); err != nil {
 		return err
+	}
+	// The banner says `mount DEVICE /mnt`; no generator's image has /mnt.
+	// Added only where nothing is, so an image's own mnt (a link, say) stays.
+	if e.t.Lookup(MountPoint) == nil {
+		if err := e.put(AddFile, "mount point for the banner's mount -o ro DEVICE /mnt", remix.Entry{Name: MountPoint, Mode: newc.TypeDir | 0o755}); err != nil {
+			return err
+		}
 	}
 	if opt.Payload != nil && !e.check {
 		if err := e.put(AddFile, "payload given with --run", remix.Entry{Name: Payload, Mode: newc.TypeReg | 0o755, Content: opt.Payload}); err != nil {

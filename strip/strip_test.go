@@ -77,7 +77,7 @@ func TestApplySynthetic(t *testing.T) {
 			gen:  remix.InitramfsTools,
 			touched: []string{"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-top/ORDER",
 				"scripts/init-premount/mdadm", "scripts/init-premount/ORDER", "conf/conf.d/resume", "etc/mdadm/mdadm.conf",
-				"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/90-custom.rules", Entry, Marker},
+				"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/90-custom.rules", Entry, Marker, MountPoint},
 			kept: []string{"scripts/init-premount/hw", "etc/udev/rules.d/80-drivers.rules"},
 			check: func(t *testing.T, tr *remix.Tree) {
 				order := string(readAll(tr.Lookup("scripts/init-premount/ORDER")))
@@ -90,6 +90,20 @@ func TestApplySynthetic(t *testing.T) {
 				}
 				if n := tr.Get("lib"); n == nil || n.Inode.Type() != newc.TypeSymlink {
 					t.Error("the lib -> usr/lib link was replaced")
+				}
+				if n := tr.Get(MountPoint); n == nil || n.Inode.Type() != newc.TypeDir {
+					t.Errorf("no %s directory for the banner's mount", MountPoint)
+				}
+			},
+		},
+		{
+			name: "an image's own mnt stays",
+			tree: func(t *testing.T) *remix.Tree { return itoolsTree(t, "media/", "mnt=-> media") },
+			gen:  remix.InitramfsTools,
+			kept: []string{MountPoint},
+			check: func(t *testing.T, tr *remix.Tree) {
+				if n := tr.Get(MountPoint); n == nil || n.Inode.Type() != newc.TypeSymlink {
+					t.Error("the image's mnt link was replaced")
 				}
 			},
 		},
@@ -207,6 +221,7 @@ func TestAssertFindsWhatComesBack(t *testing.T) {
 		{"boot script restored", remix.Entry{Name: "scripts/local", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("mountroot() { mount $ROOT /root; }\n")}, "scripts/local"},
 		{"local-top script added", remix.Entry{Name: "scripts/local-top/lvm2", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/bin/sh\nlvm vgchange -ay\n")}, "scripts/local-top/lvm2"},
 		{"entry point removed", remix.Entry{Name: Entry, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("")}, Entry},
+		{"naming rule that activates", remix.Entry{Name: "usr/lib/udev/rules.d/95-dm-notify.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/dmsetup udevcomplete $env{DM_COOKIE}\"\nRUN+=\"/sbin/lvm vgchange -ay\"\n")}, "95-dm-notify.rules"},
 		{"mdadm.conf with arrays", remix.Entry{Name: "etc/mdadm/mdadm.conf", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("ARRAY /dev/md0\n")}, "mdadm.conf"},
 	}
 	for _, tc := range tests {
@@ -284,6 +299,50 @@ func TestTokens(t *testing.T) {
 		"kmod-static-nodes.service": false, "systemd-udevd.service": false, "lvm2-pvscan@.service": true, "01-parse-kernel.sh": false} {
 		if storageName(name) != want {
 			t.Errorf("storageName(%q) = %v", name, !want)
+		}
+	}
+}
+
+// TestUdevPassive: the device-mapper and md rules that only name existing
+// devices and complete libdevmapper's udev handshake stay, so that the
+// banner's vgchange and cryptsetup do not wait forever for udev; any rule
+// that assembles, activates or runs something else is masked, whatever its
+// name. Bodies are the programs of Debian 12's and dracut 059's files.
+func TestUdevPassive(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		keep       bool
+	}{
+		{"55-dm.rules", `ENV{DM_COOKIE}=="?*", IMPORT{program}="/sbin/dmsetup udevflags $env{DM_COOKIE}"
+TEST!="dm", IMPORT{program}="/sbin/dmsetup info -j %M -m %m -c --nameprefixes --noheadings --rows -o name,uuid,suspended"
+`, true},
+		{"56-lvm.rules", `IMPORT{program}="/sbin/dmsetup splitname --nameprefixes --noheadings --rows $env{DM_NAME}"` + "\n", true},
+		{"60-persistent-storage-dm.rules", `IMPORT{builtin}="blkid"` + "\n", true},
+		{"63-md-raid-arrays.rules", `IMPORT{program}="/sbin/mdadm --detail --no-devices --export $devnode"
+ENV{MD_LEVEL}=="raid[1-9]*", ENV{MD_CONTAINER}=="?*", PROGRAM="/bin/readlink $env{MD_CONTAINER}", ENV{MD_MON_THIS}="%c"
+ENV{MD_MON_THIS}=="?*", PROGRAM="/usr/bin/basename $env{MD_MON_THIS}", ENV{SYSTEMD_WANTS}+="mdmon@%c.service"
+`, true},
+		{"95-dm-notify.rules", `ENV{DM_COOKIE}=="?*", RUN+="/sbin/dmsetup udevcomplete $env{DM_COOKIE}"` + "\n", true},
+		{"11-dm.rules", `KERNEL!="dm-[0-9]*", GOTO="dm_end"` + "\n" + `OPTIONS+="db_persist"` + "\n", true},
+		{"59-persistent-storage-md.rules", `IMPORT{program}="/sbin/mdadm --detail --export $tempnode"` + "\n", true},
+		// Activation, assembly and anything unknown in a passive name.
+		{"69-lvm.rules", `RUN+="/sbin/lvm pvscan --cache --listvg --checkcomplete --vgonline --autoactivation event $env{DEVNAME}"` + "\n", false},
+		{"64-lvm.rules", `RUN+="/sbin/initqueue --settled --onetime --unique /sbin/lvm_scan"` + "\n", false},
+		{"64-md-raid-assembly.rules", `IMPORT{program}="/sbin/mdadm --incremental --export $devnode --offroot $env{DEVLINKS}"` + "\n", false},
+		{"63-md-raid-arrays.rules", `IMPORT{program}="/sbin/mdadm --incremental --export $devnode"` + "\n", false},
+		{"95-dm-notify.rules", `RUN+="/bin/sh -c 'dmsetup udevcomplete $env{DM_COOKIE}; vgchange -ay'"` + "\n", false},
+		{"56-lvm.rules", `RUN{program}+="/sbin/lvm vgchange -ay"` + "\n", false},
+		{"55-dm.rules", `IMPORT{program}="/sbin/dmsetup udevflagsx"` + "\n", false},
+		{"56-lvm.rules", `RUN += "/sbin/lvm vgchange -ay"` + "\n", false},
+		{"56-lvm.rules", "RUN+=\\\n  \"/sbin/lvm vgchange -ay\"\n", false},
+		{"59-persistent-storage-md.rules", `PROGRAM=="/bin/sh -c 'mdadm -I $devnode'"` + "\n", false},
+		{"95-dm-notify.rules", "# RUN+=\"/sbin/lvm vgchange -ay\" in a comment runs nothing\n" + `RUN{builtin}+="blkid"` + "\n", true},
+		{"64-btrfs-dm.rules", `ENV{DM_NAME}=="?*", RUN{builtin}+="btrfs ready /dev/mapper/$env{DM_NAME}"` + "\n", false},
+	} {
+		n := &remix.Node{Path: "usr/lib/udev/rules.d/" + tc.name, Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body)}}
+		why := udevRuleDangerous(tc.name, n)
+		if (why == "") != tc.keep {
+			t.Errorf("%s %q: masked=%v (%q), want kept=%v", tc.name, tc.body, why != "", why, tc.keep)
 		}
 	}
 }

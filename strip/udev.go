@@ -35,10 +35,55 @@ func effectiveRules(t *remix.Tree) map[string]*remix.Node {
 	return eff
 }
 
+// udevPassiveRules only describe device-mapper and md devices that already
+// exist: names and links (/dev/mapper/NAME, /dev/VG/LV, /dev/md/NAME,
+// by-uuid) and libdevmapper's udev handshake (95-dm-notify). They never
+// assemble, activate or unlock anything, so they stay when their programs
+// are only those of udevPassiveProgram. Masking them makes vgchange and
+// cryptsetup typed in the rescue shell wait forever for udev to complete
+// their cookie, and leaves no /dev/VG/LV for mount.
+var udevPassiveRules = words("10-dm.rules 11-dm.rules 13-dm-disk.rules 55-dm.rules 11-dm-lvm.rules 56-lvm.rules " +
+	"59-persistent-storage-dm.rules 60-persistent-storage-dm.rules 59-persistent-storage-md.rules 63-md-raid-arrays.rules 95-dm-notify.rules")
+
+// udevProgram matches a rule key that runs a program (not a udev builtin)
+// and captures its command line.
+var udevProgram = regexp.MustCompile(`\b(?:RUN|PROGRAM|IMPORT\{program\})(?:\{program\})?\s*[+:!]?==?\s*"([^"]*)"`)
+
+// udevBuiltinRun matches RUN{builtin} keys, which run no program.
+var udevBuiltinRun = regexp.MustCompile(`\bRUN\{builtin\}\s*[+:]?=\s*"[^"]*"`)
+
+// udevPassiveProgram matches the only commands a passive rules file may run:
+// queries and the dm cookie completion.
+var udevPassiveProgram = regexp.MustCompile(`^(?:\S*/)?(?:dmsetup (?:udevflags|info|splitname|udevcomplete)|mdadm --detail|readlink|basename)(?:\s|$)`)
+
+// udevPassive reports whether a rules file is one of udevPassiveRules and
+// runs nothing but passive commands. It fails closed: a program key that
+// udevProgram cannot read (a value split over lines, say) is not passive.
+func udevPassive(name string, body []byte) bool {
+	if !udevPassiveRules[name] {
+		return false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range udevProgram.FindAllStringSubmatch(line, -1) {
+			if !udevPassiveProgram.MatchString(strings.TrimSpace(m[1])) {
+				return false
+			}
+		}
+		rest := udevBuiltinRun.ReplaceAllString(udevProgram.ReplaceAllString(line, ""), "")
+		if strings.Contains(rest, "RUN") || strings.Contains(rest, "PROGRAM") || strings.Contains(rest, "IMPORT{program}") {
+			return false
+		}
+	}
+	return true
+}
+
 // udevRuleDangerous says why a rules file must not run in a rescue image, or
 // "" if it may.
 func udevRuleDangerous(name string, n *remix.Node) string {
-	if masked(n) {
+	if masked(n) || udevPassive(name, readAll(n)) {
 		return ""
 	}
 	if anyToken(name, udevRuleWords) {

@@ -6,7 +6,12 @@
 # shell starts a new one and never continues into a normal boot.
 # Kernel argument initrd_remix.payload=0 skips the payload.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# mdadm.conf says AUTO -all so that nothing assembles arrays on its own (udev,
+# the generator's scripts); mdadm(8) puts MDADM_CONF_AUTO before the file's
+# AUTO words and the first match wins, so `mdadm --assemble --scan` typed
+# here (or in the payload) assembles what it finds, as the banner says.
+MDADM_CONF_AUTO=+all
+export PATH MDADM_CONF_AUTO
 payload=/usr/lib/initrd-remix/payload
 
 # PID 1 only when a shell-based generator exec'd us; under systemd we are a
@@ -27,6 +32,16 @@ if [ "$$" = 1 ]; then
 	trap '' INT QUIT TSTP
 fi
 mkdir -p /run/initrd-remix
+
+# dracut installs lvm without its command links; lvm runs the command it is
+# called as, so links make the banner's vgchange (and lvs, pvscan...) work.
+if ! command -v vgchange >/dev/null 2>&1 && lvm=$(command -v lvm); then
+	mkdir -p /run/initrd-remix/bin
+	for c in vgchange vgscan vgs vgdisplay vgcfgrestore lvchange lvscan lvs lvdisplay pvscan pvs pvdisplay; do
+		ln -sf "$lvm" "/run/initrd-remix/bin/$c"
+	done
+	PATH=$PATH:/run/initrd-remix/bin
+fi
 
 # Coldplug may still be running (modules, firmware): let it finish, as the
 # distribution would before mounting the root.
@@ -53,21 +68,36 @@ elif [ -n "$skip" ] && [ -x "$payload" ]; then
 	echo "initrd-remix: payload skipped (initrd_remix.payload=0)"
 fi
 
-while IFS= read -r line; do echo "$line"; done <<'BANNER'
-
-=====================================================================
- initrd-remix rescue system
- This is the distribution's initrd with its storage steps disabled:
- no md array was assembled, no LVM volume activated, no LUKS volume
- opened, nothing was resumed, checked or mounted. Disks are untouched.
- To bring storage up by hand:
-   mdadm --assemble --scan        (md RAID)
-   vgchange -ay                   (LVM)
-   cryptsetup open DEVICE NAME    (LUKS)
-   mount DEVICE /mnt
- poweroff or reboot when done. Leaving the shell starts a new one.
-=====================================================================
-BANNER
+# The banner names only the storage tools this image has (the build may
+# have been made with --preset none); each line is proven by a lab boot.
+have() { command -v "$1" >/dev/null 2>&1; }
+missing=
+echo
+echo "====================================================================="
+echo " initrd-remix rescue system"
+echo " This is the distribution's initrd with its storage steps disabled:"
+echo " no md array was assembled, no LVM volume activated, no LUKS volume"
+echo " opened, nothing was resumed, checked or mounted. Disks are untouched."
+echo " To bring storage up by hand:"
+if have mdadm; then
+	echo "   mdadm --assemble --scan          (md RAID: /dev/md/NAME)"
+else
+	missing="$missing mdadm"
+fi
+if have vgchange; then
+	echo "   vgchange -ay                     (LVM: /dev/VG/LV)"
+else
+	missing="$missing lvm"
+fi
+if have cryptsetup; then
+	echo "   cryptsetup open DEVICE NAME      (LUKS: /dev/mapper/NAME)"
+else
+	missing="$missing cryptsetup"
+fi
+echo "   mount -o ro DEVICE /mnt          (leave out -o ro to write)"
+[ -z "$missing" ] || echo " Not in this image:$missing (initrd-remix build --add PROGRAM)."
+echo " poweroff or reboot when done. Leaving the shell starts a new one."
+echo "====================================================================="
 
 ENV=/usr/lib/initrd-remix/shrc
 export ENV
