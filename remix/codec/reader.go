@@ -76,7 +76,10 @@ func defaultLimits() limits { return limits{window: MaxZstdWindow, dict: MaxDict
 // first byte after the stream. Decoding errors are *StreamError values
 // that wrap the cause (io.ErrUnexpectedEOF for truncation, ErrUnsupported
 // for unsupported features). Memory stays bounded whatever the input.
-// Close releases the decoder; it does not close or drain src.
+// Close releases the decoder; it does not close or drain src. Decoding
+// runs ahead of the caller on a goroutine of its own (at most 1 MiB ahead):
+// src must not be touched by anyone else until the reader has returned
+// io.EOF or an error, or has been closed.
 func NewReader(c Codec, src Source) (io.ReadCloser, error) {
 	return newReader(c, src, defaultLimits())
 }
@@ -109,7 +112,7 @@ func newReader(c Codec, src Source, lim limits) (io.ReadCloser, error) {
 		s.Close()
 		return nil, s.fail(err)
 	}
-	return s, nil
+	return newReadahead(s), nil
 }
 
 // stream is the reader NewReader returns: it adds the stream offset to
