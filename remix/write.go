@@ -331,8 +331,12 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 				return 0, fmt.Errorf("%s: %w", n.Path, err)
 			}
 		}
-		if err := endEntry(); err != nil {
-			return 0, err
+		// The last entry stays with the trailer: a stream of a trailer
+		// alone would only cost a frame header.
+		if i < len(nodes)-1 {
+			if err := endEntry(); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := cw.Close(); err != nil {
