@@ -229,6 +229,13 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 	if err != nil {
 		return 0, err
 	}
+	// On failure the encoder is still closed: it stops its goroutines.
+	closed := false
+	defer func() {
+		if !closed {
+			enc.Close()
+		}
+	}()
 	// A Cutter holds whole frames itself; other encoders want large writes.
 	cutter, _ := enc.(codec.Cutter)
 	var out io.Writer = enc
@@ -347,6 +354,7 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 			return 0, err
 		}
 	}
+	closed = true
 	if err := enc.Close(); err != nil {
 		return 0, err
 	}
