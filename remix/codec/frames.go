@@ -102,6 +102,9 @@ func (f *framedWriter) work() {
 			}
 		}
 		j.out.Reset()
+		// Room for the usual ratio up front: growing it step by step
+		// copied and cleared the output several times per frame.
+		j.out.Grow(len(j.in) / 2)
 		enc.Reset(&j.out)
 		_, j.err = enc.Write(j.in)
 		if err := enc.Close(); j.err == nil {
