@@ -35,6 +35,13 @@ type OpenOptions struct {
 	// Progress, when set, is called now and then with the bytes of the
 	// file read so far.
 	Progress func(read int64)
+	// CopyTo, when set, receives every byte of the file as Open reads it,
+	// written on a goroutine of its own while the image is decoded (and
+	// disk writeback started as it goes). A writer that keeps the input's
+	// bytes (WriteOptions.Copied) then needs no second read of the input,
+	// and what it keeps is exactly what was parsed, even if the file is
+	// replaced meanwhile.
+	CopyTo io.Writer
 }
 
 // Image is an initrd read into memory: its segments as found in the file
@@ -48,7 +55,8 @@ type Image struct {
 	// parent, a non-empty directory in the way, a dangling hard link).
 	Dropped []string
 
-	spool *spool
+	spool  *spool
+	copied int64 // bytes of the file copied to OpenOptions.CopyTo
 }
 
 // Open reads the initrd at path. The file is only ever opened read-only.
@@ -70,7 +78,22 @@ func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
 	if opt.Progress != nil {
 		r = &progressReader{r: f, fn: opt.Progress}
 	}
+	var cp *inputCopy
+	if opt.CopyTo != nil {
+		cp = newInputCopy(r, opt.CopyTo)
+		r = cp
+	}
 	img, err := Read(ctx, r, opt)
+	if cp != nil {
+		copied, cerr := cp.finish()
+		if err == nil && cerr != nil {
+			img.Close()
+			err = cerr
+		}
+		if err == nil {
+			img.copied = copied
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -51,6 +51,10 @@ type WriteOptions struct {
 	// core, and checks that it follows the kernel's layout rules and holds
 	// exactly the entries and contents intended; WriteTo fails otherwise.
 	Verify bool
+	// Copied says w is the OpenOptions.CopyTo of the Open that made the
+	// image, a CopiedOutput holding the whole input: WriteTo cuts it to
+	// the bytes the mode keeps instead of reading the input again.
+	Copied bool
 }
 
 // WriteResult describes what WriteTo produced.
@@ -105,7 +109,13 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 	default:
 		return nil, fmt.Errorf("unknown write mode %q", opt.Mode)
 	}
-	if keep > 0 {
+	switch {
+	case opt.Copied:
+		if err := img.keepCopied(w, keep); err != nil {
+			return nil, err
+		}
+		cw.n = keep
+	case keep > 0:
 		if err := copyPrefix(cw, img.Path, keep); err != nil {
 			return nil, err
 		}

@@ -183,6 +183,12 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		// and firmware (most of an image's bytes) are never read again.
 		openOpt.KeepContent = keepForAppend
 	}
+	if out != nil {
+		// The input's bytes go to the output while they are decoded: both
+		// modes keep a prefix of them, and they are exactly the bytes
+		// parsed even if the input is replaced meanwhile.
+		openOpt.CopyTo = out
+	}
 	img, err := remix.Open(ctx, b.input, openOpt)
 	if err != nil {
 		return err
@@ -194,6 +200,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			// Rare: read again, keeping every body for the rewrite.
 			img.Close()
 			openOpt.KeepContent = nil
+			if out != nil {
+				if err := rewind(out); err != nil {
+					return err
+				}
+			}
 			if img, err = remix.Open(ctx, b.input, openOpt); err != nil {
 				return err
 			}
@@ -257,7 +268,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		return printBuild(e, &o, rep, mode)
 	}
 	p.step("writing " + b.output)
-	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true})
+	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true,
+		Copied: openOpt.CopyTo != nil})
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "verify: ") {
 			return verifyError{err}
@@ -271,11 +283,21 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	return printBuild(e, &o, rep, mode)
 }
 
-// keepForAppend keeps every body but those of kernel modules and firmware,
-// which no profile, overlay step or check reads from the image.
+// rewind empties a file for a second copy of the input.
+func rewind(f *atomicfile.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// keepForAppend keeps every body but those of kernel modules, firmware and
+// early CPU microcode, which no profile, overlay step or check reads from
+// the image (an append keeps their bytes as they are in the input).
 func keepForAppend(name string, size int64) bool {
 	name = remix.Canonical(name)
-	if strings.Contains(name, "lib/firmware/") {
+	if strings.Contains(name, "lib/firmware/") || strings.HasPrefix(name, "kernel/x86/microcode/") {
 		return false
 	}
 	if strings.Contains(name, "lib/modules/") {

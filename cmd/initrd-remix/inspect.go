@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,6 +73,12 @@ memory whole.
 		return usagef("--max-size: %v", err)
 	}
 	path := fs.Arg(0)
+	// inspect streams: what it holds is the decoders' windows and the
+	// blocks an xz stream decodes ahead in parallel, a few tens of MiB.
+	// A soft limit makes the collector return that garbage (a dictionary
+	// per xz block) promptly instead of letting the heap double first;
+	// it is soft, so a larger image still inspects, only with more GC.
+	debug.SetMemoryLimit(56 << 20)
 	var raw []rawEntry
 	opt := remix.OpenOptions{MetadataOnly: true, ScanOptions: remix.ScanOptions{MaxUncompressed: limit}}
 	if *files {

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-
-	"github.com/ulikunitz/xz"
-	"github.com/ulikunitz/xz/lzma"
 )
 
 // xzWalker delimits one xz stream (the .xz file format, version 1.0.4):
@@ -95,14 +92,14 @@ func (x *xzWalker) step(f *framer) (int64, error) {
 		}
 		h := make([]byte, 0, len(rest)+1)
 		h = append(append(h, b), rest...)
-		compressed, err := x.checkBlockHeader(h)
+		bh, err := parseXZBlockHeader(h, x.maxDict)
 		if err != nil {
 			return 0, fmt.Errorf("block header: %w", err)
 		}
-		if compressed >= 0 {
+		if bh.compressed >= 0 {
 			// The header says where the block's data ends.
 			x.state = xzBlockEnd
-			return compressed, nil
+			return bh.compressed, nil
 		}
 		x.state = xzChunk
 		return 0, nil
@@ -190,18 +187,26 @@ func (x *xzWalker) varint(f *framer) (uint64, error) {
 	return 0, errors.New("integer longer than 9 bytes")
 }
 
-// checkBlockHeader validates a block header and returns the compressed
-// size it declares, or -1. Only a lone LZMA2 filter is accepted, with a
-// dictionary within the bound: ulikunitz/xz decodes nothing else, and it
-// allocates whatever dictionary the filter names.
-func (x *xzWalker) checkBlockHeader(h []byte) (int64, error) {
+// xzBlockHeader is what a block header says.
+type xzBlockHeader struct {
+	compressed   int64 // -1: not stated
+	uncompressed int64 // -1: not stated
+	dict         int64 // LZMA2 dictionary size
+}
+
+// parseXZBlockHeader validates a block header (its CRC32 included). Only a
+// lone LZMA2 filter is accepted, with a dictionary within maxDict: nothing
+// else is decoded here, and the decoder allocates whatever dictionary the
+// filter names.
+func parseXZBlockHeader(h []byte, maxDict int64) (xzBlockHeader, error) {
+	bh := xzBlockHeader{compressed: -1, uncompressed: -1}
 	n := len(h)
 	if crc32.ChecksumIEEE(h[:n-4]) != binary.LittleEndian.Uint32(h[n-4:]) {
-		return -1, errors.New("CRC32 mismatch")
+		return bh, errors.New("CRC32 mismatch")
 	}
 	flags := h[1]
 	if flags&0x3c != 0 {
-		return -1, errors.New("reserved flags set")
+		return bh, errors.New("reserved flags set")
 	}
 	p := 2
 	field := func() (uint64, error) {
@@ -215,61 +220,61 @@ func (x *xzWalker) checkBlockHeader(h []byte) (int64, error) {
 		p += k
 		return v, nil
 	}
-	compressed := int64(-1)
 	if flags&0x40 != 0 {
 		v, err := field()
 		if err != nil {
-			return -1, err
+			return bh, err
 		}
 		if v == 0 || v > 1<<62 {
-			return -1, fmt.Errorf("bad compressed size %d", v)
+			return bh, fmt.Errorf("bad compressed size %d", v)
 		}
-		compressed = int64(v)
+		bh.compressed = int64(v)
 	}
 	if flags&0x80 != 0 {
-		if _, err := field(); err != nil {
-			return -1, err
+		v, err := field()
+		if err != nil {
+			return bh, err
 		}
+		if v > 1<<62 {
+			return bh, fmt.Errorf("bad uncompressed size %d", v)
+		}
+		bh.uncompressed = int64(v)
 	}
 	if flags&3 != 0 {
-		return -1, fmt.Errorf("filter chain of %d filters (BCJ or delta before LZMA2): %w", flags&3+1, ErrUnsupported)
+		return bh, fmt.Errorf("filter chain of %d filters (BCJ or delta before LZMA2): %w", flags&3+1, ErrUnsupported)
 	}
 	id, err := field()
 	if err != nil {
-		return -1, err
+		return bh, err
 	}
 	size, err := field()
 	if err != nil {
-		return -1, err
+		return bh, err
 	}
 	if id != 0x21 {
-		return -1, fmt.Errorf("filter %#x instead of LZMA2: %w", id, ErrUnsupported)
+		return bh, fmt.Errorf("filter %#x instead of LZMA2: %w", id, ErrUnsupported)
 	}
 	if size != 1 || p >= n-4 {
-		return -1, errors.New("bad LZMA2 properties")
+		return bh, errors.New("bad LZMA2 properties")
 	}
 	bits := h[p]
 	if bits > 40 {
-		return -1, errors.New("bad LZMA2 dictionary size")
+		return bh, errors.New("bad LZMA2 dictionary size")
 	}
 	dict := uint64(2|bits&1) << (bits/2 + 11)
 	if bits == 40 {
 		dict = 1<<32 - 1
 	}
-	if dict > uint64(x.maxDict) {
-		return -1, fmt.Errorf("LZMA2 dictionary of %d bytes exceeds the %d-byte bound", dict, x.maxDict)
+	if dict > uint64(maxDict) {
+		return bh, fmt.Errorf("LZMA2 dictionary of %d bytes exceeds the %d-byte bound", dict, maxDict)
 	}
-	return compressed, nil
+	bh.dict = int64(dict)
+	return bh, nil
 }
 
 func (s *stream) openXZ(lim limits) error {
 	s.fr = newFramer(s.cur, &xzWalker{maxDict: lim.dict})
-	// For LZMA2, DictCap is a floor (the filter's size wins), so ask for
-	// the minimum; checkBlockHeader bounds what the filter may ask for.
-	r, err := xz.ReaderConfig{SingleStream: true, DictCap: lzma.MinDictCap}.NewReader(s.fr)
-	if err != nil {
-		return err
-	}
-	s.dec = r
+	x := newXZBlocks(s.fr, lim.dict)
+	s.dec, s.release = x, x.Close
 	return nil
 }
