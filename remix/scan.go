@@ -20,16 +20,32 @@ const DefaultMaxUncompressed int64 = 4 << 30
 // ErrTooLarge is returned when the decompressed data exceeds the limit.
 var ErrTooLarge = errors.New("decompressed size exceeds the limit")
 
-// Segment is one piece of an initrd file: an uncompressed cpio archive or a
-// compressed stream holding one or more archives.
+// Segment is one piece of an initrd file: an uncompressed cpio archive (or
+// part of one) or one compressed stream (one gzip member, one zstd frame, one
+// xz stream...) holding archives or parts of them.
+//
+// The kernel does not reset its cpio state between segments: an archive
+// runs from its first header to its TRAILER!!! entry (or the end of the
+// file), whatever segments it crosses, and a segment may end at any entry
+// boundary. So one archive may be cut over several zstd frames or gzip
+// members; its hard links still group across them.
 type Segment struct {
-	Index            int         `json:"index"`
-	Offset           int64       `json:"offset"`
-	Length           int64       `json:"length"`
-	Compression      codec.Codec `json:"compression"`
-	Archives         int         `json:"archives"`
-	Entries          int         `json:"entries"`
-	UncompressedSize int64       `json:"uncompressed_size"`
+	Index       int         `json:"index"`
+	Offset      int64       `json:"offset"`
+	Length      int64       `json:"length"`
+	Compression codec.Codec `json:"compression"`
+	// Archives counts the archives whose first header is in this segment
+	// (a trailer-only archive included); an archive that merely continues
+	// here from an earlier segment is not counted again.
+	Archives int `json:"archives"`
+	// Continues is set when the segment's first entries belong to an
+	// archive that an earlier segment started and did not terminate.
+	Continues bool `json:"continues"`
+	// Unterminated is set when the segment's last archive has no trailer
+	// in it: it goes on in the next segment, or ends with the file.
+	Unterminated     bool  `json:"unterminated"`
+	Entries          int   `json:"entries"`
+	UncompressedSize int64 `json:"uncompressed_size"`
 	// Padding counts the zero bytes after the segment, before the next one
 	// or the end of the file.
 	Padding int64 `json:"padding"`
@@ -60,9 +76,18 @@ type ScanOptions struct {
 }
 
 // EntryFunc receives each cpio entry in file order. archive counts the cpio
-// archives of the file from 0 (hard links are grouped per archive). body is
+// archives of the file from 0, as the kernel delimits them: by TRAILER!!!
+// entries, not by segments (hard links are grouped per archive). body is
 // valid until the function returns; unread bytes are skipped.
 type EntryFunc func(seg *Segment, archive int, h *newc.Header, body io.Reader) error
+
+// archiveState is the kernel's cpio state that survives segment boundaries:
+// which archive the next entry belongs to, and whether that archive has
+// begun (its first header read, its trailer not yet).
+type archiveState struct {
+	archive int
+	open    bool
+}
 
 // ScanError locates a failure in the image: the file offset of the segment
 // and, inside a compressed segment, the offset in its decompressed data.
@@ -117,9 +142,10 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // never holds more than one entry's header and a buffer in memory. It
 // returns the segments found. The layout rules are the kernel's: zero bytes
 // are padding, a '0' at a 4-byte aligned offset starts an uncompressed
-// archive, anything else must be the magic of a known compressor, and a
-// compressed stream must end exactly where an archive (and its padding)
-// ends.
+// archive (or continues an unterminated one), anything else must be the
+// magic of a known compressor, and a compressed stream must end at an entry
+// boundary (after an entry's padding), not inside an entry. An archive
+// continues across segments until its TRAILER!!! or the end of the file.
 func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Segment, error) {
 	budget := opt.MaxUncompressed
 	if budget <= 0 {
@@ -129,7 +155,7 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 	br := bufio.NewReaderSize(cr, 256<<10)
 	pos := func() int64 { return cr.n - int64(br.Buffered()) }
 	var segs []Segment
-	archive := 0
+	var st archiveState
 	// Early archives are the leading uncompressed ones that hold only the
 	// early loaders' namespace; once anything else is seen, none follow.
 	earlyOpen := true
@@ -158,7 +184,7 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 			}
 			continue
 		}
-		seg := Segment{Index: len(segs), Offset: pos()}
+		seg := Segment{Index: len(segs), Offset: pos(), Continues: st.open}
 		if b[0] == '0' {
 			if seg.Offset&3 != 0 {
 				return segs, &ScanError{Segment: seg.Index, Offset: seg.Offset, UncompressedOffset: -1,
@@ -166,13 +192,13 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 			}
 			seg.Compression = codec.None
 			lr := &limitReader{r: br, budget: &budget}
-			// The newc reader never reads ahead, so after the trailer br
-			// sits exactly at the next byte of the file.
-			if err := readArchive(ctx, &seg, archive, newc.NewReader(lr, seg.Offset), fn); err != nil {
+			// The newc reader never reads ahead, so after the trailer (or
+			// the last entry of an unterminated archive) br sits exactly
+			// at the next byte of the file.
+			if err := readArchive(ctx, &seg, &st, newc.NewReader(lr, seg.Offset), br, fn); err != nil {
 				return segs, &ScanError{Segment: seg.Index, Offset: errOffset(err, seg.Offset), UncompressedOffset: -1, Err: err}
 			}
-			archive++
-			seg.Archives = 1
+			seg.Unterminated = st.open
 			seg.Early = earlyOpen && !seg.mainNames
 			earlyOpen = seg.Early
 			seg.Length = pos() - seg.Offset
@@ -192,7 +218,7 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 		}
 		earlyOpen = false
 		seg.Compression = c
-		n, err := scanCompressed(ctx, &seg, &archive, br, &budget, fn)
+		n, err := scanCompressed(ctx, &seg, &st, br, &budget, fn)
 		seg.UncompressedSize = n
 		if err != nil {
 			var se *ScanError
@@ -208,8 +234,11 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 
 // scanCompressed decodes one stream and walks the archives inside it, with
 // the kernel's flush_buffer rules: archives may follow each other, zero
-// bytes between them are padding, anything else is junk.
-func scanCompressed(ctx context.Context, seg *Segment, archive *int, br *bufio.Reader, budget *int64, fn EntryFunc) (int64, error) {
+// bytes between them are padding, anything else is junk; the stream may
+// continue the archive of the previous segment and may stop at any entry
+// boundary, but not inside an entry (the kernel's "junk at the end of
+// compressed archive").
+func scanCompressed(ctx context.Context, seg *Segment, st *archiveState, br *bufio.Reader, budget *int64, fn EntryFunc) (int64, error) {
 	dec, err := codec.NewReader(seg.Compression, br)
 	if err != nil {
 		return 0, err
@@ -218,6 +247,7 @@ func scanCompressed(ctx context.Context, seg *Segment, archive *int, br *bufio.R
 	dc := &countingReader{r: &limitReader{r: dec, budget: budget}}
 	db := bufio.NewReaderSize(dc, 256<<10)
 	dpos := func() int64 { return dc.n - int64(db.Buffered()) }
+	headers := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return dpos(), err
@@ -236,18 +266,21 @@ func scanCompressed(ctx context.Context, seg *Segment, archive *int, br *bufio.R
 			}
 		case b[0] == '0' && dpos()&3 == 0:
 			start := dpos()
-			if err := readArchive(ctx, seg, *archive, newc.NewReader(db, start), fn); err != nil {
+			headers++
+			if err := readArchive(ctx, seg, st, newc.NewReader(db, start), db, fn); err != nil {
+				if errors.Is(err, newc.ErrTruncated) {
+					err = fmt.Errorf("compressed stream ends inside a cpio entry (the kernel rejects it as junk at the end of compressed archive): %w", err)
+				}
 				return errOffset(err, start), err
 			}
-			*archive++
-			seg.Archives++
 		default:
 			return dpos(), errors.New("junk within compressed archive (not a cpio header)")
 		}
 	}
-	if seg.Archives == 0 {
+	if headers == 0 {
 		return dpos(), errors.New("compressed stream holds no cpio archive")
 	}
+	seg.Unterminated = st.open
 	// Some decoders only verify their trailer (checksum, index) once the
 	// caller reads past the end; make sure that happened.
 	if _, err := io.Copy(io.Discard, dec); err != nil {
@@ -256,15 +289,39 @@ func scanCompressed(ctx context.Context, seg *Segment, archive *int, br *bufio.R
 	return dpos(), nil
 }
 
-func readArchive(ctx context.Context, seg *Segment, archive int, r *newc.Reader, fn EntryFunc) error {
+// readArchive reads entries from r, which starts at a cpio header, until
+// the archive's trailer or until what follows an entry is not another
+// header (zero padding, another stream's magic, the end of the data): there
+// the archive stays open and goes on wherever the kernel finds its next
+// header. next is the buffered reader under r, to look ahead of it.
+func readArchive(ctx context.Context, seg *Segment, st *archiveState, r *newc.Reader, next *bufio.Reader, fn EntryFunc) error {
 	for n := 0; ; n++ {
 		if n&1023 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		if n > 0 {
+			if err := r.FinishEntry(); err != nil {
+				return err
+			}
+			b, err := next.Peek(1)
+			if err == io.EOF || (err == nil && b[0] != '0') {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !st.open {
+			st.open = true
+			seg.Archives++
+		}
 		h, err := r.Next()
 		if err == io.EOF {
+			// The trailer: the kernel frees its hard-link table here.
+			st.open = false
+			st.archive++
 			return nil
 		}
 		if err != nil {
@@ -279,7 +336,7 @@ func readArchive(ctx context.Context, seg *Segment, archive int, r *newc.Reader,
 			seg.mainNames = true
 		}
 		if fn != nil {
-			if err := fn(seg, archive, h, r); err != nil {
+			if err := fn(seg, st.archive, h, r); err != nil {
 				return err
 			}
 		}

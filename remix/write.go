@@ -43,6 +43,10 @@ type WriteOptions struct {
 	Compression codec.Codec // of the new segment; "" means zstd
 	Level       int         // codec level; 0 is the codec's default
 	Concurrency int         // encoder threads; 0 is GOMAXPROCS
+	// FrameSize is the uncompressed size of the independent zstd frames
+	// or gzip members the new archive is cut into, at entry boundaries,
+	// to compress them in parallel; 0 is codec.DefaultFrameSize.
+	FrameSize int
 	// Verify decodes the new segment while it is written, on another
 	// core, and checks that it follows the kernel's layout rules and holds
 	// exactly the entries and contents intended; WriteTo fails otherwise.
@@ -63,6 +67,9 @@ type WriteResult struct {
 	// NewSegmentOffset is where the new segment starts, -1 if none.
 	NewSegmentOffset int64 `json:"new_segment_offset"`
 	written          []writtenEntry
+	// closesArchive is set when the new segment starts with a lone
+	// trailer, closing an archive the kept bytes left open.
+	closesArchive bool
 }
 
 // writtenEntry is what the new segment must hold, for Verify.
@@ -114,6 +121,15 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 		}
 	}
 	res.KeptBytes = keep
+	// The kernel continues an unterminated archive into the next segment,
+	// with its hard-link table (major, minor, ino, mode) still full of the
+	// kept entries: a new entry reusing one of their inode numbers would
+	// become a hard link to an old file. A lone trailer first clears it.
+	for _, s := range img.Segments {
+		if s.End() <= keep && s.Length > 0 {
+			res.closesArchive = s.Unterminated
+		}
+	}
 	var nodes []*Node
 	for _, n := range img.Tree.Nodes() {
 		if n.Gen() >= minGen {
@@ -212,17 +228,49 @@ func withWholeLinkGroups(t *Tree, nodes []*Node) []*Node {
 // Tree.Replace detached from its old inode.
 const detachTarget = "initrd-remix-replaced"
 
-// writeArchive writes nodes as one newc archive in one compressed stream.
-// Inode numbers are assigned afresh in output order, so the result depends
-// only on the tree. Hard-linked names carry the data on the last one, as GNU
-// cpio does; the kernel accepts either placement.
+// writeArchive writes nodes as one newc archive, in one compressed stream or,
+// for codecs that can cut it (codec.Cutter), in several independent streams
+// ending at entry boundaries, compressed in parallel; the kernel reads them
+// as one archive. Inode numbers are assigned afresh in output order, so the
+// result depends only on the tree. Hard-linked names carry the data on the
+// last one, as GNU cpio does; the kernel accepts either placement.
 func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult, record func(writtenEntry)) (int, error) {
-	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency})
+	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency, FrameSize: opt.FrameSize})
 	if err != nil {
 		return 0, err
 	}
-	bw := bufio.NewWriterSize(enc, 1<<20)
-	cw := newc.NewWriter(bw)
+	// On failure the encoder is still closed: it stops its goroutines.
+	closed := false
+	defer func() {
+		if !closed {
+			enc.Close()
+		}
+	}()
+	// A Cutter holds whole frames itself; other encoders want large writes.
+	cutter, _ := enc.(codec.Cutter)
+	var out io.Writer = enc
+	var bw *bufio.Writer
+	if cutter == nil {
+		bw = bufio.NewWriterSize(enc, 1<<20)
+		out = bw
+	}
+	if res.closesArchive {
+		if err := newc.NewWriter(out).Close(); err != nil {
+			return 0, err
+		}
+	}
+	cw := newc.NewWriter(out)
+	// endEntry marks the end of an entry (its padding included) as a place
+	// where a stream may end.
+	endEntry := func() error {
+		if cutter == nil {
+			return nil
+		}
+		if err := cw.Pad(); err != nil {
+			return err
+		}
+		return cutter.Cut()
+	}
 	inos := map[*Inode]uint32{}
 	remaining := map[*Inode]int{}
 	for _, n := range nodes {
@@ -255,6 +303,9 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 				return 0, fmt.Errorf("%s: %w", n.Path, err)
 			}
 			if _, err := io.WriteString(cw, detachTarget); err != nil {
+				return 0, err
+			}
+			if err := endEntry(); err != nil {
 				return 0, err
 			}
 		}
@@ -297,13 +348,23 @@ func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpti
 				return 0, fmt.Errorf("%s: %w", n.Path, err)
 			}
 		}
+		// The last entry stays with the trailer: a stream of a trailer
+		// alone would only cost a frame header.
+		if i < len(nodes)-1 {
+			if err := endEntry(); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := cw.Close(); err != nil {
 		return 0, err
 	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
+	if bw != nil {
+		if err := bw.Flush(); err != nil {
+			return 0, err
+		}
 	}
+	closed = true
 	if err := enc.Close(); err != nil {
 		return 0, err
 	}
@@ -357,7 +418,7 @@ func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpt
 	pr, pw := newBufferedPipe(16)
 	checked := make(chan error, 1)
 	go func() {
-		err := checkSegment(ctx, pr, opt.Compression, q.get)
+		err := checkSegment(ctx, pr, opt.Compression, res.archives(), q.get)
 		pr.CloseWithError(err)
 		checked <- err
 	}()
@@ -409,11 +470,23 @@ func (q *entryQueue) get(i int) (writtenEntry, bool) {
 	return q.items[i], true
 }
 
-// checkSegment reads one written segment and compares every entry's header,
+// archives is the number of archives the new part starts: the new one, and
+// the lone trailer that closes an archive the kept bytes left open.
+func (res *WriteResult) archives() int {
+	if res.closesArchive {
+		return 2
+	}
+	return 1
+}
+
+// checkSegment reads the written new part and compares every entry's header,
 // symlink target and body with want(i). Bodies are compared byte for byte
 // with the content that was written (no digests: hashing both sides cost more
-// than the comparison, and a comparison cannot collide).
-func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, want func(int) (writtenEntry, bool)) error {
+// than the comparison, and a comparison cannot collide). The part must be
+// streams of codec c that start exactly archives archives, every later
+// compressed stream continuing the archive of the one before (so no frame
+// was lost or cut inside an entry), the last one terminated.
+func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, archives int, want func(int) (writtenEntry, bool)) error {
 	n := 0
 	buf := make([]byte, 64<<10)
 	segs, err := Scan(ctx, r, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
@@ -452,8 +525,18 @@ func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, want func(int
 	if _, more := want(n); more {
 		return fmt.Errorf("only %d entries read back, more were written", n)
 	}
-	if len(segs) != 1 || segs[0].Compression != c {
-		return fmt.Errorf("the new part holds %d segments, want one %s segment", len(segs), c)
+	started := 0
+	for i, s := range segs {
+		if s.Compression != c {
+			return fmt.Errorf("the new part's segment %d is %s, want %s", i, s.Compression, c)
+		}
+		if i > 0 && c != codec.None && !s.Continues {
+			return fmt.Errorf("the new part's %s stream %d at offset %d starts a new archive instead of continuing the one before", c, i, s.Offset)
+		}
+		started += s.Archives
+	}
+	if len(segs) == 0 || started != archives || segs[len(segs)-1].Unterminated {
+		return fmt.Errorf("the new part holds %d segments starting %d archives, want %d archives, the last one terminated", len(segs), started, archives)
 	}
 	return nil
 }
@@ -537,7 +620,7 @@ func (res *WriteResult) Verify(ctx context.Context, path string) error {
 		return nil
 	}
 	sr := io.NewSectionReader(f, res.NewSegmentOffset, st.Size()-res.NewSegmentOffset)
-	err = checkSegment(ctx, sr, res.Compression, func(i int) (writtenEntry, bool) {
+	err = checkSegment(ctx, sr, res.Compression, res.archives(), func(i int) (writtenEntry, bool) {
 		if i < len(res.written) {
 			return res.written[i], true
 		}

@@ -21,16 +21,23 @@ type WriterOptions struct {
 	//     (dracut: `lz4 -l -9`), default fast;
 	//   xz: ignored (ulikunitz/xz has no presets; dictionary 1 MiB).
 	Level int
-	// Concurrency bounds the goroutines of the zstd and xz encoders; 0
-	// means GOMAXPROCS. The output does not depend on it.
+	// Concurrency bounds the goroutines of the zstd, gzip and xz
+	// encoders; 0 means GOMAXPROCS. The output does not depend on it.
 	Concurrency int
+	// FrameSize is the uncompressed size from which a Cut ends the
+	// current zstd frame or gzip member (see Cutter); 0 means
+	// DefaultFrameSize.
+	FrameSize int
 }
 
-// NewWriter returns an encoder that produces one stream the kernel boots:
+// NewWriter returns an encoder that produces what the kernel boots:
 //
-//   - gzip: one member without file name or time (as `gzip -n`);
-//   - zstd: one frame, window 8 MiB (the kernel allocates the window), no
-//     skippable frames, content checksum; empty input still gives a frame;
+//   - gzip: members without file name or time (as `gzip -n`), one unless
+//     the caller cuts the data with Cut (the writer is a Cutter);
+//   - zstd: frames with a window of 8 MiB (the kernel allocates the window),
+//     no skippable frames, content checksum; one frame unless the caller
+//     cuts the data with Cut (the writer is a Cutter); empty input still
+//     gives a frame;
 //   - xz: one stream with a CRC32 check (the kernel's unxz refuses CRC64,
 //     the xz default) and one LZMA2 filter with a 1 MiB dictionary, as
 //     dracut's `xz --check=crc32 --lzma2=dict=1MiB -T0`, cut into 3 MiB
@@ -55,14 +62,16 @@ func NewWriter(c Codec, w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 		if level < 1 || level > 9 {
 			return nil, fmt.Errorf("gzip level %d out of range 1-9", o.Level)
 		}
-		zw, err := kgzip.NewWriterLevel(w, level)
-		if err != nil {
+		if _, err := kgzip.NewWriterLevel(nil, level); err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		// No name, and MTIME 0 ("no time"): klauspost writes the zero
-		// time.Time as a garbage timestamp, the Unix epoch as 0.
-		zw.ModTime = time.Unix(0, 0)
-		return zw, nil
+		return newFramedWriter(w, o.FrameSize, threads(o), func() (frameEncoder, error) {
+			zw, err := kgzip.NewWriterLevel(nil, level)
+			if err != nil {
+				return nil, fmt.Errorf("gzip: %w", err)
+			}
+			return &gzipMember{zw}, nil
+		}), nil
 	case Zstd:
 		level := zstd.SpeedDefault
 		if o.Level != 0 {
@@ -71,28 +80,28 @@ func NewWriter(c Codec, w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 			}
 			level = zstd.EncoderLevelFromZstd(o.Level)
 		}
-		threads := o.Concurrency
-		if threads <= 0 {
-			threads = runtime.GOMAXPROCS(0)
+		newEnc := func() (frameEncoder, error) {
+			// One goroutine per encoder: the parallelism is across
+			// frames, which share nothing, rather than within one.
+			zw, err := zstd.NewWriter(nil,
+				zstd.WithEncoderLevel(level),
+				zstd.WithWindowSize(8<<20),
+				zstd.WithEncoderConcurrency(1),
+				zstd.WithEncoderCRC(true),
+				// An empty segment must still be a frame the kernel can
+				// decode, not zero bytes that read as padding.
+				zstd.WithZeroFrames(true))
+			if err != nil {
+				return nil, fmt.Errorf("zstd: %w", err)
+			}
+			return zw, nil
 		}
-		zw, err := zstd.NewWriter(w,
-			zstd.WithEncoderLevel(level),
-			zstd.WithWindowSize(8<<20),
-			zstd.WithEncoderConcurrency(threads),
-			zstd.WithEncoderCRC(true),
-			// An empty segment must still be a frame the kernel can
-			// decode, not zero bytes that read as padding.
-			zstd.WithZeroFrames(true))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+		if _, err := newEnc(); err != nil {
+			return nil, err
 		}
-		return zw, nil
+		return newFramedWriter(w, o.FrameSize, threads(o), newEnc), nil
 	case XZ:
-		threads := o.Concurrency
-		if threads <= 0 {
-			threads = runtime.GOMAXPROCS(0)
-		}
-		return newXZWriter(w, threads)
+		return newXZWriter(w, threads(o))
 	case LZ4:
 		lw, err := newLZ4Writer(w, o.Level)
 		if err != nil {
@@ -108,3 +117,21 @@ func NewWriter(c Codec, w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
+
+func threads(o WriterOptions) int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// gzipMember writes one member per Reset, without name or time.
+type gzipMember struct{ *kgzip.Writer }
+
+func (g *gzipMember) Reset(w io.Writer) {
+	g.Writer.Reset(w)
+	// No name, and MTIME 0 ("no time"): klauspost writes the zero
+	// time.Time as a garbage timestamp, the Unix epoch as 0. Reset
+	// clears the header, so this is set for every member.
+	g.ModTime = time.Unix(0, 0)
+}

@@ -197,6 +197,25 @@ func (r *Reader) skipBody() error {
 	return nil
 }
 
+// FinishEntry consumes the rest of the current entry's body and its
+// padding, so the underlying reader sits exactly where the next header
+// would start. A caller uses it to look at what follows an entry before
+// deciding to call Next: the kernel lets an archive stop at any entry
+// boundary and continue in the next segment of the image.
+func (r *Reader) FinishEntry() error {
+	if r.err != nil {
+		if r.err == io.EOF {
+			return nil
+		}
+		return r.err
+	}
+	if err := r.skipBody(); err != nil {
+		r.err = err
+		return err
+	}
+	return nil
+}
+
 // Next advances to the next entry, skipping the unread body of the previous
 // one. After consuming the trailer entry and its padding it returns io.EOF,
 // leaving the underlying reader just past them.
@@ -474,6 +493,25 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return n, w.err
 	}
 	return n, nil
+}
+
+// Pad writes the padding owed after the current body now rather than with
+// the next header, so Offset is a 4-byte aligned entry boundary: the point
+// where the kernel accepts that a compressed stream ends and the archive
+// goes on in the next one. The body must be complete.
+func (w *Writer) Pad() error {
+	if err := w.ready(); err != nil {
+		return err
+	}
+	if w.remain > 0 {
+		return fmt.Errorf("cpio entry padded %d bytes short of its size", w.remain)
+	}
+	if w.pad == 0 {
+		return nil
+	}
+	p := w.pad
+	w.pad = 0
+	return w.write(append(w.buf[:0], zeros[:p]...))
 }
 
 // Close pads the last body and writes the trailer entry, leaving the
