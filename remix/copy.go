@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // The input copy moves the file in copyChunks buffers of copyChunk bytes,
@@ -16,8 +15,9 @@ const (
 )
 
 // inputCopy copies what Open reads from the file to OpenOptions.CopyTo on a
-// goroutine of its own, so the write (and the disk writeback it starts)
-// overlaps the decoding instead of following it.
+// goroutine of its own, so the write overlaps the decoding instead of
+// following it (and an atomicfile.File starts writing back to disk as it
+// goes).
 type inputCopy struct {
 	r         io.Reader
 	dst       io.Writer
@@ -36,22 +36,11 @@ func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
 
 func (c *inputCopy) run() {
 	var err error
-	var off, flushed int64
 	for b := range c.ch {
 		if err == nil {
 			_, err = c.dst.Write(b)
-			off += int64(len(b))
-			// Start writing back what is complete, so the final fsync
-			// finds little left to do.
-			if err == nil && off-flushed >= 8<<20 {
-				startWriteback(c.dst, flushed, off-flushed)
-				flushed = off
-			}
 		}
 		c.free <- b[:0]
-	}
-	if err == nil && off > flushed {
-		startWriteback(c.dst, flushed, off-flushed)
 	}
 	c.done <- err
 }
@@ -112,8 +101,3 @@ func (img *Image) keepCopied(w io.Writer, keep int64) error {
 	_, err := out.Seek(keep, io.SeekStart)
 	return err
 }
-
-// fdWriter is what startWriteback needs of a destination.
-type fdWriter interface{ Fd() uintptr }
-
-var _ fdWriter = (*os.File)(nil)

@@ -10,13 +10,3 @@ func hugePages(b []byte) {
 		_ = syscall.Madvise(b, 14) // MADV_HUGEPAGE
 	}
 }
-
-// startWriteback asks the kernel to start writing a file range to disk
-// without waiting for it (sync_file_range with SYNC_FILE_RANGE_WRITE), so a
-// later fsync has less to wait for. A hint: errors and non-files are
-// ignored.
-func startWriteback(w any, off, n int64) {
-	if f, ok := w.(fdWriter); ok {
-		_, _, _ = syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, f.Fd(), uintptr(off), uintptr(n), 2, 0, 0)
-	}
-}

@@ -156,6 +156,11 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 	pos := func() int64 { return cr.n - int64(br.Buffered()) }
 	var segs []Segment
 	var st archiveState
+	// One set of decoders for the whole file: images cut into many zstd
+	// frames or gzip members reuse one decoder instead of setting one up
+	// per stream.
+	var decs codec.Decoders
+	defer decs.Close()
 	// Early archives are the leading uncompressed ones that hold only the
 	// early loaders' namespace; once anything else is seen, none follow.
 	earlyOpen := true
@@ -218,7 +223,7 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 		}
 		earlyOpen = false
 		seg.Compression = c
-		n, err := scanCompressed(ctx, &seg, &st, br, &budget, fn)
+		n, err := scanCompressed(ctx, &seg, &st, br, &budget, &decs, fn)
 		seg.UncompressedSize = n
 		if err != nil {
 			var se *ScanError
@@ -238,8 +243,8 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 // continue the archive of the previous segment and may stop at any entry
 // boundary, but not inside an entry (the kernel's "junk at the end of
 // compressed archive").
-func scanCompressed(ctx context.Context, seg *Segment, st *archiveState, br *bufio.Reader, budget *int64, fn EntryFunc) (int64, error) {
-	dec, err := codec.NewReader(seg.Compression, br)
+func scanCompressed(ctx context.Context, seg *Segment, st *archiveState, br *bufio.Reader, budget *int64, decs *codec.Decoders, fn EntryFunc) (int64, error) {
+	dec, err := decs.NewReader(seg.Compression, br)
 	if err != nil {
 		return 0, err
 	}

@@ -106,10 +106,18 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 	if err != nil {
 		return nil, err
 	}
+	// The output exists before the input is read: its directory is checked
+	// first, and the input's bytes are copied to it while they are decoded
+	// (the kept early archives are then exactly the bytes parsed).
+	out, err := atomicfile.Create(output, outputMode(input, st.Mode().Perm()))
+	if err != nil {
+		return nil, err
+	}
+	defer out.Abort()
 	p := newProgress(e, o.quiet || o.json, "reading "+input, st.Size())
 	defer p.done()
 	img, err := remix.Open(ctx, input, remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit},
-		SpoolDir: filepath.Dir(output), Progress: p.update})
+		SpoolDir: filepath.Dir(output), Progress: p.update, CopyTo: out})
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +128,8 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 		}
 	}
 	p.step("writing " + output)
-	out, err := atomicfile.Create(output, outputMode(input, st.Mode().Perm()))
-	if err != nil {
-		return nil, err
-	}
-	defer out.Abort()
-	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: !o.noVerify})
+	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: !o.noVerify,
+		Copied: true})
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "verify: ") {
 			return nil, verifyError{err}

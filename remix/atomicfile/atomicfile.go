@@ -7,17 +7,58 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // File is a pending replacement of a target path. Write to it, then Commit;
 // Abort (safe to defer, a no-op after Commit) removes the temporary file.
+//
+// Every writebackEvery bytes written, File asks the kernel to start writing
+// the file back to disk (without waiting), so that Commit's fsync finds
+// little left to do: an initrd of tens of MiB otherwise waits for all of its
+// data at the end.
 type File struct {
 	*os.File
-	target string
-	mode   os.FileMode
-	done   bool
+	target  string
+	mode    os.FileMode
+	done    bool
+	pending int64 // bytes written since the last writeback request
+}
+
+// writebackEvery is how much File lets accumulate before it starts a
+// writeback.
+const writebackEvery = 8 << 20
+
+// Write writes to the temporary file.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.wrote(int64(n))
+	return n, err
+}
+
+// ReadFrom copies r into the temporary file (with copy_file_range or
+// splice where the kernel can).
+func (f *File) ReadFrom(r io.Reader) (int64, error) {
+	n, err := f.File.ReadFrom(r)
+	f.wrote(n)
+	return n, err
+}
+
+// WriteString writes s to the temporary file.
+func (f *File) WriteString(s string) (int, error) {
+	n, err := f.File.WriteString(s)
+	f.wrote(int64(n))
+	return n, err
+}
+
+func (f *File) wrote(n int64) {
+	f.pending += n
+	if f.pending >= writebackEvery {
+		f.pending = 0
+		startWriteback(f.File)
+	}
 }
 
 // Create starts writing a replacement for target with the given permission

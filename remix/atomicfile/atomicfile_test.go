@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,5 +60,37 @@ func TestCommitReplacesAndAbortLeavesTarget(t *testing.T) {
 func TestCreateInMissingDirectoryFails(t *testing.T) {
 	if _, err := Create(filepath.Join(t.TempDir(), "nope", "x"), 0o644); err == nil {
 		t.Fatal("expected an error")
+	}
+}
+
+// TestLargeWritesThroughEveryMethod: Write, WriteString and ReadFrom (used
+// by io.Copy) all land in the file, past several writeback requests.
+func TestLargeWritesThroughEveryMethod(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "big")
+	f, err := Create(target, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	chunk := bytes.Repeat([]byte("initrd-remix "), 1<<20) // 13 MiB
+	var want bytes.Buffer
+	if _, err := f.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	want.Write(chunk)
+	if _, err := f.WriteString(string(chunk[:5<<20])); err != nil {
+		t.Fatal(err)
+	}
+	want.Write(chunk[:5<<20])
+	if _, err := io.Copy(f, bytes.NewReader(chunk)); err != nil {
+		t.Fatal(err)
+	}
+	want.Write(chunk)
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("the file holds %d bytes, %d were written (%v)", len(got), want.Len(), err)
 	}
 }

@@ -324,7 +324,7 @@ func TestMemoryBounds(t *testing.T) {
 		{LZMA, []string{"lzma", "-c", "-1", "--lzma1=dict=4MiB"}},
 	} {
 		stream := cli(t, data, tc.cmd[0], tc.cmd[1:]...)
-		r, err := newReader(tc.codec, bufio.NewReader(bytes.NewReader(stream)), small)
+		r, err := newReader(tc.codec, bufio.NewReader(bytes.NewReader(stream)), small, nil)
 		if err == nil {
 			_, err = io.ReadAll(r)
 		}

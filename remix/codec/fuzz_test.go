@@ -24,7 +24,7 @@ const fuzzOutCap = 16 << 20
 func decodeCapped(c Codec, in []byte) (out []byte, consumed int, capped bool, err error) {
 	br := bytes.NewReader(in)
 	src := bufio.NewReaderSize(br, 64)
-	r, err := newReader(c, src, fuzzLimits())
+	r, err := newReader(c, src, fuzzLimits(), nil)
 	if err != nil {
 		return nil, 0, false, err
 	}

@@ -28,6 +28,7 @@ const (
 // for it before the decoder is released.
 type readahead struct {
 	src     io.ReadCloser
+	cache   *Decoders // where chunks come from and go back to; may be nil
 	full    chan readaheadChunkT
 	free    chan []byte
 	stop    chan struct{}
@@ -44,13 +45,14 @@ type readaheadChunkT struct {
 	err error
 }
 
-func newReadahead(src io.ReadCloser) *readahead {
+func newReadahead(src io.ReadCloser, cache *Decoders) *readahead {
 	return &readahead{
-		src:  src,
-		full: make(chan readaheadChunkT, readaheadChunks),
-		free: make(chan []byte, readaheadChunks),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		src:   src,
+		cache: cache,
+		full:  make(chan readaheadChunkT, readaheadChunks),
+		free:  make(chan []byte, readaheadChunks),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 }
 
@@ -68,7 +70,13 @@ func (r *readahead) run() {
 		default:
 			if allocated < readaheadChunks {
 				allocated++
-				b = make([]byte, readaheadChunk)
+				if r.cache != nil && len(r.cache.chunks) > 0 {
+					// Only this goroutine touches the cache until Close.
+					n := len(r.cache.chunks) - 1
+					b, r.cache.chunks = r.cache.chunks[n], r.cache.chunks[:n]
+				} else {
+					b = make([]byte, readaheadChunk)
+				}
 			} else {
 				select {
 				case b = <-r.free:
@@ -122,6 +130,22 @@ func (r *readahead) Close() error {
 		close(r.stop)
 		if r.started {
 			<-r.done
+		}
+		if r.cache != nil {
+			// The goroutine has stopped: its chunks go back for the
+			// next stream.
+			if r.buf != nil {
+				r.cache.chunks = append(r.cache.chunks, r.buf[:cap(r.buf)])
+			}
+			r.buf, r.cur = nil, nil
+			for len(r.full) > 0 {
+				c := <-r.full
+				r.cache.chunks = append(r.cache.chunks, c.b[:cap(c.b)])
+			}
+			for len(r.free) > 0 {
+				b := <-r.free
+				r.cache.chunks = append(r.cache.chunks, b[:cap(b)])
+			}
 		}
 	})
 	return r.src.Close()

@@ -47,7 +47,7 @@ func TestReadahead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &failingSource{data: data[:tc.size], err: tc.err}
-			r := newReadahead(src)
+			r := newReadahead(src, nil)
 			var got bytes.Buffer
 			buf := make([]byte, tc.readBuf)
 			var err error
@@ -82,7 +82,7 @@ func TestReadahead(t *testing.T) {
 func TestReadaheadCloseEarly(t *testing.T) {
 	for _, reads := range []int{0, 1} {
 		src := &failingSource{data: make([]byte, 100*readaheadChunk), err: io.EOF}
-		r := newReadahead(src)
+		r := newReadahead(src, nil)
 		buf := make([]byte, 10)
 		for i := 0; i < reads; i++ {
 			if _, err := r.Read(buf); err != nil {

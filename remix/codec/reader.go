@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -81,10 +82,37 @@ func defaultLimits() limits { return limits{window: MaxZstdWindow, dict: MaxDict
 // src must not be touched by anyone else until the reader has returned
 // io.EOF or an error, or has been closed.
 func NewReader(c Codec, src Source) (io.ReadCloser, error) {
-	return newReader(c, src, defaultLimits())
+	return newReader(c, src, defaultLimits(), nil)
 }
 
-func newReader(c Codec, src Source, lim limits) (io.ReadCloser, error) {
+// Decoders keeps decoders and their buffers from one stream to the next,
+// for a caller that reads many streams one after another: an image cut
+// into many zstd frames would otherwise set up a zstd decoder (its window
+// and tables, tens of MiB of fresh memory) per frame, which cost more than
+// decoding the frames. The zero value is ready; a Decoders serves one
+// stream at a time (close a reader before opening the next) and is not safe
+// for concurrent use. Close releases what it holds.
+type Decoders struct {
+	zstd   *zstd.Decoder
+	chunks [][]byte // readahead buffers
+}
+
+// NewReader is the package's NewReader, reusing what earlier streams of d
+// left behind.
+func (d *Decoders) NewReader(c Codec, src Source) (io.ReadCloser, error) {
+	return newReader(c, src, defaultLimits(), d)
+}
+
+// Close releases the decoders kept.
+func (d *Decoders) Close() {
+	if d.zstd != nil {
+		d.zstd.Close()
+		d.zstd = nil
+	}
+	d.chunks = nil
+}
+
+func newReader(c Codec, src Source, lim limits, cache *Decoders) (io.ReadCloser, error) {
 	if c == None {
 		return io.NopCloser(src), nil
 	}
@@ -94,7 +122,7 @@ func newReader(c Codec, src Source, lim limits) (io.ReadCloser, error) {
 	case Gzip:
 		err = s.openGzip()
 	case Zstd:
-		err = s.openZstd(lim)
+		err = s.openZstd(lim, cache)
 	case XZ:
 		err = s.openXZ(lim)
 	case LZ4:
@@ -112,7 +140,7 @@ func newReader(c Codec, src Source, lim limits) (io.ReadCloser, error) {
 		s.Close()
 		return nil, s.fail(err)
 	}
-	return newReadahead(s), nil
+	return newReadahead(s, cache), nil
 }
 
 // stream is the reader NewReader returns: it adds the stream offset to

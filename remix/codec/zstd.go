@@ -116,8 +116,18 @@ func (z *zstdWalker) step(f *framer) (int64, error) {
 	return 0, io.EOF
 }
 
-func (s *stream) openZstd(lim limits) error {
+func (s *stream) openZstd(lim limits, cache *Decoders) error {
 	s.fr = newFramer(s.cur, &zstdWalker{maxWindow: lim.window})
+	if cache != nil && cache.zstd != nil {
+		d := cache.zstd
+		cache.zstd = nil
+		if err := d.Reset(s.fr); err != nil {
+			d.Close()
+			return err
+		}
+		s.dec, s.release = d, func() { cache.keepZstd(d) }
+		return nil
+	}
 	// Concurrency 1: one synchronous decoder, which NewReader's readahead
 	// runs on a goroutine of its own. klauspost's concurrency 2 splits a
 	// frame between goroutines that wait on each other: measured 40%
@@ -129,5 +139,18 @@ func (s *stream) openZstd(lim limits) error {
 		return err
 	}
 	s.dec, s.release = d, d.Close
+	if cache != nil {
+		s.release = func() { cache.keepZstd(d) }
+	}
 	return nil
+}
+
+// keepZstd takes a decoder back for the next stream. Reset(nil) drops its
+// reference to the finished stream's source.
+func (d *Decoders) keepZstd(z *zstd.Decoder) {
+	if d.zstd != nil || z.Reset(nil) != nil {
+		z.Close()
+		return
+	}
+	d.zstd = z
 }
