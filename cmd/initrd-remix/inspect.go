@@ -135,6 +135,12 @@ func printInspect(w io.Writer, r *inspectReport) {
 		if s.Microcode {
 			notes = append(notes, "microcode")
 		}
+		if s.Continues {
+			notes = append(notes, "continues archive")
+		}
+		if s.Unterminated {
+			notes = append(notes, "archive open")
+		}
 		if s.Padding > 0 {
 			notes = append(notes, fmt.Sprintf("%d zero bytes after", s.Padding))
 		}
