@@ -245,11 +245,31 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The same checks as the verify command, on the tree about to be
-	// written: strip's assertions, every program's libraries inside the
-	// image, dangling links.
+	// Write first, then run the same checks as the verify command on the
+	// tree just written (strip's assertions, every program's libraries
+	// inside the image, dangling links) while the file is synced to disk:
+	// nothing is renamed into place unless they pass.
+	var res *remix.WriteResult
+	synced := make(chan error, 1)
+	if !b.dryRun {
+		p.step("writing " + b.output)
+		res, err = img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true,
+			Copied: openOpt.CopyTo != nil})
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "verify: ") {
+				return verifyError{err}
+			}
+			return fmt.Errorf("write %s: %w", b.output, err)
+		}
+		go func() { synced <- out.Sync() }()
+	}
 	p.step("checking the result")
 	findings, err := verify.Tree(ctx, img.Tree)
+	if !b.dryRun {
+		if serr := <-synced; err == nil && serr != nil {
+			err = fmt.Errorf("write %s: %w", b.output, serr)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -266,15 +286,6 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		Overlay: ovRep, Findings: findings}
 	if b.dryRun {
 		return printBuild(e, &o, rep, mode)
-	}
-	p.step("writing " + b.output)
-	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true,
-		Copied: openOpt.CopyTo != nil})
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "verify: ") {
-			return verifyError{err}
-		}
-		return fmt.Errorf("write %s: %w", b.output, err)
 	}
 	if err := out.Commit(); err != nil {
 		return err

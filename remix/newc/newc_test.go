@@ -1,6 +1,7 @@
 package newc
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -778,6 +779,43 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestSkippedBodiesWithDiscard: a caller that reads no body skips it with
+// the source's Discard when there is no checksum to verify; headers,
+// offsets and truncation errors are the same as through the scratch buffer.
+func TestSkippedBodiesWithDiscard(t *testing.T) {
+	data := build(t, sample())
+	headers := func(r io.Reader) ([]string, error) {
+		nr := NewReader(r, 0)
+		var out []string
+		for {
+			h, err := nr.Next()
+			if err == io.EOF {
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, fmt.Sprintf("%s@%d", h.Name, h.Offset))
+		}
+	}
+	plain, err := headers(iotest.HalfReader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	discarding, err := headers(bufio.NewReaderSize(bytes.NewReader(data), 16))
+	if err != nil || fmt.Sprint(plain) != fmt.Sprint(discarding) {
+		t.Fatalf("with Discard: %v %v, without: %v", discarding, err, plain)
+	}
+	for cut := 1; cut < len(data); cut++ {
+		_, e1 := headers(iotest.HalfReader(bytes.NewReader(data[:cut])))
+		_, e2 := headers(bufio.NewReaderSize(bytes.NewReader(data[:cut]), 16))
+		var f1, f2 *FormatError
+		if !errors.As(e1, &f1) || !errors.As(e2, &f2) || f1.Offset != f2.Offset || !errors.Is(e2, ErrTruncated) {
+			t.Fatalf("cut at %d: %v, through Discard %v", cut, e1, e2)
 		}
 	}
 }
