@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
@@ -303,7 +304,7 @@ const spoolMemory = 256 << 20
 // memory costs a page fault per 4 KiB page on first touch, which dominated
 // repack on virtual machines (about 10 ms per MiB measured here); blocks this
 // large are backed by transparent huge pages where the kernel offers them
-// (see hugePages), one fault per 2 MiB.
+// (see package hugemem), one fault per 2 MiB.
 const spoolChunk = 32 << 20
 
 // spool keeps file bodies: in memory up to spoolMemory, then in one
@@ -333,8 +334,7 @@ func (s *spool) alloc(size int64) []byte {
 			return nil
 		}
 	}
-	block := make([]byte, n)
-	hugePages(block)
+	block := hugemem.Alloc(int(n))
 	s.mem += n
 	s.chunk = block[size:]
 	return block[:size:size]
