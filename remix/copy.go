@@ -6,70 +6,44 @@ import (
 	"io"
 )
 
-// The input copy moves the file in copyChunks buffers of copyChunk bytes,
-// allocated once and recycled: fresh memory costs a page fault per page on
-// first touch, which on the machines measured cost more than the copy.
-const (
-	copyChunk  = 256 << 10
-	copyChunks = 4
-)
+// copyChunks is how many reads of the file the copy may lag behind.
+const copyChunks = 16
 
 // inputCopy copies what Open reads from the file to OpenOptions.CopyTo on a
-// goroutine of its own, so the write overlaps the decoding instead of
-// following it (and an atomicfile.File starts writing back to disk as it
-// goes).
+// goroutine of its own, through a buffered pipe whose chunks are recycled,
+// so the write overlaps the decoding instead of following it (and an
+// atomicfile.File starts writing back to disk as it goes). A failed write
+// does not disturb reading: it is reported by finish.
 type inputCopy struct {
-	r         io.Reader
-	dst       io.Writer
-	ch        chan []byte
-	free      chan []byte
-	done      chan error
-	allocated int
-	n         int64 // bytes handed to the goroutine
+	r    io.Reader
+	pw   *pipeWriter
+	done chan error
+	n    int64 // bytes handed to the goroutine
 }
 
 func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
-	c := &inputCopy{r: r, dst: dst, ch: make(chan []byte, copyChunks), free: make(chan []byte, copyChunks), done: make(chan error, 1)}
-	go c.run()
+	pr, pw := newBufferedPipe(copyChunks)
+	c := &inputCopy{r: r, pw: pw, done: make(chan error, 1)}
+	go func() {
+		_, err := io.Copy(dst, pr)
+		pr.CloseWithError(err)
+		c.done <- err
+	}()
 	return c
-}
-
-func (c *inputCopy) run() {
-	var err error
-	for b := range c.ch {
-		if err == nil {
-			_, err = c.dst.Write(b)
-		}
-		c.free <- b[:0]
-	}
-	c.done <- err
 }
 
 func (c *inputCopy) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	for rest := p[:n]; len(rest) > 0; {
-		var b []byte
-		if c.allocated < copyChunks {
-			select {
-			case b = <-c.free:
-			default:
-				c.allocated++
-				b = make([]byte, 0, copyChunk)
-			}
-		} else {
-			b = <-c.free
-		}
-		k := min(len(rest), copyChunk)
-		c.ch <- append(b, rest[:k]...)
-		rest = rest[k:]
+	if n > 0 {
+		c.pw.Write(p[:n]) // an error here is the copy's, returned by finish
+		c.n += int64(n)
 	}
-	c.n += int64(n)
 	return n, err
 }
 
 // finish waits for the copy and returns the bytes copied.
 func (c *inputCopy) finish() (int64, error) {
-	close(c.ch)
+	c.pw.CloseWithError(nil)
 	if err := <-c.done; err != nil {
 		return 0, fmt.Errorf("copy to the output: %w", err)
 	}

@@ -3,8 +3,10 @@ package remix
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
@@ -70,4 +72,25 @@ func TestCopyToMakesTheSameOutput(t *testing.T) {
 			t.Fatal("WriteOptions.Copied on an image opened without CopyTo must fail")
 		}
 	})
+}
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.after -= len(p); f.after < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestCopyToFailureFailsOpen: a copy that cannot be written makes Open
+// fail (naming it), without disturbing or hanging the decoding.
+func TestCopyToFailureFailsOpen(t *testing.T) {
+	inPath := writeFile(t, distroImage(t, codec.Gzip))
+	for _, after := range []int{0, 100} {
+		_, err := Open(context.Background(), inPath, OpenOptions{CopyTo: &failingWriter{after: after}})
+		if err == nil || !strings.Contains(err.Error(), "copy to the output") || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("failing after %d bytes: %v", after, err)
+		}
+	}
 }

@@ -715,6 +715,40 @@ func (r *pipeReader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo hands each chunk to w as it comes, with no copy through an
+// intermediate buffer (io.Copy uses it).
+func (r *pipeReader) WriteTo(w io.Writer) (int64, error) {
+	p := r.p
+	var total int64
+	for {
+		if len(p.cur) > 0 {
+			n, err := w.Write(p.cur)
+			total += int64(n)
+			p.cur = p.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if p.buf != nil {
+			select {
+			case p.free <- p.buf:
+			default:
+			}
+			p.buf = nil
+		}
+		c, ok := <-p.ch
+		if !ok {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.werr == io.EOF {
+				return total, nil
+			}
+			return total, p.werr
+		}
+		p.cur, p.buf = c, c
+	}
+}
+
 // CloseWithError stops the writer: its next Write fails with err.
 func (r *pipeReader) CloseWithError(err error) {
 	p := r.p

@@ -83,6 +83,46 @@ func parseHeader(b []byte) (*header, error) {
 	return h, nil
 }
 
+// ELFKind reads only the ELF header and program headers of f: loadable
+// reports an executable or shared object (not a relocatable file such as a
+// kernel module, nor a core file), program one with PT_INTERP, which the
+// kernel starts through a loader. Anything that is not such an ELF file is
+// neither. It is much cheaper than parsing the file with debug/elf, which
+// also reads the section table, for sorting the many files of an image.
+func ELFKind(f io.ReaderAt) (loadable, program bool) {
+	var b [64]byte
+	n, _ := f.ReadAt(b[:], 0)
+	h, err := parseHeader(b[:n])
+	if err != nil || (h.typ != elf.ET_EXEC && h.typ != elf.ET_DYN) {
+		return false, false
+	}
+	bo := h.order()
+	var phoff uint64
+	var phentsize, phnum uint16
+	if h.class == elf.ELFCLASS32 {
+		phoff, phentsize, phnum = uint64(bo.Uint32(b[28:])), bo.Uint16(b[42:]), bo.Uint16(b[44:])
+	} else {
+		phoff, phentsize, phnum = bo.Uint64(b[32:]), bo.Uint16(b[54:]), bo.Uint16(b[56:])
+	}
+	size := uint64(phentsize) * uint64(phnum)
+	if phentsize < 8 || size > maxProgHeaders || phoff > 1<<40 {
+		return true, false
+	}
+	ph := make([]byte, size)
+	if _, err := f.ReadAt(ph, int64(phoff)); err != nil {
+		return true, false
+	}
+	for i := uint64(0); i < size; i += uint64(phentsize) {
+		if elf.ProgType(bo.Uint32(ph[i:])) == elf.PT_INTERP {
+			return true, true
+		}
+	}
+	return true, false
+}
+
+// maxProgHeaders bounds the program header table Kind reads.
+const maxProgHeaders = 64 << 10
+
 // verdict is what ld.so's open_verify makes of a candidate file.
 type verdict uint8
 

@@ -11,9 +11,7 @@
 package verify
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -236,7 +234,7 @@ func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 		if n.Inode.Size() < 64 {
 			continue
 		}
-		switch loadable, program := elfKind(n); {
+		switch loadable, program := elfKind(fsys, n); {
 		case program:
 			progs = append(progs, "/"+n.Path)
 		case loadable:
@@ -313,65 +311,13 @@ func isScript(n *remix.Node) bool {
 	return err == nil && string(h[:]) == "#!"
 }
 
-// elfKind reads the ELF header and program headers of a node: loadable
-// reports executables and shared objects (not kernel modules, which are
-// relocatable, nor core files), program those with PT_INTERP. Only the
-// headers are read: debug/elf would also parse the section table of every
-// file, which made this check a tenth of build's time.
-func elfKind(n *remix.Node) (loadable, program bool) {
-	rc, err := n.Inode.Content.Open()
+// elfKind sorts a regular file of the image: program (PT_INTERP), other
+// loadable object, or neither (kernel modules included).
+func elfKind(fsys ldso.FS, n *remix.Node) (loadable, program bool) {
+	f, err := fsys.Open("/" + n.Path)
 	if err != nil {
 		return false, false
 	}
-	defer rc.Close()
-	var h [64]byte
-	if _, err := io.ReadFull(rc, h[:52]); err != nil || !bytes.Equal(h[:4], []byte("\x7fELF")) {
-		return false, false
-	}
-	var bo binary.ByteOrder
-	switch h[5] {
-	case 1:
-		bo = binary.LittleEndian
-	case 2:
-		bo = binary.BigEndian
-	default:
-		return false, false
-	}
-	if typ := bo.Uint16(h[16:]); typ != 2 && typ != 3 { // ET_EXEC, ET_DYN
-		return false, false
-	}
-	var phoff uint64
-	var phentsize, phnum uint16
-	switch h[4] {
-	case 1: // ELF32
-		phoff, phentsize, phnum = uint64(bo.Uint32(h[28:])), bo.Uint16(h[42:]), bo.Uint16(h[44:])
-	case 2: // ELF64
-		if _, err := io.ReadFull(rc, h[52:64]); err != nil {
-			return true, false
-		}
-		phoff, phentsize, phnum = bo.Uint64(h[32:]), bo.Uint16(h[54:]), bo.Uint16(h[56:])
-	default:
-		return false, false
-	}
-	read := uint64(52)
-	if h[4] == 2 {
-		read = 64
-	}
-	size := uint64(phentsize) * uint64(phnum)
-	if phoff < read || phentsize < 8 || size > 64<<10 || phoff > uint64(n.Inode.Size()) {
-		return true, false
-	}
-	if _, err := io.CopyN(io.Discard, rc, int64(phoff-read)); err != nil {
-		return true, false
-	}
-	ph := make([]byte, size)
-	if _, err := io.ReadFull(rc, ph); err != nil {
-		return true, false
-	}
-	for i := uint64(0); i < size; i += uint64(phentsize) {
-		if bo.Uint32(ph[i:]) == 3 { // PT_INTERP
-			return true, true
-		}
-	}
-	return true, false
+	defer f.Close()
+	return ldso.ELFKind(f)
 }
