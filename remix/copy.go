@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // copyChunks is how many reads of the file the copy may lag behind.
@@ -18,7 +19,13 @@ type inputCopy struct {
 	r    io.Reader
 	pw   *pipeWriter
 	done chan error
-	n    int64 // bytes handed to the goroutine
+
+	// mu orders reads (on a decoder's goroutine) with stop.
+	mu       sync.Mutex
+	stopped  bool
+	finished bool
+	n        int64 // bytes handed to the goroutine
+	err      error // the copy's, once finished
 }
 
 func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
@@ -35,17 +42,30 @@ func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
 func (c *inputCopy) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
-		c.pw.Write(p[:n]) // an error here is the copy's, returned by finish
-		c.n += int64(n)
+		c.mu.Lock()
+		if !c.stopped {
+			c.pw.Write(p[:n]) // an error here is the copy's, returned by finish
+			c.n += int64(n)
+		}
+		c.mu.Unlock()
 	}
 	return n, err
 }
 
-// finish waits for the copy and returns the bytes copied.
+// finish ends the copy where it stands, waits for it and returns the bytes
+// copied: all that was read so far. Later reads are not copied.
 func (c *inputCopy) finish() (int64, error) {
-	c.pw.CloseWithError(nil)
-	if err := <-c.done; err != nil {
-		return 0, fmt.Errorf("copy to the output: %w", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.finished {
+		c.stopped, c.finished = true, true
+		c.pw.CloseWithError(nil)
+		if err := <-c.done; err != nil {
+			c.err = fmt.Errorf("copy to the output: %w", err)
+		}
+	}
+	if c.err != nil {
+		return 0, c.err
 	}
 	return c.n, nil
 }

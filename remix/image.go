@@ -182,6 +182,10 @@ type treeBuilder struct {
 	links   map[linkKey]string
 	onEntry func(seg *Segment, h *newc.Header, target string)
 	keep    func(name string, size int64) bool
+	// stream, when set, keeps no bodies: each regular file's content is a
+	// *streamedContent, and after sees every entry once the tree has
+	// applied it, with the body still unread (see Repack).
+	stream *streamer
 }
 
 type progressReader struct {
@@ -227,16 +231,30 @@ func (b *treeBuilder) entry(seg *Segment, archive int, h *newc.Header, body io.R
 	if b.onEntry != nil && typ != newc.TypeReg {
 		b.onEntry(seg, h, e.Target)
 	}
+	before, seq := t.Len(), t.seq
+	var n *Node
 	linkable := h.Nlink >= 2 && typ != newc.TypeDir && typ != newc.TypeSymlink
+	key := linkKey{archive, h.DevMajor, h.DevMinor, h.Ino, typ}
+	first, linked := "", false
 	if linkable {
-		key := linkKey{archive, h.DevMajor, h.DevMinor, h.Ino, typ}
-		if first, ok := b.links[key]; ok {
-			return b.link(first, e, h)
+		first, linked = b.links[key]
+		if !linked {
+			b.links[key] = h.Name
 		}
-		b.links[key] = h.Name
 	}
-	if _, err := t.Put(e); err != nil {
-		b.drop(h, err)
+	if linked {
+		n = b.link(first, e, h)
+	} else {
+		var err error
+		if n, err = t.Put(e); err != nil {
+			b.drop(h, err)
+		}
+	}
+	if b.stream != nil {
+		// A fresh name is one node more, the newest: the order the
+		// writer lists it in is the order it came in.
+		fresh := n != nil && t.Len() == before+1 && n.seq == seq+1
+		return b.stream.entry(seg, h, n, fresh, e.Content, body)
 	}
 	return nil
 }
@@ -244,7 +262,8 @@ func (b *treeBuilder) entry(seg *Segment, archive int, h *newc.Header, body io.R
 // link applies a later name of a hard-link group: the kernel links it to the
 // first name and, for regular files, reopens the shared inode without
 // truncation, re-owns it, and rewrites it only if this entry has a body.
-func (b *treeBuilder) link(first string, e Entry, h *newc.Header) error {
+// It returns the new name's node, nil if the kernel would drop the entry.
+func (b *treeBuilder) link(first string, e Entry, h *newc.Header) *Node {
 	t := b.img.Tree
 	old := t.Lookup(first)
 	if old == nil {
@@ -262,7 +281,7 @@ func (b *treeBuilder) link(first string, e Entry, h *newc.Header) error {
 			n.Inode.Content = e.Content
 		}
 	}
-	return nil
+	return n
 }
 
 func (b *treeBuilder) drop(h *newc.Header, err error) {
@@ -272,6 +291,9 @@ func (b *treeBuilder) drop(h *newc.Header, err error) {
 func (b *treeBuilder) content(h *newc.Header, body io.Reader) (Content, error) {
 	if h.Size == 0 {
 		return nil, nil
+	}
+	if b.stream != nil {
+		return b.stream.content(h.Size), nil
 	}
 	if b.img.spool == nil || (b.keep != nil && !b.keep(h.Name, h.Size)) {
 		if Canonical(h.Name) == "init" && h.Size <= 1<<20 {

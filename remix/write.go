@@ -66,7 +66,10 @@ type WriteResult struct {
 	NewEntries  int         `json:"new_entries"` // entries in the new segment
 	// NewSegmentOffset is where the new segment starts, -1 if none.
 	NewSegmentOffset int64 `json:"new_segment_offset"`
-	written          []writtenEntry
+	// Streamed is set when Repack wrote the new archive while reading the
+	// input (see Repack).
+	Streamed bool `json:"streamed"`
+	written  []writtenEntry
 	// closesArchive is set when the new segment starts with a lone
 	// trailer, closing an archive the kept bytes left open.
 	closesArchive bool
@@ -147,21 +150,27 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 			return nil, err
 		}
 		res.NewEntries = n
-		if opt.Compression == codec.None {
-			// Tools that split images (unmkinitramfs) find the end of an
-			// uncompressed archive by the zero padding GNU cpio puts
-			// after it, to a 512-byte block; the kernel skips zeros.
-			pad := 512 - cw.n%512
-			if pad < 4 {
-				pad += 512
-			}
-			if _, err := cw.Write(make([]byte, pad)); err != nil {
-				return nil, err
-			}
+		if err := padArchiveEnd(cw, opt.Compression); err != nil {
+			return nil, err
 		}
 	}
 	res.Bytes = cw.n
 	return res, nil
+}
+
+// padArchiveEnd ends an uncompressed new archive as GNU cpio does: tools
+// that split images (unmkinitramfs) find its end by the zero padding to a
+// 512-byte block; the kernel skips zeros.
+func padArchiveEnd(w *countingWriter, c codec.Codec) error {
+	if c != codec.None {
+		return nil
+	}
+	pad := 512 - w.n%512
+	if pad < 4 {
+		pad += 512
+	}
+	_, err := w.Write(make([]byte, pad))
+	return err
 }
 
 // padForNextSegment adds the zero bytes the kernel needs before a new
@@ -228,147 +237,196 @@ func withWholeLinkGroups(t *Tree, nodes []*Node) []*Node {
 // Tree.Replace detached from its old inode.
 const detachTarget = "initrd-remix-replaced"
 
-// writeArchive writes nodes as one newc archive, in one compressed stream or,
-// for codecs that can cut it (codec.Cutter), in several independent streams
-// ending at entry boundaries, compressed in parallel; the kernel reads them
-// as one archive. Inode numbers are assigned afresh in output order, so the
-// result depends only on the tree. Hard-linked names carry the data on the
-// last one, as GNU cpio does; the kernel accepts either placement.
-func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult, record func(writtenEntry)) (int, error) {
-	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency, FrameSize: opt.FrameSize})
-	if err != nil {
-		return 0, err
-	}
-	// On failure the encoder is still closed: it stops its goroutines.
-	closed := false
-	defer func() {
-		if !closed {
-			enc.Close()
-		}
-	}()
-	// A Cutter holds whole frames itself; other encoders want large writes.
-	cutter, _ := enc.(codec.Cutter)
-	var out io.Writer = enc
-	var bw *bufio.Writer
-	if cutter == nil {
-		bw = bufio.NewWriterSize(enc, 1<<20)
-		out = bw
-	}
-	if res.closesArchive {
-		if err := newc.NewWriter(out).Close(); err != nil {
-			return 0, err
-		}
-	}
-	cw := newc.NewWriter(out)
-	// endEntry marks the end of an entry (its padding included) as a place
-	// where a stream may end.
-	endEntry := func() error {
-		if cutter == nil {
-			return nil
-		}
-		if err := cw.Pad(); err != nil {
-			return err
-		}
-		return cutter.Cut()
-	}
+// planEntries returns the entries of the new archive for nodes, in order:
+// what writeArchive writes and what a check of the written segment expects.
+// Inode numbers are assigned afresh in output order, so the result depends
+// only on the tree. Hard-linked names carry the data on the last one, as GNU
+// cpio does; the kernel accepts either placement.
+func planEntries(nodes []*Node, mode WriteMode) []writtenEntry {
 	inos := map[*Inode]uint32{}
-	remaining := map[*Inode]int{}
+	total := map[*Inode]int{}
 	for _, n := range nodes {
 		if _, ok := inos[n.Inode]; !ok {
 			inos[n.Inode] = uint32(len(inos) + 1)
 		}
-		remaining[n.Inode]++
+		total[n.Inode]++
 	}
-	total := map[*Inode]int{}
-	for i, c := range remaining {
-		total[i] = c
-	}
-	buf := make([]byte, 256<<10)
-	extra := 0 // entries written besides the nodes
+	seen := map[*Inode]int{}
+	plan := make([]writtenEntry, 0, len(nodes))
 	for i, n := range nodes {
-		if i&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-		}
 		in := n.Inode
-		if n.detached && opt.Mode == Append {
+		if n.detached && mode == Append {
 			// A symlink first: the kernel unlinks whatever has the name
 			// (clean_path), so the entry after it makes a new inode.
-			h := &newc.Header{Name: n.Path, Ino: uint32(len(nodes) + 1 + i), Mode: newc.TypeSymlink | 0o777, Nlink: 1,
-				Mtime: in.Mtime, Size: int64(len(detachTarget))}
-			record(writtenEntry{h: *h, target: detachTarget})
-			extra++
-			if err := cw.WriteHeader(h); err != nil {
-				return 0, fmt.Errorf("%s: %w", n.Path, err)
-			}
-			if _, err := io.WriteString(cw, detachTarget); err != nil {
-				return 0, err
-			}
-			if err := endEntry(); err != nil {
-				return 0, err
+			plan = append(plan, writtenEntry{h: newc.Header{Name: n.Path, Ino: uint32(len(nodes) + 1 + i),
+				Mode: newc.TypeSymlink | 0o777, Nlink: 1, Mtime: in.Mtime, Size: int64(len(detachTarget))},
+				target: detachTarget})
+		}
+		seen[in]++
+		plan = append(plan, entryFor(n.Path, in, inos[in], total[in], seen[in] == total[in]))
+	}
+	return plan
+}
+
+// entryFor is the entry written for one name of inode in: ino its number in
+// the archive, links its names there, last whether this name is the last
+// of them (the one that carries a regular file's data).
+func entryFor(name string, in *Inode, ino uint32, links int, last bool) writtenEntry {
+	h := newc.Header{Name: name, Ino: ino, Mode: in.Mode, UID: in.UID, GID: in.GID,
+		Nlink: 1, Mtime: in.Mtime, RDevMajor: in.RDevMajor, RDevMinor: in.RDevMinor}
+	we := writtenEntry{}
+	switch in.Type() {
+	case newc.TypeDir:
+		h.Nlink = 2
+	case newc.TypeSymlink:
+		h.Size = int64(len(in.Target))
+		we.target = in.Target
+	case newc.TypeReg:
+		h.Nlink = uint32(links)
+		if last {
+			h.Size = in.Size()
+			if h.Size > 0 {
+				we.content = in.Content
 			}
 		}
-		remaining[in]--
-		h := &newc.Header{Name: n.Path, Ino: inos[in], Mode: in.Mode, UID: in.UID, GID: in.GID,
-			Nlink: 1, Mtime: in.Mtime, RDevMajor: in.RDevMajor, RDevMinor: in.RDevMinor}
-		switch in.Type() {
-		case newc.TypeDir:
-			h.Nlink = 2
-		case newc.TypeSymlink:
-			h.Size = int64(len(in.Target))
-		case newc.TypeReg:
-			h.Nlink = uint32(total[in])
-			if remaining[in] == 0 {
-				h.Size = in.Size()
-			}
-		default:
-			h.Nlink = uint32(total[in])
-		}
-		// The entry is recorded before its bytes exist, so a checker
-		// decoding the output never waits on the writer.
-		we := writtenEntry{h: *h}
-		if in.Type() == newc.TypeSymlink {
-			we.target = in.Target
-		}
-		if in.Type() == newc.TypeReg && h.Size > 0 {
-			we.content = in.Content
-		}
-		record(we)
-		if err := cw.WriteHeader(h); err != nil {
-			return 0, fmt.Errorf("%s: %w", n.Path, err)
-		}
-		switch {
-		case in.Type() == newc.TypeSymlink:
-			if _, err := io.WriteString(cw, in.Target); err != nil {
-				return 0, err
-			}
-		case h.Size > 0:
-			if err := copyContent(cw, in.Content, buf); err != nil {
-				return 0, fmt.Errorf("%s: %w", n.Path, err)
-			}
-		}
-		// The last entry stays with the trailer: a stream of a trailer
-		// alone would only cost a frame header.
-		if i < len(nodes)-1 {
-			if err := endEntry(); err != nil {
-				return 0, err
-			}
+	default:
+		h.Nlink = uint32(links)
+	}
+	we.h = h
+	return we
+}
+
+// archiveWriter writes one newc archive in one compressed stream or, for
+// codecs that can cut it (codec.Cutter), in several independent streams
+// ending at entry boundaries, compressed in parallel; the kernel reads them
+// as one archive.
+type archiveWriter struct {
+	enc    io.WriteCloser
+	cutter codec.Cutter
+	bw     *bufio.Writer
+	cw     *newc.Writer
+	buf    []byte
+	added  int // entries written
+	closed bool
+}
+
+// newArchiveWriter starts the archive on w, after a lone trailer when
+// closesArchive is set.
+func newArchiveWriter(w io.Writer, opt WriteOptions, closesArchive bool) (*archiveWriter, error) {
+	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency, FrameSize: opt.FrameSize})
+	if err != nil {
+		return nil, err
+	}
+	a := &archiveWriter{enc: enc, buf: make([]byte, 256<<10)}
+	// A Cutter holds whole frames itself; other encoders want large writes.
+	a.cutter, _ = enc.(codec.Cutter)
+	var out io.Writer = enc
+	if a.cutter == nil {
+		a.bw = bufio.NewWriterSize(enc, 1<<20)
+		out = a.bw
+	}
+	if closesArchive {
+		if err := newc.NewWriter(out).Close(); err != nil {
+			a.abort()
+			return nil, err
 		}
 	}
-	if err := cw.Close(); err != nil {
+	a.cw = newc.NewWriter(out)
+	return a, nil
+}
+
+// add writes one entry; body writes its h.Size bytes (nil for none). The
+// end of the entry before it is marked as a place where a stream may end;
+// the last entry stays with the trailer, since a stream of a trailer alone
+// would only cost a frame header.
+func (a *archiveWriter) add(h *newc.Header, body func(w io.Writer) error) error {
+	if a.added > 0 && a.cutter != nil {
+		if err := a.cw.Pad(); err != nil {
+			return err
+		}
+		if err := a.cutter.Cut(); err != nil {
+			return err
+		}
+	}
+	a.added++
+	if err := a.cw.WriteHeader(h); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if body == nil {
+		return nil
+	}
+	if err := body(a.cw); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// addWritten writes a planned entry, its body taken from the tree.
+func (a *archiveWriter) addWritten(we *writtenEntry) error {
+	h := we.h
+	switch {
+	case h.Type() == newc.TypeSymlink:
+		return a.add(&h, func(w io.Writer) error {
+			_, err := io.WriteString(w, we.target)
+			return err
+		})
+	case h.Size > 0:
+		return a.add(&h, func(w io.Writer) error { return copyContent(w, we.content, a.buf) })
+	}
+	return a.add(&h, nil)
+}
+
+// finish writes the trailer and ends the last stream.
+func (a *archiveWriter) finish() error {
+	if err := a.cw.Close(); err != nil {
+		a.abort()
+		return err
+	}
+	if a.bw != nil {
+		if err := a.bw.Flush(); err != nil {
+			a.abort()
+			return err
+		}
+	}
+	a.closed = true
+	return a.enc.Close()
+}
+
+// abort stops the encoder's goroutines after a failure; the output is
+// unusable.
+func (a *archiveWriter) abort() {
+	if !a.closed {
+		a.closed = true
+		a.enc.Close()
+	}
+}
+
+// writeArchive writes nodes as one new archive (see planEntries and
+// archiveWriter), recording each entry before its bytes exist, so a checker
+// decoding the output never waits on the writer.
+func writeArchive(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult, record func(writtenEntry)) (int, error) {
+	plan := planEntries(nodes, opt.Mode)
+	a, err := newArchiveWriter(w, opt, res.closesArchive)
+	if err != nil {
 		return 0, err
 	}
-	if bw != nil {
-		if err := bw.Flush(); err != nil {
+	for i := range plan {
+		if i&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				a.abort()
+				return 0, err
+			}
+		}
+		record(plan[i])
+		if err := a.addWritten(&plan[i]); err != nil {
+			a.abort()
 			return 0, err
 		}
 	}
-	closed = true
-	if err := enc.Close(); err != nil {
+	if err := a.finish(); err != nil {
 		return 0, err
 	}
-	return len(nodes) + extra, nil
+	return len(plan), nil
 }
 
 func copyContent(w io.Writer, c Content, buf []byte) error {
@@ -404,6 +462,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // compressed bytes exist, so the checker never waits for a queue entry that
 // the writer has not produced.
 func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOptions, res *WriteResult) (int, error) {
+	return produceVerified(ctx, w, opt, res, func(w io.Writer, record func(writtenEntry)) (int, error) {
+		return writeArchive(ctx, w, nodes, opt, res, record)
+	})
+}
+
+// produceVerified runs produce, which writes the new part to the writer it
+// is given and records each entry (before writing it), and checks the part
+// as writeVerified does when opt.Verify is set.
+func produceVerified(ctx context.Context, w io.Writer, opt WriteOptions, res *WriteResult,
+	produce func(w io.Writer, record func(writtenEntry)) (int, error)) (int, error) {
 	q := &entryQueue{}
 	q.cond = sync.NewCond(&q.mu)
 	record := func(we writtenEntry) {
@@ -413,7 +481,7 @@ func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpt
 		}
 	}
 	if !opt.Verify {
-		return writeArchive(ctx, w, nodes, opt, res, record)
+		return produce(w, record)
 	}
 	pr, pw := newBufferedPipe(16)
 	checked := make(chan error, 1)
@@ -422,7 +490,7 @@ func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpt
 		pr.CloseWithError(err)
 		checked <- err
 	}()
-	n, err := writeArchive(ctx, io.MultiWriter(w, pw), nodes, opt, res, record)
+	n, err := produce(io.MultiWriter(w, pw), record)
 	q.close()
 	pw.CloseWithError(err)
 	cerr := <-checked
@@ -430,10 +498,17 @@ func writeVerified(ctx context.Context, w io.Writer, nodes []*Node, opt WriteOpt
 		return 0, err
 	}
 	if cerr != nil {
-		return 0, fmt.Errorf("verify: %w", cerr)
+		return 0, &VerifyError{Err: cerr}
 	}
 	return n, nil
 }
+
+// VerifyError reports a written segment that did not read back as it was
+// meant to (WriteOptions.Verify): a defect of the writer, not of the input.
+type VerifyError struct{ Err error }
+
+func (e *VerifyError) Error() string { return "verify: " + e.Err.Error() }
+func (e *VerifyError) Unwrap() error { return e.Err }
 
 // entryQueue hands the entries the writer produced to the checker.
 type entryQueue struct {
@@ -543,8 +618,11 @@ func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, archives int,
 
 // sameContent reads body to its end and checks it equals c.
 func sameContent(body io.Reader, c Content, buf []byte) error {
-	if b, ok := c.(BytesContent); ok {
-		return compareReader(body, b, buf)
+	switch c := c.(type) {
+	case BytesContent:
+		return compareReader(body, c, buf)
+	case *streamedContent:
+		return c.matches(body, buf)
 	}
 	r, err := c.Open()
 	if err != nil {

@@ -256,7 +256,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		res, err = img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true,
 			Copied: openOpt.CopyTo != nil})
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "verify: ") {
+			if errors.As(err, new(*remix.VerifyError)) {
 				return verifyError{err}
 			}
 			return fmt.Errorf("write %s: %w", b.output, err)

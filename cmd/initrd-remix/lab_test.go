@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -171,8 +172,14 @@ func TestLabRepackRoundTrip(t *testing.T) {
 			}
 			for j, c := range codec.Writable() {
 				o := filepath.Join(out, fmt.Sprintf("%s.%s.img", im.Name, c))
-				if code, _, errs := cli(t, "repack", "-q", "--compress", string(c), im.Path, o); code != exitOK {
+				code, stdout, errs := cli(t, "repack", "--json", "--compress", string(c), im.Path, o)
+				if code != exitOK {
 					t.Fatalf("repack to %s: exit %d: %s", c, code, errs)
+				}
+				// Every generator's image is rewritten as it is read.
+				var res struct{ Streamed bool }
+				if err := json.Unmarshal([]byte(stdout), &res); err != nil || !res.Streamed {
+					t.Errorf("repack to %s did not stream (%v): %s", c, err, stdout)
 				}
 				got, err := remix.Open(context.Background(), o, remix.OpenOptions{})
 				if err != nil {

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
@@ -116,6 +116,33 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 	defer out.Abort()
 	p := newProgress(e, o.quiet || o.json, "reading "+input, st.Size())
 	defer p.done()
+	wopt := remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: !o.noVerify,
+		Copied: true}
+	var res *remix.WriteResult
+	if edit == nil && mode == remix.Rewrite {
+		// Nothing to edit: the new archive is written while the input is
+		// read (and, where that cannot follow the input, the ordinary way).
+		res, err = remix.Repack(ctx, input, out, remix.RepackOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit},
+			Write: wopt, SpoolDir: filepath.Dir(output), Progress: p.update})
+	} else {
+		res, err = openAndWrite(ctx, input, output, out, limit, p, wopt, edit)
+	}
+	if err != nil {
+		if errors.As(err, new(*remix.VerifyError)) {
+			return nil, verifyError{err}
+		}
+		return nil, err
+	}
+	if err := out.Commit(); err != nil {
+		return nil, err
+	}
+	return &remixResult{Input: input, Output: output, WriteResult: res}, nil
+}
+
+// openAndWrite reads input with its bytes copied to out, lets edit change
+// the tree, and writes the result after the kept bytes.
+func openAndWrite(ctx context.Context, input, output string, out *atomicfile.File, limit int64, p *progress,
+	wopt remix.WriteOptions, edit func(*remix.Image) error) (*remix.WriteResult, error) {
 	img, err := remix.Open(ctx, input, remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit},
 		SpoolDir: filepath.Dir(output), Progress: p.update, CopyTo: out})
 	if err != nil {
@@ -128,18 +155,11 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 		}
 	}
 	p.step("writing " + output)
-	res, err := img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: !o.noVerify,
-		Copied: true})
+	res, err := img.WriteTo(ctx, out, wopt)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "verify: ") {
-			return nil, verifyError{err}
-		}
 		return nil, fmt.Errorf("write %s: %w", output, err)
 	}
-	if err := out.Commit(); err != nil {
-		return nil, err
-	}
-	return &remixResult{Input: input, Output: output, WriteResult: res}, nil
+	return res, nil
 }
 
 // outputMode keeps the input's permissions (Fedora's 0600 initrds stay

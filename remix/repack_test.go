@@ -1,0 +1,195 @@
+package remix
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// ordinaryRewrite is what Repack must equal: Open with the input copied to
+// the output, then WriteTo in Rewrite mode cutting the copy.
+func ordinaryRewrite(t *testing.T, in string, opt WriteOptions) []byte {
+	t.Helper()
+	out, err := os.Create(filepath.Join(t.TempDir(), "ordinary.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	img, err := Open(context.Background(), in, OpenOptions{CopyTo: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	opt.Mode, opt.Copied = Rewrite, true
+	if _, err := img.WriteTo(context.Background(), out, opt); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func repackFile(t *testing.T, in string, opt WriteOptions) (string, *WriteResult) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "repacked.img")
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	res, err := Repack(context.Background(), in, out, RepackOptions{Write: opt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, res
+}
+
+// TestRepackIsTheOrdinaryRewrite: whether Repack streams or falls back, its
+// output is byte for byte the ordinary rewrite's, with every codec and with
+// frames small enough to be cut between many entries; the inputs a
+// generator writes stream, the others are read again.
+func TestRepackIsTheOrdinaryRewrite(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 700) // spans several 4 KiB frames
+	mainEntries := []ent{{name: ".", mode: dirMode, mtime: 9}, {name: "usr", mode: dirMode}, {name: "usr/bin", mode: dirMode},
+		{name: "usr/lib", mode: dirMode}, {name: "bin", mode: linkMode, body: "usr/bin"}, {name: "lib", mode: linkMode, body: "usr/lib"},
+		{name: "init", mode: fileMode | 0o755, body: "#!/bin/sh\n"}, {name: "dev", mode: dirMode},
+		{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: [2]uint32{5, 1}},
+		{name: "usr/bin/busybox", mode: fileMode | 0o755, ino: 7, nlink: 3},
+		{name: "usr/bin/big", mode: fileMode, body: big},
+		{name: "usr/bin/sh", mode: fileMode | 0o755, ino: 7, nlink: 3},
+		{name: "usr/bin/ls", mode: fileMode | 0o755, ino: 7, nlink: 3, body: "busybox body"},
+		{name: "lib/modules", mode: dirMode}, // through the usr-merge link
+		{name: "lib/modules/m.ko", mode: fileMode, body: big + "module"},
+		{name: "empty", mode: fileMode}, {name: "fifo", mode: newc.TypeFIFO | 0o644}}
+	with := func(es []ent, more ...ent) []ent { return append(append([]ent{}, es...), more...) }
+	early := archive(t, ent{name: ".", mode: dirMode}, ent{name: "kernel", mode: dirMode}, ent{name: "kernel/x86", mode: dirMode},
+		ent{name: "kernel/x86/microcode", mode: dirMode}, ent{name: "kernel/x86/microcode/AuthenticAMD.bin", mode: fileMode, body: "ucode"})
+	z := func(es ...ent) []byte { return compress(t, codec.Zstd, archive(t, es...)) }
+	// Two zstd frames continuing one archive, as Repack itself writes.
+	whole := archive(t, mainEntries...)
+	offs := entryOffsets(t, whole)
+	cut := offs[len(offs)/2]
+	framed := cat(compress(t, codec.Zstd, whole[:cut]), compress(t, codec.Zstd, whole[cut:]))
+	unterminated := archive(t, ent{name: "kernel", mode: dirMode})
+	unterminated = unterminated[:len(unterminated)-entryLen("TRAILER!!!", 0)]
+
+	for _, tc := range []struct {
+		name     string
+		image    []byte
+		streamed bool
+	}{
+		{"main archive only", z(mainEntries...), true},
+		{"early microcode then main", cat(early, z(mainEntries...)), true},
+		{"no root entry", z(mainEntries[1:]...), true},
+		{"several frames", cat(early, framed), true},
+		{"gzip input", cat(early, compress(t, codec.Gzip, whole)), true},
+		{"root entry late", z(with(mainEntries[1:], mainEntries[0])...), false},
+		{"overriding segment", cat(early, z(mainEntries...), z(ent{name: "init", mode: fileMode, body: "new"})), false},
+		{"name given twice", z(with(mainEntries, ent{name: "usr/bin/big", mode: fileMode, body: "again"})...), false},
+		{"type changed", z(with(mainEntries, ent{name: "empty", mode: dirMode})...), false},
+		{"hard link data on the first name", z(ent{name: ".", mode: dirMode}, ent{name: "a", mode: fileMode, ino: 3, nlink: 2, body: "data"},
+			ent{name: "b", mode: fileMode, ino: 3, nlink: 2}), false},
+		{"fewer hard links than announced", z(ent{name: ".", mode: dirMode}, ent{name: "a", mode: fileMode, ino: 3, nlink: 3},
+			ent{name: "b", mode: fileMode, ino: 3, nlink: 3, body: "data"}), false},
+		{"dropped entry", z(ent{name: ".", mode: dirMode}, ent{name: "missing/parent", mode: fileMode, body: "x"}), false},
+		{"uncompressed main archive", archive(t, mainEntries...), false},
+		{"early archive continued", cat(unterminated, z(mainEntries[1:]...)), false},
+	} {
+		for _, c := range []codec.Codec{codec.Zstd, codec.Gzip, codec.None, codec.LZ4, codec.XZ} {
+			t.Run(tc.name+"/"+string(c), func(t *testing.T) {
+				in := writeFile(t, tc.image)
+				opt := WriteOptions{Compression: c, Verify: true, FrameSize: 4 << 10}
+				want := ordinaryRewrite(t, in, opt)
+				p, res := repackFile(t, in, opt)
+				got, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("Repack wrote %d bytes that differ from the ordinary rewrite's %d", len(got), len(want))
+				}
+				if res.Streamed != tc.streamed {
+					t.Errorf("Streamed = %v, want %v", res.Streamed, tc.streamed)
+				}
+				if res.Bytes != int64(len(got)) {
+					t.Errorf("result says %d bytes, %d written", res.Bytes, len(got))
+				}
+				if err := res.Verify(context.Background(), p); err != nil {
+					t.Fatal(err)
+				}
+				if orig, _ := os.ReadFile(in); !bytes.Equal(orig, tc.image) {
+					t.Fatal("the input changed")
+				}
+			})
+		}
+	}
+}
+
+// entryLen is the size of a newc entry with no body: header, name, padding.
+func entryLen(name string, body int) int {
+	n := 110 + len(name) + 1
+	return (n+3)&^3 + (body+3)&^3
+}
+
+// TestRepackVerifiesStreamedBodies: a streamed body is not kept, so the check
+// compares a hash of what reads back with the hash taken while copying it.
+func TestRepackVerifiesStreamedBodies(t *testing.T) {
+	in := writeFile(t, compress(t, codec.Zstd, archive(t, ent{name: ".", mode: dirMode},
+		ent{name: "payload", mode: fileMode, body: strings.Repeat("rescue payload ", 100)})))
+	p, res := repackFile(t, in, WriteOptions{Compression: codec.None, Verify: true})
+	if !res.Streamed {
+		t.Fatal("a plain archive must stream")
+	}
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(good, []byte("rescue payload"))
+	if i < 0 {
+		t.Fatal("body not found in the output")
+	}
+	bad := bytes.Clone(good)
+	bad[i+3] ^= 0x20
+	q := filepath.Join(t.TempDir(), "bad.img")
+	if err := os.WriteFile(q, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Verify(context.Background(), q); err == nil || !strings.Contains(err.Error(), `"payload": content differs`) {
+		t.Fatalf("Verify of a damaged body = %v", err)
+	}
+}
+
+// TestRepackFailsCleanlyOnBadInput: a truncated or corrupt input is an error
+// naming the file, from the streaming path as from the ordinary one.
+func TestRepackFailsCleanlyOnBadInput(t *testing.T) {
+	good := cat(archive(t, ent{name: ".", mode: dirMode}), compress(t, codec.Zstd, archive(t, ent{name: "a", mode: fileMode, body: strings.Repeat("x", 5000)})))
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"truncated in the compressed stream", good[:len(good)-20]},
+		{"junk after", cat(good, []byte("junk"))},
+		{"not an initrd", []byte("hello, world")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := writeFile(t, tc.data)
+			out, err := os.Create(filepath.Join(t.TempDir(), "out.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			_, err = Repack(context.Background(), in, out, RepackOptions{Write: WriteOptions{Verify: true}})
+			if err == nil || !strings.Contains(err.Error(), in) {
+				t.Fatalf("Repack = %v, want an error naming %s", err, in)
+			}
+		})
+	}
+}
