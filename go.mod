@@ -8,3 +8,5 @@ require (
 	github.com/spf13/pflag v1.1.0
 	github.com/ulikunitz/xz v0.5.17
 )
+
+require github.com/cespare/xxhash/v2 v2.3.0

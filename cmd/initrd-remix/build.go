@@ -210,6 +210,14 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	// In append mode the copy of the input is all of the output but the
+	// new segment: it is synced while the tree is edited and written.
+	prefixSynced := make(chan error, 1)
+	if out != nil && mode == remix.Append && openOpt.CopyTo != nil {
+		go func() { prefixSynced <- out.Sync() }()
+	} else {
+		prefixSynced <- nil
+	}
 	img.Tree.SetGeneration(img.EditGeneration())
 	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
 	if err != nil {
@@ -261,7 +269,13 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			}
 			return fmt.Errorf("write %s: %w", b.output, err)
 		}
-		go func() { synced <- out.Sync() }()
+		go func() {
+			if err := <-prefixSynced; err != nil {
+				synced <- err
+				return
+			}
+			synced <- out.Sync()
+		}()
 	}
 	p.step("checking the result")
 	findings, err := verify.Tree(ctx, img.Tree)

@@ -22,7 +22,6 @@ import (
 type File struct {
 	*os.File
 	target  string
-	mode    os.FileMode
 	done    bool
 	pending int64 // bytes written since the last writeback request
 }
@@ -69,18 +68,24 @@ func Create(target string, mode os.FileMode) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temporary file beside %s: %w", target, err)
 	}
-	return &File{File: f, target: target, mode: mode}, nil
+	// The final mode now, not at Commit: a change of metadata after the
+	// caller's last Sync would cost Commit another journal commit.
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("create temporary file beside %s: %w", target, err)
+	}
+	return &File{File: f, target: target}, nil
 }
 
 // Commit syncs the data, renames it over the target and syncs the directory.
+// A caller may Sync before (while it does other work); Commit's own sync
+// then has only what was written since.
 func (f *File) Commit() error {
 	if f.done {
 		return fmt.Errorf("%s: already committed or aborted", f.target)
 	}
-	err := f.Chmod(f.mode)
-	if err == nil {
-		err = f.Sync()
-	}
+	err := f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // cliStreams are the real tools' encodings of the formats the kernel reads.
@@ -379,5 +381,28 @@ func TestStreamErrorCarriesOffset(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), fmt.Sprintf("byte %d", se.Offset)) {
 		t.Fatalf("message %q lacks the offset", err)
+	}
+}
+
+// TestZstdChecksumIsChecked: the frame checksum is verified by the reader of
+// the decoded bytes (the decoder skips it), so a wrong one fails the stream
+// at its end, naming the offset, and a frame without one is accepted.
+func TestZstdChecksumIsChecked(t *testing.T) {
+	data := initrdLike(300<<10, 3)
+	stream := compressCLI(t, []string{"zstd", "-q", "-c"}, false, data)
+	out, _, err := decode(Zstd, stream, 4096)
+	if err != nil || !bytes.Equal(out, data) {
+		t.Fatalf("intact frame: %v", err)
+	}
+	bad := bytes.Clone(stream)
+	bad[len(bad)-1] ^= 0x40 // the checksum's last byte
+	_, _, err = decode(Zstd, bad, 4096)
+	var se *StreamError
+	if !errors.Is(err, zstd.ErrCRCMismatch) || !errors.As(err, &se) || se.Offset != int64(len(bad)) {
+		t.Fatalf("wrong checksum: %v (want a StreamError at offset %d wrapping zstd.ErrCRCMismatch)", err, len(bad))
+	}
+	plain := compressCLI(t, []string{"zstd", "-q", "-c", "--no-check"}, false, data)
+	if out, _, err := decode(Zstd, plain, 4096); err != nil || !bytes.Equal(out, data) {
+		t.Fatalf("frame without checksum: %v", err)
 	}
 }

@@ -38,6 +38,9 @@ type readahead struct {
 	buf     []byte // the chunk cur points into, handed back once consumed
 	err     error
 	started bool
+	// check sees every byte handed out and is done at the end of the
+	// stream, on the caller's goroutine.
+	check readerCheck
 }
 
 type readaheadChunkT struct {
@@ -111,6 +114,12 @@ func (r *readahead) Read(p []byte) (int, error) {
 	}
 	for len(r.cur) == 0 {
 		if r.err != nil {
+			if r.err == io.EOF && r.check != nil {
+				if err := r.check.done(); err != nil {
+					r.err = err
+				}
+				r.check = nil
+			}
 			return 0, r.err
 		}
 		if r.buf != nil {
@@ -122,6 +131,9 @@ func (r *readahead) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
+	if r.check != nil {
+		r.check.Write(p[:n])
+	}
 	return n, nil
 }
 

@@ -140,7 +140,19 @@ func newReader(c Codec, src Source, lim limits, cache *Decoders) (io.ReadCloser,
 		s.Close()
 		return nil, s.fail(err)
 	}
-	return newReadahead(s, cache), nil
+	r := newReadahead(s, cache)
+	if s.check != nil {
+		r.check = s.check
+	}
+	return r, nil
+}
+
+// readerCheck is a check of the decoded bytes that the goroutine reading
+// them computes, off the decoder's; done reports a mismatch once the
+// stream has ended.
+type readerCheck interface {
+	io.Writer
+	done() error
 }
 
 // stream is the reader NewReader returns: it adds the stream offset to
@@ -152,7 +164,8 @@ type stream struct {
 	fr      *framer   // set when a walker delimits the stream
 	dec     io.Reader // the decoder proper
 	release func()
-	err     error // sticky
+	check   readerCheck // computed by the reader of the decoded bytes
+	err     error       // sticky
 	eof     bool
 }
 
