@@ -346,3 +346,31 @@ ENV{MD_MON_THIS}=="?*", PROGRAM="/usr/bin/basename $env{MD_MON_THIS}", ENV{SYSTE
 		}
 	}
 }
+
+// TestUdevStorageToolsUnderAnyName: a rules file whose name says nothing
+// about storage is masked when it runs a storage tool, however the key is
+// written (spaces around the operator, an option, a line continuation), and
+// kept when the tool is only in a comment, a builtin or another key.
+func TestUdevStorageToolsUnderAnyName(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		mask bool
+	}{
+		{`RUN+="/sbin/vgchange -ay"`, true},
+		{`ACTION=="add", RUN += "/sbin/lvm pvscan --cache"`, true},
+		{`RUN{program}+="/usr/sbin/mdadm -I $devnode"`, true},
+		{"SUBSYSTEM==\"block\", \\\n  RUN+=\"/sbin/cryptsetup open $devnode x\"", true},
+		{`PROGRAM=="/usr/sbin/multipath -u %k"`, true},
+		{`IMPORT{program}="/sbin/zpool import -a"`, true},
+		{`ENV{ID_FS_TYPE}=="linux_raid_member", RUN+="/bin/sh -c 'mdadm --incremental $devnode'"`, true},
+		{"# RUN+=\"/sbin/vgchange -ay\"\n" + `RUN+="/bin/true"`, false},
+		{`RUN{builtin}+="kmod load $env{MODALIAS}"`, false},
+		{`ENV{ID_LVM}="lvm"` + "\n" + `SYMLINK+="disk/by-label/$env{ID_FS_LABEL_ENC}"`, false},
+	} {
+		n := &remix.Node{Path: "usr/lib/udev/rules.d/70-local.rules", Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body + "\n")}}
+		why := udevRuleDangerous("70-local.rules", n)
+		if (why != "") != tc.mask {
+			t.Errorf("%q: masked=%v (%q), want %v", tc.body, why != "", why, tc.mask)
+		}
+	}
+}

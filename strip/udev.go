@@ -14,8 +14,27 @@ import (
 // dm-raid, multipath, btrfs multi-device, bcache, zfs.
 var udevRuleWords = words("md mdadm mdraid raid imsm lvm dm dmraid crypt cryptsetup luks multipath kpartx btrfs bcache zfs iscsi nvmf")
 
-// udevActs matches a rule line that runs a storage tool.
-var udevActs = regexp.MustCompile(`(?i)(RUN|PROGRAM|IMPORT\{program\})[+:!]?=+"[^"]*\b(mdadm|mdmon|lvm|pvscan|vgchange|lvchange|cryptsetup|systemd-cryptsetup|multipath|kpartx|dmraid|zpool|zfs|iscsiadm|nvme)\b`)
+// storageTool matches a command line that runs a storage tool.
+var storageTool = regexp.MustCompile(`\b(mdadm|mdmon|lvm|pvscan|vgchange|lvchange|cryptsetup|systemd-cryptsetup|multipath|kpartx|dmraid|zpool|zfs|iscsiadm|nvme)\b`)
+
+// udevRunsStorageTool reports whether a rules file runs a storage tool from
+// a RUN, PROGRAM or IMPORT{program} key, however the key is spaced
+// (`RUN += "..."`), optioned (`RUN{program}`) or continued over lines
+// (udev joins a line ending in a backslash with the next).
+func udevRunsStorageTool(body []byte) bool {
+	text := strings.ReplaceAll(string(body), "\\\n", "")
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range udevProgram.FindAllStringSubmatch(line, -1) {
+			if storageTool.MatchString(m[1]) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // udevRuleDirs are where udev reads rules, lowest priority first; a file in
 // etc/udev/rules.d overrides a same-named one anywhere else.
@@ -89,7 +108,7 @@ func udevRuleDangerous(name string, n *remix.Node) string {
 	if anyToken(name, udevRuleWords) {
 		return "storage rules (md/LVM/dm/crypt/multipath/btrfs) assemble or activate devices on their own"
 	}
-	if udevActs.Match(readAll(n)) {
+	if udevRunsStorageTool(readAll(n)) {
 		return "runs a storage tool from a udev rule"
 	}
 	return ""
