@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -231,6 +233,41 @@ func boot(t *testing.T, l *lab, initrd, appendArgs string) {
 	t.Logf("%s: %s", filepath.Base(initrd), strings.TrimSpace(string(out)))
 }
 
+// linkGroupsAcrossSegments counts the segments of the image at path and the
+// hard-linked regular files whose names are in more than one of them.
+func linkGroupsAcrossSegments(t *testing.T, path string) (segments, split int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type group struct {
+		archive int
+		ino     uint32
+	}
+	in := map[group]map[int]bool{}
+	segs, err := remix.Scan(context.Background(), f, remix.ScanOptions{}, func(s *remix.Segment, archive int, h *newc.Header, _ io.Reader) error {
+		if h.Nlink >= 2 && h.Type() == newc.TypeReg {
+			g := group{archive, h.Ino}
+			if in[g] == nil {
+				in[g] = map[int]bool{}
+			}
+			in[g][s.Index] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range in {
+		if len(m) > 1 {
+			split++
+		}
+	}
+	return len(segs), split
+}
+
 // noresume skips the 30 s wait for the swap device the lab baked into the
 // images; originals and rewrites get the same arguments.
 const rootArgs = "root=/dev/vda rootfstype=ext4 ro noresume"
@@ -273,6 +310,35 @@ func TestLabBoots(t *testing.T) {
 			boot(t, l, o, rootArgs)
 		})
 	}
+	// One zstd frame per entry: every hard link's names, and every parent
+	// and child, are in different frames of one archive. The kernel keeps
+	// its cpio state and hard-link table from frame to frame until the
+	// trailer, so the image boots as its original does.
+	t.Run("itools-zstd/frame-per-entry", func(t *testing.T) {
+		t.Parallel()
+		im := l.image(t, "itools-zstd")
+		img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		o := filepath.Join(out, "itools-zstd.frame-per-entry.img")
+		f, err := os.Create(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := img.WriteTo(context.Background(), f, remix.WriteOptions{Mode: remix.Rewrite, Compression: codec.Zstd, FrameSize: 1, Verify: true})
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames, split := linkGroupsAcrossSegments(t, o)
+		if frames < res.NewEntries || split == 0 {
+			t.Fatalf("%d segments for %d entries, %d hard-link groups across segments: want a frame per entry and a split group", frames, res.NewEntries, split)
+		}
+		t.Logf("%d segments, %d hard-link groups across them", frames, split)
+		boot(t, l, o, rootArgs)
+	})
 	t.Run("itools-lz4/append", func(t *testing.T) {
 		t.Parallel()
 		im := l.image(t, "itools-lz4")
