@@ -3,10 +3,14 @@ package remix
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
@@ -191,5 +195,34 @@ func TestRepackFailsCleanlyOnBadInput(t *testing.T) {
 				t.Fatalf("Repack = %v, want an error naming %s", err, in)
 			}
 		})
+	}
+}
+
+// TestRepackStopsWhenCancelled: a cancelled repack returns the context's
+// error and leaves no goroutine behind (encoder workers, checker, copy).
+func TestRepackStopsWhenCancelled(t *testing.T) {
+	var es []ent
+	es = append(es, ent{name: ".", mode: dirMode})
+	for i := 0; i < 300; i++ {
+		es = append(es, ent{name: fmt.Sprintf("f%03d", i), mode: fileMode, body: strings.Repeat(fmt.Sprint(i), 3000)})
+	}
+	in := writeFile(t, compress(t, codec.Zstd, archive(t, es...)))
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, err := os.Create(filepath.Join(t.TempDir(), "out.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	_, err = Repack(ctx, in, out, RepackOptions{Write: WriteOptions{Verify: true, FrameSize: 4 << 10},
+		Progress: func(int64) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Repack = %v, want context.Canceled", err)
+	}
+	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left running, %d before", n, before)
 	}
 }
