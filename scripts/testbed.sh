@@ -28,7 +28,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 lab=${1:-${INITRD_REMIX_LAB:-}}
 [[ -n $lab && -f $lab/lab.env ]] || { echo "testbed.sh: no lab (give LAB_DIR or set INITRD_REMIX_LAB)" >&2; exit 64; }
-lab=$(cd "$lab" && pwd)
+# The real directory: its name carries the hash of the lab recipe, where
+# a link such as lab-current would key every lab to one testbed.
+lab=$(cd "$lab" && pwd -P)
 # shellcheck disable=SC1091
 source "$lab/lab.env"
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
