@@ -63,22 +63,11 @@ type Image struct {
 // Open reads the initrd at path. The file is only ever opened read-only.
 // Errors name the file and the offset.
 func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
-	f, err := os.Open(path)
+	f, st, r, err := openInput(path, opt.Progress)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	var r io.Reader = f
-	if opt.Progress != nil {
-		r = &progressReader{r: f, fn: opt.Progress}
-	}
 	var cp *inputCopy
 	if opt.CopyTo != nil {
 		cp = newInputCopy(r, opt.CopyTo)
@@ -100,6 +89,28 @@ func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
 	}
 	img.Path, img.Size = path, st.Size()
 	return img, nil
+}
+
+// openInput opens an image file read-only and returns it, its size and
+// mode, and the reader to decode it from (reporting progress, if asked).
+func openInput(path string, progress func(int64)) (*os.File, os.FileInfo, io.Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	var r io.Reader = f
+	if progress != nil {
+		r = &progressReader{r: f, fn: progress}
+	}
+	return f, st, r, nil
 }
 
 // Read builds an Image from a stream.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"os"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
@@ -72,22 +71,11 @@ func Repack(ctx context.Context, path string, out CopiedOutput, opt RepackOption
 var errNotStreamable = errors.New("the image cannot be rewritten as it is read")
 
 func repackStreaming(ctx context.Context, path string, out CopiedOutput, opt RepackOptions) (*WriteResult, error) {
-	f, err := os.Open(path)
+	f, _, r, err := openInput(path, opt.Progress)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	var r io.Reader = f
-	if opt.Progress != nil {
-		r = &progressReader{r: f, fn: opt.Progress}
-	}
 	// The input is copied to out as it is read, for the early archives
 	// kept in front; the copy stops where the first compressed segment
 	// starts and is cut back to it.
