@@ -51,6 +51,12 @@ uncompressed archives (CPU microcode) are kept first and byte for byte.
 OUTPUT is written to a temporary file beside it, read back and checked,
 synced, and only then renamed into place; INPUT is never opened for writing.
 The same INPUT gives byte-identical OUTPUT.
+
+In rewrite mode the new archive is compressed while INPUT is still being
+read. If the merged tree turns out to differ from the order INPUT listed
+its entries in (a name given twice, a later segment overriding), INPUT is
+read a second time and written the ordinary way: same bytes, more time.
+--json says which ("streamed").
 `)
 	var o outputFlags
 	o.register(fs, string(remix.Rewrite))
