@@ -230,11 +230,7 @@ func (s *streamer) start(seg *Segment, n *Node) error {
 		return err
 	}
 	s.res.NewSegmentOffset = s.cw.n
-	w := io.Writer(s.cw)
-	if s.check != io.Discard {
-		w = io.MultiWriter(s.cw, s.check)
-	}
-	if s.aw, err = newArchiveWriter(w, s.opt, false); err != nil {
+	if s.aw, err = newArchiveWriter(io.MultiWriter(s.cw, s.check), s.opt, false); err != nil {
 		return err
 	}
 	// With nothing before the new archive, the root is written whether or

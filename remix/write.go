@@ -773,24 +773,34 @@ func (w *pipeWriter) CloseWithError(err error) {
 func (r *pipeReader) Read(b []byte) (int, error) {
 	p := r.p
 	for len(p.cur) == 0 {
-		if p.buf != nil {
-			select {
-			case p.free <- p.buf:
-			default:
-			}
-			p.buf = nil
+		if err := r.next(); err != nil {
+			return 0, err
 		}
-		c, ok := <-p.ch
-		if !ok {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return 0, p.werr
-		}
-		p.cur, p.buf = c, c
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// next hands the consumed chunk back to the writer and takes the next one;
+// at the end of the stream it returns the writer's error (io.EOF if none).
+func (r *pipeReader) next() error {
+	p := r.p
+	if p.buf != nil {
+		select {
+		case p.free <- p.buf:
+		default:
+		}
+		p.buf = nil
+	}
+	c, ok := <-p.ch
+	if !ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.werr
+	}
+	p.cur, p.buf = c, c
+	return nil
 }
 
 // WriteTo hands each chunk to w as it comes, with no copy through an
@@ -807,23 +817,11 @@ func (r *pipeReader) WriteTo(w io.Writer) (int64, error) {
 				return total, err
 			}
 		}
-		if p.buf != nil {
-			select {
-			case p.free <- p.buf:
-			default:
-			}
-			p.buf = nil
+		if err := r.next(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
 		}
-		c, ok := <-p.ch
-		if !ok {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.werr == io.EOF {
-				return total, nil
-			}
-			return total, p.werr
-		}
-		p.cur, p.buf = c, c
 	}
 }
 

@@ -2,9 +2,10 @@ package codec
 
 import (
 	"errors"
-	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"io"
 	"sync"
+
+	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 )
 
 // DefaultFrameSize is the uncompressed size after which a Cutter ends its

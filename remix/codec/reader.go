@@ -141,9 +141,7 @@ func newReader(c Codec, src Source, lim limits, cache *Decoders) (io.ReadCloser,
 		return nil, s.fail(err)
 	}
 	r := newReadahead(s, cache)
-	if s.check != nil {
-		r.check = s.check
-	}
+	r.check = s.check
 	return r, nil
 }
 

@@ -131,7 +131,14 @@ type zstdCheck struct {
 	h      *xxhash.Digest
 }
 
-func (c *zstdCheck) Write(p []byte) (int, error) { return c.h.Write(p) }
+// Write hashes decoded bytes, unless the frame has no checksum (the walker
+// read its header before the decoder produced any byte).
+func (c *zstdCheck) Write(p []byte) (int, error) {
+	if !c.walker.checksum {
+		return len(p), nil
+	}
+	return c.h.Write(p)
+}
 
 // done checks the sum once the stream has ended (the walker has read the
 // checksum then).
