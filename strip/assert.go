@@ -25,7 +25,7 @@ func Assert(t *remix.Tree) []Finding {
 	if t.Lookup(Marker) == nil {
 		return []Finding{{Path: Marker, Problem: "no rescue marker: not an initrd-remix rescue image"}}
 	}
-	d := remix.DetectGenerator(t)
+	d := Detect(t)
 	e := &editor{t: t, plan: &Plan{Generator: d.Generator}, check: true}
 	if err := e.profile(d); err != nil {
 		return append(e.findings, Finding{Path: "init", Problem: err.Error()})

@@ -8,8 +8,11 @@
 // and a shell on the console. Module loading, udev and coldplug, firmware,
 // console and keymap are left to the distribution's own boot.
 //
-// Profiles exist for initramfs-tools, dracut with systemd and dracut without
-// systemd; anything else is refused. Every edit is recorded as a plan Item so
+// Each generator is a Profile in a file of its own (profile.go holds the
+// registry): how to recognise its images and the edits it needs. Profiles
+// exist for initramfs-tools, dracut with systemd and dracut without systemd;
+// recognised generators without edits (mkinitcpio, booster) and unknown
+// images are refused. Every edit is recorded as a plan Item so
 // that `build --dry-run` can show it. Assert checks a merged tree that carries
 // the rescue marker for anything left that would activate storage or switch
 // root; the `verify` command uses it.
@@ -69,9 +72,9 @@ type Item struct {
 
 // Plan is what a profile did: the generator it recognised and every edit.
 type Plan struct {
-	Generator remix.Generator `json:"generator"`
-	Evidence  []string        `json:"evidence"`
-	Items     []Item          `json:"items"`
+	Generator Generator `json:"generator"`
+	Evidence  []string  `json:"evidence"`
+	Items     []Item    `json:"items"`
 }
 
 // Options tune Apply.
@@ -82,21 +85,6 @@ type Options struct {
 	// Mtime of the added entries; 0 takes /init's, so the same input gives
 	// the same output.
 	Mtime uint32
-}
-
-// UnsupportedError is returned for images no profile can vouch for.
-type UnsupportedError struct {
-	Detection remix.Detection
-}
-
-func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("unsupported initrd generator %q (evidence: %s); supported: %s",
-		e.Detection.Generator, strings.Join(e.Detection.Evidence, "; "), strings.Join(Supported(), ", "))
-}
-
-// Supported lists the generators with a profile.
-func Supported() []string {
-	return []string{string(remix.InitramfsTools), string(remix.DracutSystemd), string(remix.DracutShell)}
 }
 
 // ErrAlreadyRescue is returned for an image strip already produced:
@@ -110,7 +98,7 @@ func Apply(t *remix.Tree, opt Options) (*Plan, error) {
 	if t.Lookup(Marker) != nil {
 		return nil, ErrAlreadyRescue
 	}
-	d := remix.DetectGenerator(t)
+	d := Detect(t)
 	e := &editor{t: t, plan: &Plan{Generator: d.Generator, Evidence: d.Evidence}, mtime: opt.Mtime}
 	if e.mtime == 0 {
 		if n := t.Lookup("init"); n != nil {
@@ -126,17 +114,13 @@ func Apply(t *remix.Tree, opt Options) (*Plan, error) {
 	return e.plan, nil
 }
 
-// profile runs the generator's own edits.
-func (e *editor) profile(d remix.Detection) error {
-	switch d.Generator {
-	case remix.InitramfsTools:
-		return e.initramfsTools()
-	case remix.DracutSystemd:
-		return e.dracut(true)
-	case remix.DracutShell:
-		return e.dracut(false)
+// profile runs the edits of the generator d names.
+func (e *editor) profile(d Detection) error {
+	p, ok := lookupProfile(d.Generator)
+	if !ok || p.Edit == nil {
+		return &UnsupportedError{Detection: d, Refusal: p.Refusal}
 	}
-	return &UnsupportedError{d}
+	return p.Edit(e)
 }
 
 // editor applies edits to a tree and records them.
@@ -270,7 +254,7 @@ func readAll(n *remix.Node) []byte {
 
 // common adds what every profile needs: the entry point, its shell startup
 // file, the payload, the marker, and the udev and storage configuration.
-func (e *editor) common(opt Options, g remix.Generator) error {
+func (e *editor) common(opt Options, g Generator) error {
 	if err := e.udevRules(); err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func TestApplySynthetic(t *testing.T) {
 	tests := []struct {
 		name    string
 		tree    func(t *testing.T) *remix.Tree
-		gen     remix.Generator
+		gen     Generator
 		touched []string // paths the plan must edit
 		kept    []string // paths it must leave alone
 		check   func(t *testing.T, tr *remix.Tree)
@@ -74,7 +74,7 @@ func TestApplySynthetic(t *testing.T) {
 		{
 			name: "initramfs-tools usr-merged",
 			tree: func(t *testing.T) *remix.Tree { return itoolsTree(t) },
-			gen:  remix.InitramfsTools,
+			gen:  InitramfsTools,
 			touched: []string{"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-top/ORDER",
 				"scripts/init-premount/mdadm", "scripts/init-premount/ORDER", "conf/conf.d/resume", "etc/mdadm/mdadm.conf",
 				"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/90-custom.rules", Entry, Marker, MountPoint},
@@ -99,7 +99,7 @@ func TestApplySynthetic(t *testing.T) {
 		{
 			name: "an image's own mnt stays",
 			tree: func(t *testing.T) *remix.Tree { return itoolsTree(t, "media/", "mnt=-> media") },
-			gen:  remix.InitramfsTools,
+			gen:  InitramfsTools,
 			kept: []string{MountPoint},
 			check: func(t *testing.T, tr *remix.Tree) {
 				if n := tr.Get(MountPoint); n == nil || n.Inode.Type() != newc.TypeSymlink {
@@ -112,7 +112,7 @@ func TestApplySynthetic(t *testing.T) {
 			tree: func(t *testing.T) *remix.Tree {
 				return itoolsTree(t, "usr/lib/udev/etc/", "etc/udev=-> ../usr/lib/udev/etc")
 			},
-			gen:     remix.InitramfsTools,
+			gen:     InitramfsTools,
 			touched: []string{"usr/lib/udev/etc/rules.d/64-md-raid-assembly.rules"},
 			check: func(t *testing.T, tr *remix.Tree) {
 				if n := tr.Get("etc/udev"); n == nil || n.Inode.Type() != newc.TypeSymlink {
@@ -137,7 +137,7 @@ func TestApplySynthetic(t *testing.T) {
 					"usr/lib/dracut/hooks/", "usr/lib/dracut/hooks/cmdline/", "usr/lib/dracut/hooks/cmdline/30-parse-lvm.sh=x\n",
 					"usr/lib/dracut/hooks/cmdline/01-parse-kernel.sh=x\n", "usr/lib/dracut/hooks/pre-pivot/", "usr/lib/dracut/hooks/pre-pivot/10-x.sh=x\n")...)
 			},
-			gen: remix.DracutSystemd,
+			gen: DracutSystemd,
 			touched: []string{"etc/systemd/system/initrd-switch-root.service", "etc/systemd/system/mdmon@.service", "etc/systemd/system/sysroot.mount",
 				"etc/systemd/system-generators/systemd-fstab-generator", "etc/systemd/system/initrd.target", "etc/systemd/system/default.target",
 				"etc/cmdline.d/01-default.conf", "etc/crypttab", "usr/lib/dracut/hooks/cmdline/30-parse-lvm.sh",
@@ -161,7 +161,7 @@ func TestApplySynthetic(t *testing.T) {
 					"usr/lib/dracut/hooks/", "usr/lib/dracut/hooks/mount/", "usr/lib/dracut/hooks/mount/99-mount-root.sh=x\n",
 					"usr/lib/dracut/hooks/cmdline/", "usr/lib/dracut/hooks/cmdline/95-parse-block.sh=x\n")...)
 			},
-			gen: remix.DracutShell,
+			gen: DracutShell,
 			touched: []string{"usr/lib/dracut/hooks/mount/99-mount-root.sh", "usr/lib/dracut/hooks/cmdline/95-parse-block.sh",
 				"usr/lib/dracut/hooks/pre-mount/00-initrd-remix-rescue.sh", "usr/lib/dracut/hooks/cmdline/99zz-initrd-remix.sh",
 				"etc/cmdline.d/99-initrd-remix.conf"},

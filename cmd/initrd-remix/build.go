@@ -27,10 +27,11 @@ or zfs, no resume, no fsck, no root mount and no switch_root, whatever the
 kernel command line or the image's baked configuration says. Instead the boot
 ends in a rescue shell on the console (after running the --run payload).
 
-The generator is detected (initramfs-tools, dracut with systemd, dracut
-without systemd); anything else is refused. The result must pass its own
-checks (nothing left that would touch storage, the written segment decoded
-and compared) before it is renamed into place; the input is only read.
+The generator is detected (supported: %s);
+anything else is refused with the evidence that identified it. The result
+must pass its own checks (nothing left that would touch storage, the written
+segment decoded and compared) before it is renamed into place; the input is
+only read.
 
 --mode append (the default) keeps the input byte for byte and adds one small
 segment with the edits: fast, nothing is recompressed. It falls back to
@@ -79,7 +80,7 @@ type buildReport struct {
 	Output    string          `json:"output"`
 	Kver      string          `json:"kver"`
 	DryRun    bool            `json:"dry_run"`
-	Generator remix.Generator `json:"generator"`
+	Generator strip.Generator `json:"generator"`
 	Evidence  []string        `json:"evidence"`
 	Items     []strip.Item    `json:"items"`
 	// ModeNote says why the mode differs from the one asked for.
@@ -92,7 +93,7 @@ type buildReport struct {
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "build", "", buildAbout)
+	fs := newFlagSet(e, "build", "", fmt.Sprintf(buildAbout, strings.Join(strip.Supported(), ", ")))
 	var b buildFlags
 	fs.StringVar(&b.input, "input", "", "the distribution's initrd (default: the kernel's initrd in ROOT/boot, by each distribution's naming)")
 	fs.StringVar(&b.output, "output", "", "where to write the rescue initrd (default: initrd-remix-rescue-KVER.img beside the input)")

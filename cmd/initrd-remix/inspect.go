@@ -13,6 +13,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip"
 )
 
 // inspectReport is the JSON printed by inspect --json; README documents it.
@@ -22,7 +23,7 @@ type inspectReport struct {
 	Segments       []remix.Segment `json:"segments"`
 	Entries        int             `json:"entries"`
 	Names          int             `json:"names"`
-	Generator      remix.Detection `json:"generator"`
+	Generator      strip.Detection `json:"generator"`
 	UsrMerge       remix.UsrMerge  `json:"usr_merge"`
 	KernelVersions []string        `json:"kernel_versions"`
 	Microcode      microcodeReport `json:"microcode"`
@@ -101,7 +102,7 @@ memory whole.
 	}
 	defer img.Close()
 	rep := inspectReport{File: path, Size: img.Size, Segments: img.Segments, Names: img.Tree.Len(),
-		Generator: remix.DetectGenerator(img.Tree), UsrMerge: remix.DetectUsrMerge(img.Tree),
+		Generator: strip.Detect(img.Tree), UsrMerge: remix.DetectUsrMerge(img.Tree),
 		KernelVersions: remix.KernelVersions(img.Tree), Dropped: img.Dropped, Files: raw}
 	for _, s := range img.Segments {
 		rep.Entries += s.Entries

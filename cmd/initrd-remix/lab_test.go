@@ -17,6 +17,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/strip"
 )
 
 // labImage is one row of the lab's images/manifest.tsv.
@@ -85,7 +86,7 @@ func TestLabInspect(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer img.Close()
-			if g := remix.DetectGenerator(img.Tree); string(g.Generator) != im.Family {
+			if g := strip.Detect(img.Tree); string(g.Generator) != im.Family {
 				t.Errorf("generator %s (%v), lab built it with %s", g.Generator, g.Evidence, im.Family)
 			}
 			if got := map[bool]string{true: "yes", false: "no"}[img.HasMicrocode()]; got != im.Microcode {
@@ -102,7 +103,7 @@ func TestLabInspect(t *testing.T) {
 			if u := remix.DetectUsrMerge(img.Tree); u.State != "merged" {
 				t.Errorf("usr-merge %+v; Debian 12 images are merged", u)
 			}
-			t.Logf("%d segments, %d names, generator evidence %v", len(img.Segments), img.Tree.Len(), remix.DetectGenerator(img.Tree).Evidence)
+			t.Logf("%d segments, %d names, generator evidence %v", len(img.Segments), img.Tree.Len(), strip.Detect(img.Tree).Evidence)
 		})
 	}
 }

@@ -1,0 +1,122 @@
+package strip
+
+import (
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+// dracutEvidence returns what shows dracut built t, and whether its /init is
+// systemd: /init links to systemd, or default.target is initrd.target.
+func dracutEvidence(t *remix.Tree) (ev []string, systemd bool) {
+	ev = present(t, "usr/lib/dracut/modules.txt", "usr/lib/dracut/build-parameter.txt", "usr/lib/dracut-lib.sh", "lib/dracut-lib.sh")
+	if ev == nil {
+		return nil, false
+	}
+	if n := t.Lookup("init"); n != nil && n.Inode.Type() == newc.TypeSymlink && strings.HasSuffix(n.Inode.Target, "systemd") {
+		systemd = true
+	}
+	if d := t.Lookup("etc/systemd/system/default.target"); d != nil && d.Inode.Type() == newc.TypeSymlink && strings.HasSuffix(d.Inode.Target, "initrd.target") {
+		ev = append(ev, "etc/systemd/system/default.target -> "+d.Inode.Target)
+		systemd = true
+	}
+	return ev, systemd
+}
+
+var dracutHookDirs = []string{"usr/lib/dracut/hooks", "lib/dracut/hooks", "var/lib/dracut/hooks"}
+
+// dracutRootStages only exist to find, mount and switch to the root.
+var dracutRootStages = words("mount pre-mount pre-pivot cleanup netroot initqueue/finished initqueue/timeout")
+
+// dracutKeptStages keep every hook not named after storage; emergency and
+// shutdown hooks only run when asked and are left alone.
+var dracutKeptStages = words("cmdline pre-udev pre-trigger initqueue initqueue/settled initqueue/online")
+
+const (
+	dracutCmdlineHook = "cmdline/99zz-initrd-remix.sh"
+	dracutExecHook    = "00-initrd-remix-rescue.sh"
+)
+
+func (e *editor) dracut(systemd bool) error {
+	neutral := embedded("neutral-hook.sh")
+	execHook := embedded("dracut-exec-hook.sh")
+	cmdHook := embedded("dracut-cmdline-hook.sh")
+	hookDirs := uniqueDirs(e.t, dracutHookDirs...)
+	for _, hd := range hookDirs {
+		var names []string
+		byName := map[string]*remix.Node{}
+		for _, n := range e.t.Nodes() {
+			rest, ok := strings.CutPrefix(n.Path, hd+"/")
+			if ok && n.Inode.Type() == newc.TypeReg && strings.HasSuffix(rest, ".sh") {
+				names = append(names, rest)
+				byName[rest] = n
+			}
+		}
+		sort.Strings(names)
+		for _, rest := range names {
+			n := byName[rest]
+			stage, base := path.Split(rest)
+			stage = strings.TrimSuffix(stage, "/")
+			var why string
+			switch {
+			case dracutRootStages[stage]:
+				why = stage + " hook: root discovery, mount or switch_root"
+			case dracutKeptStages[stage] && storageName(base):
+				why = stage + " hook about storage"
+			default:
+				continue
+			}
+			body := readAll(n)
+			if isNeutral(n, neutral) || string(body) == string(execHook) || string(body) == string(cmdHook) {
+				continue
+			}
+			if err := e.file(NeutraliseScript, why, n.Path, 0o755, neutral); err != nil {
+				return err
+			}
+		}
+	}
+	if len(hookDirs) == 0 {
+		hookDirs = []string{"usr/lib/dracut/hooks"}
+	}
+	hd := hookDirs[0]
+	if err := e.file(AddFile, "last cmdline hook: a missing or unknown root= must not make dracut halt", hd+"/"+dracutCmdlineHook, 0o755, cmdHook); err != nil {
+		return err
+	}
+	if !systemd {
+		for _, st := range []struct{ stage, why string }{
+			{"pre-mount", "dracut's /init (PID 1) becomes the rescue entry point before any mount"},
+			{"initqueue/timeout", "should anything still wait for a device, the rescue starts instead of a fallback"},
+			{"emergency", "an emergency (rd.break, a failure) starts the rescue instead of continuing the boot"},
+		} {
+			if err := e.file(AddFile, st.why, hd+"/"+st.stage+"/"+dracutExecHook, 0o755, execHook); err != nil {
+				return err
+			}
+		}
+	}
+	// Baked kernel arguments (host-only images): root=, rd.lvm.lv=,
+	// rd.luks.uuid=, resume= are read by dracut's getarg.
+	_, kids := children(e.t, "etc/cmdline.d")
+	for _, n := range kids {
+		if !strings.HasSuffix(n.Path, ".conf") || path.Base(n.Path) == "99-initrd-remix.conf" || masked(n) {
+			continue
+		}
+		if err := e.file(OverrideConfig, "baked kernel arguments dropped (root=, rd.lvm.lv=, rd.luks.uuid=, resume=...)", n.Path, 0o644,
+			[]byte("# initrd-remix: baked arguments dropped in the rescue image\n")); err != nil {
+			return err
+		}
+	}
+	if err := e.file(OverrideConfig, "storage switches off by default (the real command line still wins for getarg; the hooks are neutralised too)",
+		"etc/cmdline.d/99-initrd-remix.conf", 0o644, []byte(dracutOffArgs+"\n")); err != nil {
+		return err
+	}
+	if systemd {
+		return e.systemd()
+	}
+	return nil
+}
+
+// dracutOffArgs are dracut's and systemd's own switches for storage.
+const dracutOffArgs = "rd.lvm=0 rd.md=0 rd.dm=0 rd.luks=0 rd.multipath=0 rd.iscsi=0 rd.nvmf.discover=0 systemd.gpt_auto=0 noresume"
