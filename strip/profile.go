@@ -51,6 +51,8 @@ func profiles() []Profile {
 		dracutShellProfile(),
 		mkinitcpioProfile(),
 		boosterProfile(),
+		tinyInitramfsProfile(),
+		alpineMkinitfsProfile(),
 	}
 }
 

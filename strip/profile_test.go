@@ -61,6 +61,11 @@ func TestDetect(t *testing.T) {
 			Mkinitcpio, []string{"init_functions present", "config present"}, "nothing can vouch"},
 		{"booster", []string{"init=\x7fELF\x02\x01\x01", "etc/", "etc/booster.yaml=x\n"},
 			Booster, []string{"etc/booster.yaml present", "/init is an ELF program"}, "compiled program"},
+		{"tiny-initramfs", []string{"init=\x7fELF\x02\x01\x01", "dev/", "proc/", "target/", "modules=/virtio_blk.ko\n", "virtio_blk.ko=x"},
+			TinyInitramfs, []string{"target/ present", "/init is an ELF program"}, "/target"},
+		{"a target directory alone is not tiny-initramfs", []string{"init=#!/bin/sh\n", "target/", "modules=x\n"}, Unknown, nil, `"unknown"`},
+		{"alpine mkinitfs", []string{"init=#!/bin/sh\n", "sbin/", "sbin/nlplug-findfs=\x7fELF"},
+			AlpineMkinitfs, []string{"sbin/nlplug-findfs present", "/init is a script (#!/bin/sh)"}, "nlplug-findfs"},
 		{"nothing", []string{"etc/"}, Unknown, []string{"no /init"}, `"unknown"`},
 		// Fail closed: an image two profiles claim gets neither's edits.
 		{"two generators at once", append(append([]string{}, dracutFiles...), "init=#!/bin/sh\n", "conf/", "conf/initramfs.conf=x\n", "scripts/", "scripts/local=x\n"),
