@@ -150,7 +150,7 @@ func TestHardLinksGroupAcrossFrames(t *testing.T) {
 			if ln1 == nil || ln2 == nil || ln1.Inode != ln2.Inode {
 				t.Fatalf("etc/ln1 and etc/ln2 must share an inode")
 			}
-			if got := string(readHead(ln1.Inode.Content, 100)); got != "shared body" {
+			if got := string(Head(ln1.Inode.Content, 100)); got != "shared body" {
 				t.Fatalf("ln1 = %q", got)
 			}
 		})
@@ -192,7 +192,7 @@ func TestAppendClosesAnUnterminatedArchive(t *testing.T) {
 			if d := DiffViews(want, view(t, written)); d != nil {
 				t.Fatalf("merged trees differ:\n%s", strings.Join(d, "\n"))
 			}
-			if got := string(readHead(written.Tree.Get("etc/old1").Inode.Content, 100)); got != "old body" {
+			if got := string(Head(written.Tree.Get("etc/old1").Inode.Content, 100)); got != "old body" {
 				t.Fatalf("etc/old1 = %q: the new link group was linked to the old inode", got)
 			}
 			s, err := scanAll(data[res.NewSegmentOffset:])

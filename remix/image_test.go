@@ -139,14 +139,14 @@ func TestOpenReadsSegmentsAndMergesLikeTheKernel(t *testing.T) {
 		t.Errorf("segment 2: %+v", s[2])
 	}
 	tr := img.Tree
-	if got := string(readHead(tr.Get("etc/old").Inode.Content, 100)); got != "fresh" || tr.Get("etc/old").Inode.UID != 3 {
+	if got := string(Head(tr.Get("etc/old").Inode.Content, 100)); got != "fresh" || tr.Get("etc/old").Inode.UID != 3 {
 		t.Errorf("etc/old = %q: the later entry must win", got)
 	}
 	if tr.Get("usr/bin/added") == nil || tr.Get("bin").Inode.Type() != newc.TypeSymlink {
 		t.Error("bin/added must land in usr/bin through the link")
 	}
 	ln1, ln2 := tr.Get("usr/bin/ln1"), tr.Get("usr/bin/ln2")
-	if ln1.Inode != ln2.Inode || string(readHead(ln1.Inode.Content, 100)) != "hardlinked" {
+	if ln1.Inode != ln2.Inode || string(Head(ln1.Inode.Content, 100)) != "hardlinked" {
 		t.Error("hard links must share one inode with the data")
 	}
 	if c := tr.Get("dev/console").Inode; c.RDevMajor != 5 || c.RDevMinor != 1 {
@@ -400,7 +400,7 @@ func TestKeepContentSkipsBodies(t *testing.T) {
 	if _, err := img.Tree.Get("usr/bin/sh").Inode.Content.Open(); !errors.Is(err, ErrContentNotKept) {
 		t.Fatalf("usr/bin/sh content: %v, want ErrContentNotKept", err)
 	}
-	if got := string(readHead(img.Tree.Get("etc/old").Inode.Content, 100)); got != "fresh" {
+	if got := string(Head(img.Tree.Get("etc/old").Inode.Content, 100)); got != "fresh" {
 		t.Fatalf("etc/old = %q", got)
 	}
 	if sz := img.Tree.Get("usr/bin/sh").Inode.Size(); sz != 21000 {
@@ -431,10 +431,10 @@ func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
 			}
 			check := func(tr *Tree, where string) {
 				t.Helper()
-				if got := string(readHead(tr.Get("usr/bin/ln1").Inode.Content, 100)); got != "replaced" {
+				if got := string(Head(tr.Get("usr/bin/ln1").Inode.Content, 100)); got != "replaced" {
 					t.Errorf("%s: ln1 = %q", where, got)
 				}
-				if got := string(readHead(tr.Get("usr/bin/ln2").Inode.Content, 100)); got != "hardlinked" {
+				if got := string(Head(tr.Get("usr/bin/ln2").Inode.Content, 100)); got != "hardlinked" {
 					t.Errorf("%s: ln2 = %q, the other link must keep its content", where, got)
 				}
 				if tr.Get("usr/bin/ln1").Inode == tr.Get("usr/bin/ln2").Inode {
@@ -451,7 +451,7 @@ func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
 	if _, err := img.Tree.Put(Entry{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Content: BytesContent("through")}); err != nil {
 		t.Fatal(err)
 	}
-	if got := string(readHead(img.Tree.Get("usr/bin/ln2").Inode.Content, 100)); got != "through" {
+	if got := string(Head(img.Tree.Get("usr/bin/ln2").Inode.Content, 100)); got != "through" {
 		t.Errorf("Put over a hard link: ln2 = %q, want the shared content", got)
 	}
 }

@@ -32,7 +32,7 @@ func body(t *testing.T, n *Node) string {
 	if n.Inode.Content == nil {
 		return ""
 	}
-	return string(readHead(n.Inode.Content, 1<<20))
+	return string(Head(n.Inode.Content, 1<<20))
 }
 
 // usrMerged is the layout of Debian 12's and Fedora's images.

@@ -3,7 +3,6 @@ package strip
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -140,7 +139,7 @@ func describeInit(t *remix.Tree) string {
 	case newc.TypeSymlink:
 		return "/init -> " + n.Inode.Target
 	case newc.TypeReg:
-		head := readHead(n.Inode.Content, 128)
+		head := remix.Head(n.Inode.Content, 128)
 		switch {
 		case bytes.HasPrefix(head, []byte("#!")):
 			line, _, _ := bytes.Cut(head, []byte("\n"))
@@ -151,19 +150,4 @@ func describeInit(t *remix.Tree) string {
 		return "/init is a regular file"
 	}
 	return "/init is a " + remix.TypeName(n.Inode.Mode)
-}
-
-// readHead returns up to n leading bytes of c.
-func readHead(c remix.Content, n int) []byte {
-	if c == nil {
-		return nil
-	}
-	r, err := c.Open()
-	if err != nil {
-		return nil
-	}
-	defer r.Close()
-	buf := make([]byte, n)
-	k, _ := io.ReadFull(r, buf)
-	return buf[:k]
 }

@@ -17,7 +17,7 @@ func tinyInitramfsProfile() Profile {
 		Name: TinyInitramfs,
 		Detect: func(t *remix.Tree) []string {
 			init, target, mods := t.Lookup("init"), t.Lookup("target"), t.Lookup("modules")
-			if init == nil || init.Inode.Type() != newc.TypeReg || !bytes.HasPrefix(readHead(init.Inode.Content, 4), []byte("\x7fELF")) ||
+			if init == nil || init.Inode.Type() != newc.TypeReg || !bytes.HasPrefix(remix.Head(init.Inode.Content, 4), []byte("\x7fELF")) ||
 				target == nil || target.Inode.Type() != newc.TypeDir || mods == nil || mods.Inode.Type() != newc.TypeReg {
 				return nil
 			}
