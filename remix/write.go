@@ -181,8 +181,8 @@ func padForNextSegment(w *countingWriter, segs []Segment, keep int64, mode Write
 	pad := (4 - w.n%4) % 4
 	if mode == Append && len(segs) > 0 {
 		last := segs[len(segs)-1]
-		if last.Compression == codec.LZ4 && last.Padding+pad < 4 {
-			pad += 4
+		if need := int64(codec.TrailingZeros(last.Compression)) - last.Padding - pad; need > 0 {
+			pad += (need + 3) &^ 3 // still 4-byte aligned
 		}
 	}
 	if pad == 0 {

@@ -313,6 +313,16 @@ func (z *bzip2Walker) decode(f *framer, t *bzTable) (int, error) {
 	return 0, errors.New("invalid Huffman code")
 }
 
+// bzip2: magic "BZh" (then the block size digit). Read only.
+func bzip2Format() format {
+	return format{
+		codec:   Bzip2,
+		aliases: []string{"bz2"},
+		magics:  []string{"BZh"},
+		open:    func(s *stream, _ limits, _ *Decoders) error { return s.openBzip2() },
+	}
+}
+
 func (s *stream) openBzip2() error {
 	s.fr = newFramer(s.cur, &bzip2Walker{})
 	// The framer is an io.ByteReader, so the decoder takes bytes from it

@@ -12,6 +12,12 @@
 //     time, one zstd frame with a window of at most 8 MiB and no skippable
 //     frames, xz with a CRC32 check and LZMA2, lz4 in the legacy format.
 //
+// Each format lives in a file of its own (gzip.go, zstd.go, xz.go, lz4.go,
+// bzip2.go, lzma.go, lzo.go) with its magic, its reader, its writer if the
+// kernel-safe output can be written, and the kernel's limits; formats() in
+// codec.go is the registry that Detect, Parse, Writable, NewReader and
+// NewWriter consult.
+//
 // The package holds no mutable state: every reader and writer owns what it
 // uses, and all tables are constants or are rebuilt per call.
 package codec
@@ -19,6 +25,8 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 )
 
@@ -45,67 +53,109 @@ const MagicLen = 6
 // decompressors support but the Go decoders do not (xz BCJ filters).
 var ErrUnsupported = errors.New("not supported")
 
-// Detect names the codec whose magic number starts b.
-//
-// The kernel's table (lib/decompress.c) compares only two bytes and leaves
-// the rest of the check to the decompressor; Detect compares the full magic
-// of each format so that a stray "BZ" or "\x5d\x00" in junk is reported as
-// an unknown magic rather than as a corrupt stream. Every stream the
-// kernel's decompressors accept starts with these magics, with one
-// theoretical exception: a legacy lzma stream with a dictionary under
-// 64 KiB (no lzma tool writes one by default) has a non-zero third byte.
-// Input shorter than a format's magic matches nothing.
-func Detect(b []byte) (Codec, bool) {
-	switch {
-	case hasPrefix(b, "\x1f\x8b"), hasPrefix(b, "\x1f\x9e"): // 1f 9e: old gzip, still in the table
-		return Gzip, true
-	case hasPrefix(b, "BZh"):
-		return Bzip2, true
-	case hasPrefix(b, "\x5d\x00\x00"):
-		return LZMA, true
-	case hasPrefix(b, "\xfd7zXZ\x00"):
-		return XZ, true
-	case hasPrefix(b, "\x89LZO"):
-		return LZO, true
-	case hasPrefix(b, "\x02\x21\x4c\x18"):
-		return LZ4, true
-	case hasPrefix(b, "\x28\xb5\x2f\xfd"):
-		return Zstd, true
-	}
-	return "", false
+// A format is one compressor the kernel knows, everything this package does
+// with it in one place: its names, its magic numbers, how one stream is
+// opened for reading, how one is written (nil for a format the kernel reads
+// but nothing here writes), and the kernel's limits on what follows it.
+// Each format's file holds its format; formats lists them all.
+type format struct {
+	codec   Codec
+	aliases []string // more names Parse accepts
+	// magics start every stream of the format. The kernel's table
+	// (lib/decompress.c) compares only two bytes and leaves the rest of
+	// the check to the decompressor; Detect compares the full magic so
+	// that a stray "BZ" or "\x5d\x00" in junk is an unknown magic rather
+	// than a corrupt stream.
+	magics []string
+	// open sets up s to decode one stream at s.cur.
+	open func(s *stream, lim limits, cache *Decoders) error
+	// newWriter returns an encoder of streams the kernel boots; nil when
+	// the format is only read.
+	newWriter func(w io.Writer, o WriterOptions) (io.WriteCloser, error)
+	// trailingZeros is how many zero bytes must follow a stream of the
+	// format when anything follows it (a format without end marker).
+	trailingZeros int
 }
 
-func hasPrefix(b []byte, magic string) bool {
-	return len(b) >= len(magic) && string(b[:len(magic)]) == magic
+// formats is the registry, in the order names are listed to users: the
+// writable formats first. Adding a codec is its file and one line here.
+func formats() []format {
+	return []format{gzipFormat(), zstdFormat(), xzFormat(), lz4Format(), bzip2Format(), lzmaFormat(), lzoFormat()}
+}
+
+// lookup returns the registered format of c.
+func lookup(c Codec) (format, bool) {
+	for _, f := range formats() {
+		if f.codec == c {
+			return f, true
+		}
+	}
+	return format{}, false
+}
+
+// Detect names the codec whose magic number starts b.
+//
+// Every stream the kernel's decompressors accept starts with its format's
+// full magic, with one theoretical exception: a legacy lzma stream with a
+// dictionary under 64 KiB (no lzma tool writes one by default) has a
+// non-zero third byte. Input shorter than a format's magic matches nothing.
+func Detect(b []byte) (Codec, bool) {
+	for _, f := range formats() {
+		for _, m := range f.magics {
+			if len(b) >= len(m) && string(b[:len(m)]) == m {
+				return f.codec, true
+			}
+		}
+	}
+	return "", false
 }
 
 // Parse reads a codec name as given to a --compress flag: the codec names,
 // plus the aliases gz, zst, bz2 and cat/uncompressed for none. Case and
 // surrounding space are ignored.
 func Parse(name string) (Codec, error) {
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "none", "cat", "uncompressed":
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == string(None) || n == "cat" || n == "uncompressed" {
 		return None, nil
-	case "gzip", "gz":
-		return Gzip, nil
-	case "zstd", "zst":
-		return Zstd, nil
-	case "xz":
-		return XZ, nil
-	case "lz4":
-		return LZ4, nil
-	case "bzip2", "bz2":
-		return Bzip2, nil
-	case "lzma":
-		return LZMA, nil
-	case "lzo":
-		return LZO, nil
 	}
-	return "", fmt.Errorf("unknown compression %q: valid names are none, gzip, zstd, xz, lz4 (writable) and bzip2, lzma, lzo (readable only)", name)
+	var readOnly []string
+	for _, f := range formats() {
+		if n == string(f.codec) || slices.Contains(f.aliases, n) {
+			return f.codec, nil
+		}
+		if f.newWriter == nil {
+			readOnly = append(readOnly, string(f.codec))
+		}
+	}
+	return "", fmt.Errorf("unknown compression %q: valid names are %s (writable) and %s (readable only)", name, joinCodecs(Writable()), strings.Join(readOnly, ", "))
 }
 
 // Writable lists the codecs NewWriter produces, in a fresh slice.
-func Writable() []Codec { return []Codec{None, Gzip, Zstd, XZ, LZ4} }
+func Writable() []Codec {
+	out := []Codec{None}
+	for _, f := range formats() {
+		if f.newWriter != nil {
+			out = append(out, f.codec)
+		}
+	}
+	return out
+}
+
+// TrailingZeros is how many zero bytes the kernel needs after a stream of c
+// when anything follows it in the image: 4 after legacy lz4, which has no
+// end marker (the zero word ends it), 0 for the others.
+func TrailingZeros(c Codec) int {
+	f, _ := lookup(c)
+	return f.trailingZeros
+}
+
+func joinCodecs(cs []Codec) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = string(c)
+	}
+	return strings.Join(s, ", ")
+}
 
 // StreamError reports a corrupt, truncated or unsupported stream. Offset
 // counts the bytes of the stream (from its first magic byte) that had been

@@ -20,6 +20,27 @@ const (
 	lz4MaxCompressed = lz4ChunkSize + lz4ChunkSize/255 + 16
 )
 
+// lz4: the legacy magic 02 21 4c 18. It has no end marker: anything after
+// a stream must start with a zero word.
+func lz4Format() format {
+	return format{
+		codec:  LZ4,
+		magics: []string{"\x02\x21\x4c\x18"},
+		open: func(s *stream, _ limits, _ *Decoders) (err error) {
+			s.dec, err = newLZ4Reader(s.cur)
+			return err
+		},
+		newWriter: func(w io.Writer, o WriterOptions) (io.WriteCloser, error) {
+			lw, err := newLZ4Writer(w, o.Level)
+			if err != nil {
+				return nil, err
+			}
+			return lw, nil
+		},
+		trailingZeros: 4,
+	}
+}
+
 // lz4Reader follows lib/decompress_unlz4.c as init/initramfs.c calls it
 // (whole input in memory, no fill function): after the magic, it reads a
 // 32-bit word; a repeated magic is skipped and the stream goes on; a

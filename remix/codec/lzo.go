@@ -39,6 +39,18 @@ type lzoReader struct {
 	eof  bool
 }
 
+// lzo: lzop's file format, magic 89 4c 5a 4f ("\x89LZO"). Read only.
+func lzoFormat() format {
+	return format{
+		codec:  LZO,
+		magics: []string{"\x89LZO"},
+		open: func(s *stream, _ limits, _ *Decoders) (err error) {
+			s.dec, err = newLZOReader(s.cur)
+			return err
+		},
+	}
+}
+
 func newLZOReader(cur *cursor) (io.Reader, error) {
 	var head [9 + 7]byte // magic, version, library version, version needed, method
 	if err := cur.readFull(head[:]); err != nil {

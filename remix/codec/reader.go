@@ -1,16 +1,11 @@
 package codec
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz/lzma"
 )
 
 // Source is what the segment scanner hands a decoder: the image, buffered.
@@ -116,26 +111,12 @@ func newReader(c Codec, src Source, lim limits, cache *Decoders) (io.ReadCloser,
 	if c == None {
 		return io.NopCloser(src), nil
 	}
-	s := &stream{codec: c, cur: &cursor{src: src}}
-	var err error
-	switch c {
-	case Gzip:
-		err = s.openGzip()
-	case Zstd:
-		err = s.openZstd(lim, cache)
-	case XZ:
-		err = s.openXZ(lim)
-	case LZ4:
-		s.dec, err = newLZ4Reader(s.cur)
-	case Bzip2:
-		err = s.openBzip2()
-	case LZMA:
-		err = s.openLZMA(lim)
-	case LZO:
-		s.dec, err = newLZOReader(s.cur)
-	default:
+	f, ok := lookup(c)
+	if !ok {
 		return nil, fmt.Errorf("unknown codec %q", c)
 	}
+	s := &stream{codec: c, cur: &cursor{src: src}}
+	err := f.open(s, lim, cache)
 	if err != nil {
 		s.Close()
 		return nil, s.fail(err)
@@ -211,90 +192,6 @@ func (s *stream) Close() error {
 		s.release()
 		s.release = nil
 	}
-	return nil
-}
-
-// gzipReader reads one gzip member with the header rules of the kernel's
-// gunzip (lib/decompress_inflate.c): ID1 ID2 = 1f 8b, CM = 8, a file name
-// skipped if FNAME is set, other header bytes ignored (reserved flag bits
-// included, which klauspost's and the standard gzip readers treat
-// differently). FEXTRA, FCOMMENT and FHCRC are refused: the kernel does not
-// skip them and would inflate their bytes. After the deflate data, the
-// 8-byte trailer is read and checked (the kernel skips it; a mismatch
-// means corrupt data).
-type gzipReader struct {
-	cur  *cursor
-	fl   io.ReadCloser
-	crc  hash.Hash32
-	size uint32
-	eof  bool
-}
-
-func (s *stream) openGzip() error {
-	var h [10]byte
-	if err := s.cur.readFull(h[:]); err != nil {
-		return fmt.Errorf("gzip header: %w", err)
-	}
-	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
-		return fmt.Errorf("gzip header % x: not a deflate member (the kernel wants 1f 8b 08)", h[:3])
-	}
-	// Flags: FHCRC 0x02, FEXTRA 0x04, FNAME 0x08, FCOMMENT 0x10.
-	if h[3]&0x16 != 0 {
-		return fmt.Errorf("gzip header flags %#02x ask for FEXTRA, FCOMMENT or FHCRC fields, which the kernel cannot skip", h[3])
-	}
-	if h[3]&0x08 != 0 {
-		for {
-			b, err := s.cur.ReadByte()
-			if err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return fmt.Errorf("gzip file name: %w", err)
-			}
-			if b == 0 {
-				break
-			}
-		}
-	}
-	// The cursor is an io.ByteReader, so inflate reads it directly, a
-	// byte at a time as it needs bits, and stops at the end of the last
-	// block: the trailer is next.
-	s.dec = &gzipReader{cur: s.cur, fl: flate.NewReader(s.cur), crc: crc32.NewIEEE()}
-	return nil
-}
-
-func (g *gzipReader) Read(p []byte) (int, error) {
-	if g.eof {
-		return 0, io.EOF
-	}
-	n, err := g.fl.Read(p)
-	g.crc.Write(p[:n])
-	g.size += uint32(n)
-	if err != io.EOF {
-		return n, err
-	}
-	var t [8]byte
-	if err := g.cur.readFull(t[:]); err != nil {
-		return n, fmt.Errorf("gzip trailer: %w", err)
-	}
-	if binary.LittleEndian.Uint32(t[:]) != g.crc.Sum32() || binary.LittleEndian.Uint32(t[4:]) != g.size {
-		return n, errors.New("gzip trailer: CRC32 or size mismatch (corrupt data)")
-	}
-	g.eof = true
-	return n, io.EOF
-}
-
-func (s *stream) openLZMA(lim limits) error {
-	// DictCap is a limit (since ulikunitz/xz 0.5.14), checked against the
-	// header before the dictionary is allocated. The decoder reads the
-	// cursor as an io.ByteReader and normalises its range coder after each
-	// bit, so it consumes exactly the encoder's output, end marker and
-	// final flush bytes included.
-	r, err := lzma.ReaderConfig{DictCap: int(lim.dict)}.NewReader(s.cur)
-	if err != nil {
-		return err
-	}
-	s.dec = r
 	return nil
 }
 

@@ -4,10 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"time"
-
-	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // WriterOptions tune NewWriter.
@@ -51,67 +47,17 @@ type WriterOptions struct {
 // on the bytes written and the options (not on Write boundaries, timing
 // or Concurrency). bzip2, lzma and lzo cannot be written: ErrUnsupported.
 func NewWriter(c Codec, w io.Writer, o WriterOptions) (io.WriteCloser, error) {
-	switch c {
-	case None:
+	if c == None {
 		return nopWriteCloser{w}, nil
-	case Gzip:
-		level := o.Level
-		if level == 0 {
-			level = 6
-		}
-		if level < 1 || level > 9 {
-			return nil, fmt.Errorf("gzip level %d out of range 1-9", o.Level)
-		}
-		if _, err := kgzip.NewWriterLevel(nil, level); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		return newFramedWriter(w, o.FrameSize, threads(o), func() (frameEncoder, error) {
-			zw, err := kgzip.NewWriterLevel(nil, level)
-			if err != nil {
-				return nil, fmt.Errorf("gzip: %w", err)
-			}
-			return &gzipMember{zw}, nil
-		}), nil
-	case Zstd:
-		level := zstd.SpeedDefault
-		if o.Level != 0 {
-			if o.Level < 1 || o.Level > 22 {
-				return nil, fmt.Errorf("zstd level %d out of range 1-22", o.Level)
-			}
-			level = zstd.EncoderLevelFromZstd(o.Level)
-		}
-		newEnc := func() (frameEncoder, error) {
-			// One goroutine per encoder: the parallelism is across
-			// frames, which share nothing, rather than within one.
-			zw, err := zstd.NewWriter(nil,
-				zstd.WithEncoderLevel(level),
-				zstd.WithWindowSize(8<<20),
-				zstd.WithEncoderConcurrency(1),
-				zstd.WithEncoderCRC(true),
-				// An empty segment must still be a frame the kernel can
-				// decode, not zero bytes that read as padding.
-				zstd.WithZeroFrames(true))
-			if err != nil {
-				return nil, fmt.Errorf("zstd: %w", err)
-			}
-			return zw, nil
-		}
-		if _, err := newEnc(); err != nil {
-			return nil, err
-		}
-		return newFramedWriter(w, o.FrameSize, threads(o), newEnc), nil
-	case XZ:
-		return newXZWriter(w, threads(o))
-	case LZ4:
-		lw, err := newLZ4Writer(w, o.Level)
-		if err != nil {
-			return nil, err
-		}
-		return lw, nil
-	case Bzip2, LZMA, LZO:
-		return nil, fmt.Errorf("writing %s is %w (choose one of none, gzip, zstd, xz, lz4)", c, ErrUnsupported)
 	}
-	return nil, fmt.Errorf("unknown codec %q", c)
+	f, ok := lookup(c)
+	if !ok {
+		return nil, fmt.Errorf("unknown codec %q", c)
+	}
+	if f.newWriter == nil {
+		return nil, fmt.Errorf("writing %s is %w (choose one of %s)", c, ErrUnsupported, joinCodecs(Writable()))
+	}
+	return f.newWriter(w, o)
 }
 
 type nopWriteCloser struct{ io.Writer }
@@ -123,15 +69,4 @@ func threads(o WriterOptions) int {
 		return o.Concurrency
 	}
 	return runtime.GOMAXPROCS(0)
-}
-
-// gzipMember writes one member per Reset, without name or time.
-type gzipMember struct{ *kgzip.Writer }
-
-func (g *gzipMember) Reset(w io.Writer) {
-	g.Writer.Reset(w)
-	// No name, and MTIME 0 ("no time"): klauspost writes the zero
-	// time.Time as a garbage timestamp, the Unix epoch as 0. Reset
-	// clears the header, so this is set for every member.
-	g.ModTime = time.Unix(0, 0)
 }

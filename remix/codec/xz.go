@@ -272,6 +272,17 @@ func parseXZBlockHeader(h []byte, maxDict int64) (xzBlockHeader, error) {
 	return bh, nil
 }
 
+// xz: magic fd 37 7a 58 5a 00. Written with a CRC32 check, the only one
+// besides none that the kernel's XZ Embedded verifies, and LZMA2 only.
+func xzFormat() format {
+	return format{
+		codec:     XZ,
+		magics:    []string{"\xfd7zXZ\x00"},
+		open:      func(s *stream, lim limits, _ *Decoders) error { return s.openXZ(lim) },
+		newWriter: func(w io.Writer, o WriterOptions) (io.WriteCloser, error) { return newXZWriter(w, threads(o)) },
+	}
+}
+
 func (s *stream) openXZ(lim limits) error {
 	s.fr = newFramer(s.cur, &xzWalker{maxDict: lim.dict})
 	x := newXZBlocks(s.fr, lim.dict)

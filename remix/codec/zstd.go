@@ -150,6 +150,50 @@ func (c *zstdCheck) done() error {
 		Err: fmt.Errorf("frame checksum %08x does not match the content's %08x: %w", c.walker.sum, uint32(c.h.Sum64()), zstd.ErrCRCMismatch)}
 }
 
+// zstd: magic 28 b5 2f fd. Frames are written with a window of at most
+// 8 MiB, which the kernel allocates.
+func zstdFormat() format {
+	return format{
+		codec:     Zstd,
+		aliases:   []string{"zst"},
+		magics:    []string{"\x28\xb5\x2f\xfd"},
+		open:      func(s *stream, lim limits, cache *Decoders) error { return s.openZstd(lim, cache) },
+		newWriter: newZstdWriter,
+	}
+}
+
+// newZstdWriter writes frames cut by Cut, with a window of 8 MiB, no
+// skippable frames and a content checksum.
+func newZstdWriter(w io.Writer, o WriterOptions) (io.WriteCloser, error) {
+	level := zstd.SpeedDefault
+	if o.Level != 0 {
+		if o.Level < 1 || o.Level > 22 {
+			return nil, fmt.Errorf("zstd level %d out of range 1-22", o.Level)
+		}
+		level = zstd.EncoderLevelFromZstd(o.Level)
+	}
+	newEnc := func() (frameEncoder, error) {
+		// One goroutine per encoder: the parallelism is across
+		// frames, which share nothing, rather than within one.
+		zw, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(level),
+			zstd.WithWindowSize(8<<20),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true),
+			// An empty segment must still be a frame the kernel can
+			// decode, not zero bytes that read as padding.
+			zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zw, nil
+	}
+	if _, err := newEnc(); err != nil {
+		return nil, err
+	}
+	return newFramedWriter(w, o.FrameSize, threads(o), newEnc), nil
+}
+
 func (s *stream) openZstd(lim limits, cache *Decoders) error {
 	walker := &zstdWalker{maxWindow: lim.window}
 	s.fr = newFramer(s.cur, walker)
