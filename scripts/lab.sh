@@ -19,12 +19,19 @@
 #   disks/marker-root.ext4  an ext4 root whose /sbin/init (static busybox)
 #                      prints $LAB_MARKER and powers off
 #   logs/              the generators' output
-#   lab.env            LAB_KVER, LAB_KERNEL, LAB_ROOT, LAB_IMAGES,
-#                      LAB_MARKER_DISK, LAB_MARKER, the fixed storage UUIDs
+#   lab.env            LAB_RELEASE, LAB_KVER, LAB_KERNEL, LAB_ROOT, LAB_IMAGES,
+#                      LAB_MARKER_DISK, LAB_MARKER, the fixed storage UUIDs,
+#                      and LAB_RELEASES, the other releases' directories
+#   releases/<suite>/  a lab of the same shape (root/, images/, vmlinuz,
+#                      lab.env; the marker disk is the main lab's) for each
+#                      other release: Debian 13 (trixie) and 11 (bullseye,
+#                      its root without usr-merge), one image per family
+#                      (initramfs-tools zstd, dracut with systemd zstd,
+#                      dracut without systemd gzip with baked arguments)
 #
 # The lab lives in ${INITRD_REMIX_CACHE:-${XDG_CACHE_HOME:-~/.cache}/initrd-remix}
 # as lab-<hash>, the hash being the first 12 hex digits of a sha256 over this
-# script and every file under scripts/lab/: a changed recipe builds a new lab,
+# script, every file under scripts/lab/ and LAB_RELEASES: a changed recipe builds a new lab,
 # an unchanged one is reused at once. It is built in a temporary directory
 # beside it and renamed when complete, so a half-built lab is never used;
 # lab-current is a symlink to the newest one. Progress goes to stderr; the last
@@ -36,7 +43,10 @@
 # Environment:
 #   LAB_MIRROR       Debian mirror URI; default: the host's apt source for
 #                    bookworm (/etc/apt/sources.list.d/*.sources, sources.list)
-#   LAB_JOBS         generators run at once (default: CPUs, at most 4)
+#   LAB_JOBS         debootstraps and generators run at once (default: CPUs,
+#                    at most 4)
+#   LAB_RELEASES     the other releases (default "trixie bullseye"; "" for
+#                    none)
 #   LAB_KEEP_FAILED  keep a failed build's directory (removed by the next run)
 #   LAB_PRUNE=1      remove older lab-* directories after a successful build
 # Downloaded packages are kept in <cache>/debs for the next build.
@@ -62,6 +72,7 @@ recipe_hash() {
       printf '%s\n' "$f"
       sha256sum <"$f"
     done
+    echo "releases: ${LAB_RELEASES-trixie bullseye}"
   ) | sha256sum | cut -c1-12
 }
 hash=$(recipe_hash)
@@ -133,7 +144,6 @@ done
 
 work=$(mktemp -d "$cache/.build-$hash-XXXXXX")
 chmod 755 "$work"
-root=$work/root
 declare -A job_name=() job_start=()
 cleanup() {
   local rc=$? pid
@@ -203,116 +213,38 @@ dpkg-deb -x "$bbdeb" "$work/bb"
 busybox=$(find "$work/bb" -type f -path '*/bin/busybox' | head -n 1)
 [[ -n $busybox ]] && "$busybox" true || die "no usable busybox in $bbdeb"
 
-step "debootstrap bookworm (root/)"
-pkgs=(linux-image-amd64 systemd systemd-sysv udev kmod initramfs-tools dracut-core
-      lvm2 mdadm cryptsetup cryptsetup-initramfs busybox e2fsprogs
-      intel-microcode iucode-tool amd64-microcode zstd xz-utils lz4 bzip2 cpio
-      parted gdisk fdisk dosfstools xfsprogs btrfs-progs rsync openssh-client
-      less vim-tiny iproute2 iputils-ping tar gzip grub2-common)
-mkdir -p "$debs/debootstrap"
-# Speed, not content: dpkg skips its fsync calls while the root is made, and
-# the kernel's postinst skips update-initramfs (INITRD=No); the initramfs-tools
-# images are built below, once the storage configuration is in place.
-mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
-echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/lab-unsafe-io"
-INITRD=No run_logged debootstrap debootstrap --variant=minbase --arch=amd64 \
-  --components=main,non-free-firmware --cache-dir="$debs/debootstrap" \
-  --include="$(IFS=,; echo "${pkgs[*]}")" bookworm "$root" "$mirror"
-rm -f "$root/etc/dpkg/dpkg.cfg.d/lab-unsafe-io"
-
-step "chroot mounts and storage configuration"
-mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
-mount --bind /dev "$root/dev"
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME=/root "$@"; }
-
-kver=$(find "$root/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
-[[ -n $kver && -f $root/boot/vmlinuz-$kver ]] || die "no kernel in the root"
-log "kernel $kver"
-
-# What an installed system with LUKS, md RAID, swap and an ext4 root carries.
-cat >"$root/etc/crypttab" <<EOF
-# <target name> <source device> <key file> <options>
-cryptdata UUID=$LUKS_UUID none luks,initramfs
-EOF
-mkdir -p "$root/etc/mdadm"
-cat >"$root/etc/mdadm/mdadm.conf" <<EOF
-HOMEHOST <system>
-MAILADDR root
-ARRAY /dev/md/0 metadata=1.2 UUID=$MD_UUID name=lab:0
-EOF
-echo "RESUME=UUID=$SWAP_UUID" >"$root/etc/initramfs-tools/conf.d/resume"
-cat >"$root/etc/fstab" <<EOF
-UUID=$MARKER_UUID / ext4 errors=remount-ro 0 1
-EOF
-sed -i 's/^MODULES=.*/MODULES=most/' "$root/etc/initramfs-tools/initramfs.conf"
-grep -qx 'MODULES=most' "$root/etc/initramfs-tools/initramfs.conf" || die "MODULES=most not set"
-# In a chroot the microcode hooks cannot tell the CPU: include all of it.
-echo 'IUCODE_TOOL_INITRAMFS=yes' >>"$root/etc/default/intel-microcode"
-echo 'AMD64UCODE_INITRAMFS=yes' >>"$root/etc/default/amd64-microcode"
-echo lab >"$root/etc/hostname"
-
-mkdir -p "$root/lab-images"
-printf 'name\tfamily\tcompression\tmicrocode\tbaked\n' >"$work/images/manifest.tsv"
-# image_done NAME FAMILY COMPRESSION BAKED: measures and records an image.
-image_done() {
-  local name=$1 family=$2 comp=$3 baked=$4 img="$root/lab-images/$1.img" info mc seg
-  [[ -s $img ]] || die "$name: the generator wrote no image"
-  info=$(first_segment_info "$img")
-  mc=${info% *} seg=${info#* }
-  [[ $seg == "$comp" ]] || die "$name: main segment is $seg, expected $comp"
-  in_root lsinitramfs "/lab-images/$name.img" >"$work/images/$name.list" 2>"$work/logs/$name.lsinitramfs.log" ||
-    die "$name: lsinitramfs failed"
-  grep -qx 'init' "$work/images/$name.list" || die "$name: no /init in lsinitramfs"
-  if [[ $family == dracut-* ]]; then
-    in_root lsinitrd "/lab-images/$name.img" >"$work/images/$name.lsinitrd" 2>&1 || die "$name: lsinitrd failed"
-  fi
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$family" "$seg" "$([[ $mc == - ]] && echo no || echo yes)" "$baked" \
-    >>"$work/images/manifest.tsv"
-  log "$name: $(du -m "$img" | cut -f1) MiB, main segment $seg, early microcode: ${mc/#-/none}"
-}
-
-# The images: name, family, compression, baked storage configuration. The
-# generators run in the root, LAB_JOBS (default: the number of CPUs, at most
-# 4) at a time; each image is then measured (early microcode, compression).
-images=(
-  "itools-gzip initramfs-tools gzip yes"
-  "itools-zstd initramfs-tools zstd yes"
-  "itools-xz initramfs-tools xz yes"
-  "itools-lz4 initramfs-tools lz4 yes"
-  "dracut-sd-zstd dracut-systemd zstd no"
-  "dracut-sd-gzip dracut-systemd gzip no"
-  "dracut-sd-baked-xz dracut-systemd xz yes"
-  "dracut-nosd-gzip dracut-shell gzip no"
-  "dracut-nosd-baked-lz4 dracut-shell lz4 yes"
-  "dracut-nosd-bzip2 dracut-shell bzip2 no"
-  "dracut-nosd-lzma dracut-shell lzma no"
-)
-baked_args="rd.lvm.lv=vg0/root rd.luks.uuid=$LUKS_UUID rd.md.uuid=$MD_UUID resume=UUID=$SWAP_UUID"
-# generator_cmd NAME: sets cmd to the generator command line of image NAME.
-generator_cmd() {
-  local name=$1 out="/lab-images/$1.img"
-  local dracut=(dracut --force --no-hostonly --early-microcode --kver "$kver"
-                --add-drivers "virtio_blk virtio_pci virtio_scsi ext4")
-  local nosd=(--omit "systemd systemd-initrd systemd-networkd dracut-systemd")
-  local baked=(--kernel-cmdline "$baked_args" --install /etc/crypttab)
-  case $name in
-    itools-*) cmd=(mkinitramfs -c "${name#itools-}" -o "$out" "$kver") ;;
-    dracut-sd-zstd) cmd=("${dracut[@]}" --zstd "$out") ;;
-    dracut-sd-gzip) cmd=("${dracut[@]}" --gzip "$out") ;;
-    dracut-sd-baked-xz) cmd=("${dracut[@]}" --xz "${baked[@]}" "$out") ;;
-    dracut-nosd-gzip) cmd=("${dracut[@]}" --gzip "${nosd[@]}" "$out") ;;
-    dracut-nosd-baked-lz4) cmd=("${dracut[@]}" --lz4 "${baked[@]}" "${nosd[@]}" "$out") ;;
-    dracut-nosd-bzip2) cmd=("${dracut[@]}" --compress bzip2 "${nosd[@]}" "$out") ;;
-    dracut-nosd-lzma) cmd=("${dracut[@]}" --compress lzma "${nosd[@]}" "$out") ;;
-    *) die "no generator command for $name" ;;
+# The releases: bookworm is the main lab (the directory itself); each other
+# release is a lab of the same shape in releases/<suite>/, with its own root,
+# kernel and images. LAB_RELEASES picks the others (default: trixie and
+# bullseye; bullseye's root is left unmerged, the last release that allows
+# one).
+read -r -a releases <<<"${LAB_RELEASES-trixie bullseye}"
+suites=(bookworm "${releases[@]}")
+declare -A rdir=()
+for suite in "${suites[@]}"; do
+  case $suite in
+    bookworm) rdir[$suite]=$work ;;
+    bullseye | trixie) rdir[$suite]=$work/releases/$suite ;;
+    *) die "LAB_RELEASES: no recipe for $suite (known: trixie bullseye)" ;;
   esac
+  mkdir -p "${rdir[$suite]}/images" "${rdir[$suite]}/root"
+done
+root_of() { echo "${rdir[$1]}/root"; }
+# in_root SUITE CMD...: runs CMD in that release's root.
+in_root() {
+  local r
+  r=$(root_of "$1")
+  shift
+  chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME=/root "$@"
 }
+
+# Background jobs (debootstraps, generators), jobs_max at a time, each in its
+# own session so that an interrupted build can stop the whole job.
 jobs_max=${LAB_JOBS:-$(nproc)}
 ((jobs_max >= 1)) || jobs_max=1
 ((jobs_max <= 4)) || jobs_max=4
-gen_failed=()
-# reap: waits for one generator job, logs its outcome.
+job_failed=()
+# reap: waits for one job, logs its outcome.
 reap() {
   local pid= rc=0 name
   wait -n -p pid || rc=$?
@@ -323,68 +255,216 @@ reap() {
   else
     log "FAILED: $name (exit $rc) after $((SECONDS - job_start[$pid])) s; end of logs/$name.log:"
     tail -n 30 "$work/logs/$name.log" >&2
-    gen_failed+=("$name")
+    job_failed+=("$name")
   fi
   unset "job_name[$pid]" "job_start[$pid]"
 }
+# start_job NAME CMD...: starts CMD once fewer than jobs_max jobs run.
+start_job() {
+  local name=$1
+  shift
+  while ((${#job_name[@]} >= jobs_max)); do reap; done
+  setsid "$@" </dev/null >"$work/logs/$name.log" 2>&1 &
+  job_name[$!]=$name job_start[$!]=$SECONDS
+  log "started $name: $*"
+}
+# wait_jobs WHAT: waits for every job; dies if any failed.
+wait_jobs() {
+  while ((${#job_name[@]})); do reap; done
+  ((${#job_failed[@]} == 0)) || die "$1 failed: ${job_failed[*]}"
+}
+
+step "debootstrap ${suites[*]}"
+pkgs=(linux-image-amd64 systemd systemd-sysv udev kmod initramfs-tools dracut-core
+      lvm2 mdadm cryptsetup cryptsetup-initramfs busybox e2fsprogs
+      intel-microcode iucode-tool amd64-microcode zstd xz-utils lz4 bzip2 cpio
+      parted gdisk fdisk dosfstools xfsprogs btrfs-progs rsync openssh-client
+      less vim-tiny iproute2 iputils-ping tar gzip grub2-common)
+mkdir -p "$debs/debootstrap"
+for suite in "${suites[@]}"; do
+  r=$(root_of "$suite")
+  # Speed, not content: dpkg skips its fsync calls while the root is made,
+  # and the kernel's postinst skips update-initramfs (INITRD=No); the
+  # initramfs-tools images are built below, once the storage configuration
+  # is in place.
+  mkdir -p "$r/etc/dpkg/dpkg.cfg.d"
+  echo force-unsafe-io >"$r/etc/dpkg/dpkg.cfg.d/lab-unsafe-io"
+  # A download cache per release: two debootstraps never write one file.
+  cache_dir=$debs/debootstrap
+  [[ $suite == bookworm ]] || cache_dir+=-$suite
+  mkdir -p "$cache_dir"
+  opts=(--variant=minbase --arch=amd64 --cache-dir="$cache_dir")
+  case $suite in
+    # Before bookworm, microcode was in non-free; bullseye is the last
+    # release whose root may stay without usr-merge.
+    bullseye) opts+=(--components=main,non-free --no-merged-usr) ;;
+    *) opts+=(--components=main,non-free-firmware) ;;
+  esac
+  start_job "debootstrap-$suite" env INITRD=No debootstrap "${opts[@]}" \
+    --include="$(IFS=,; echo "${pkgs[*]}")" "$suite" "$r" "$mirror"
+done
+wait_jobs "debootstrap"
+
+step "chroot mounts and storage configuration"
+declare -A kver=()
+for suite in "${suites[@]}"; do
+  r=$(root_of "$suite")
+  rm -f "$r/etc/dpkg/dpkg.cfg.d/lab-unsafe-io"
+  mount -t proc proc "$r/proc"
+  mount -t sysfs sysfs "$r/sys"
+  mount --bind /dev "$r/dev"
+  k=$(find "$r/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
+  [[ -n $k && -f $r/boot/vmlinuz-$k ]] || die "$suite: no kernel in the root"
+  kver[$suite]=$k
+  log "$suite: kernel $k; $(in_root "$suite" dpkg-query -W -f '${Package} ${Version}; ' initramfs-tools dracut-core systemd libc6)"
+
+  # What an installed system with LUKS, md RAID, swap and an ext4 root carries.
+  cat >"$r/etc/crypttab" <<EOF
+# <target name> <source device> <key file> <options>
+cryptdata UUID=$LUKS_UUID none luks,initramfs
+EOF
+  mkdir -p "$r/etc/mdadm"
+  cat >"$r/etc/mdadm/mdadm.conf" <<EOF
+HOMEHOST <system>
+MAILADDR root
+ARRAY /dev/md/0 metadata=1.2 UUID=$MD_UUID name=lab:0
+EOF
+  echo "RESUME=UUID=$SWAP_UUID" >"$r/etc/initramfs-tools/conf.d/resume"
+  cat >"$r/etc/fstab" <<EOF
+UUID=$MARKER_UUID / ext4 errors=remount-ro 0 1
+EOF
+  sed -i 's/^MODULES=.*/MODULES=most/' "$r/etc/initramfs-tools/initramfs.conf"
+  grep -qx 'MODULES=most' "$r/etc/initramfs-tools/initramfs.conf" || die "$suite: MODULES=most not set"
+  # In a chroot the microcode hooks cannot tell the CPU: include all of it.
+  echo 'IUCODE_TOOL_INITRAMFS=yes' >>"$r/etc/default/intel-microcode"
+  echo 'AMD64UCODE_INITRAMFS=yes' >>"$r/etc/default/amd64-microcode"
+  echo lab >"$r/etc/hostname"
+  mkdir -p "$r/lab-images"
+  printf 'name\tfamily\tcompression\tmicrocode\tbaked\n' >"${rdir[$suite]}/images/manifest.tsv"
+done
+
+# image_done SUITE NAME FAMILY COMPRESSION BAKED: measures and records an image.
+image_done() {
+  local suite=$1 name=$2 family=$3 comp=$4 baked=$5 img info mc seg out=${rdir[$1]}/images
+  img=$(root_of "$suite")/lab-images/$name.img
+  [[ -s $img ]] || die "$suite/$name: the generator wrote no image"
+  info=$(first_segment_info "$img")
+  mc=${info% *} seg=${info#* }
+  [[ $seg == "$comp" ]] || die "$suite/$name: main segment is $seg, expected $comp"
+  in_root "$suite" lsinitramfs "/lab-images/$name.img" >"$out/$name.list" 2>"$work/logs/$suite-$name.lsinitramfs.log" ||
+    die "$suite/$name: lsinitramfs failed"
+  grep -qx 'init' "$out/$name.list" || die "$suite/$name: no /init in lsinitramfs"
+  if [[ $family == dracut-* ]]; then
+    in_root "$suite" lsinitrd "/lab-images/$name.img" >"$out/$name.lsinitrd" 2>&1 || die "$suite/$name: lsinitrd failed"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$family" "$seg" "$([[ $mc == - ]] && echo no || echo yes)" "$baked" \
+    >>"$out/manifest.tsv"
+  log "$suite/$name: $(du -m "$img" | cut -f1) MiB, main segment $seg, early microcode: ${mc/#-/none}"
+}
+
+# The images: release, name, family, compression, baked storage
+# configuration. The generators run in their release's root, jobs_max at a
+# time; each image is then measured (early microcode, compression). The
+# main lab has every family with every compression; each other release one
+# image per family, baked configuration included.
+images=(
+  "bookworm itools-gzip initramfs-tools gzip yes"
+  "bookworm itools-zstd initramfs-tools zstd yes"
+  "bookworm itools-xz initramfs-tools xz yes"
+  "bookworm itools-lz4 initramfs-tools lz4 yes"
+  "bookworm dracut-sd-zstd dracut-systemd zstd no"
+  "bookworm dracut-sd-gzip dracut-systemd gzip no"
+  "bookworm dracut-sd-baked-xz dracut-systemd xz yes"
+  "bookworm dracut-nosd-gzip dracut-shell gzip no"
+  "bookworm dracut-nosd-baked-lz4 dracut-shell lz4 yes"
+  "bookworm dracut-nosd-bzip2 dracut-shell bzip2 no"
+  "bookworm dracut-nosd-lzma dracut-shell lzma no"
+)
+for suite in "${releases[@]}"; do
+  images+=(
+    "$suite itools-zstd initramfs-tools zstd yes"
+    "$suite dracut-sd-zstd dracut-systemd zstd no"
+    "$suite dracut-nosd-baked-gzip dracut-shell gzip yes"
+  )
+done
+baked_args="rd.lvm.lv=vg0/root rd.luks.uuid=$LUKS_UUID rd.md.uuid=$MD_UUID resume=UUID=$SWAP_UUID"
+# generator_cmd SUITE NAME: sets cmd to the generator command line of image
+# NAME in that release.
+generator_cmd() {
+  local k=${kver[$1]} name=$2 out="/lab-images/$2.img"
+  local dracut=(dracut --force --no-hostonly --early-microcode --kver "$k"
+                --add-drivers "virtio_blk virtio_pci virtio_scsi ext4")
+  local nosd=(--omit "systemd systemd-initrd systemd-networkd dracut-systemd")
+  local baked=(--kernel-cmdline "$baked_args" --install /etc/crypttab)
+  case $name in
+    itools-*) cmd=(mkinitramfs -c "${name#itools-}" -o "$out" "$k") ;;
+    dracut-sd-zstd) cmd=("${dracut[@]}" --zstd "$out") ;;
+    dracut-sd-gzip) cmd=("${dracut[@]}" --gzip "$out") ;;
+    dracut-sd-baked-xz) cmd=("${dracut[@]}" --xz "${baked[@]}" "$out") ;;
+    dracut-nosd-gzip) cmd=("${dracut[@]}" --gzip "${nosd[@]}" "$out") ;;
+    dracut-nosd-baked-gzip) cmd=("${dracut[@]}" --gzip "${baked[@]}" "${nosd[@]}" "$out") ;;
+    dracut-nosd-baked-lz4) cmd=("${dracut[@]}" --lz4 "${baked[@]}" "${nosd[@]}" "$out") ;;
+    dracut-nosd-bzip2) cmd=("${dracut[@]}" --compress bzip2 "${nosd[@]}" "$out") ;;
+    dracut-nosd-lzma) cmd=("${dracut[@]}" --compress lzma "${nosd[@]}" "$out") ;;
+    *) die "no generator command for $name" ;;
+  esac
+}
 step "generate ${#images[@]} images ($jobs_max at a time)"
 for spec in "${images[@]}"; do
-  read -r name _ <<<"$spec"
-  while ((${#job_name[@]} >= jobs_max)); do reap; done
-  generator_cmd "$name"
-  # Own session per job, so an interrupted build can stop the whole job.
-  setsid chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME=/root \
-    "${cmd[@]}" </dev/null >"$work/logs/$name.log" 2>&1 &
-  job_name[$!]=$name job_start[$!]=$SECONDS
-  log "started $name: ${cmd[*]}"
+  read -r suite name _ <<<"$spec"
+  generator_cmd "$suite" "$name"
+  start_job "$suite-$name" chroot "$(root_of "$suite")" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C HOME=/root "${cmd[@]}"
 done
-while ((${#job_name[@]})); do reap; done
-((${#gen_failed[@]} == 0)) || die "generators failed: ${gen_failed[*]}"
+wait_jobs "generators"
 
 step "measure and list the images"
 for spec in "${images[@]}"; do
-  read -r name family comp baked <<<"$spec"
-  image_done "$name" "$family" "$comp" "$baked"
+  read -r suite name family comp baked <<<"$spec"
+  image_done "$suite" "$name" "$family" "$comp" "$baked"
   # The flavour is what /init is: systemd, or dracut's shell script.
   case $family in
     dracut-shell)
-      init=$(in_root lsinitrd -f init "/lab-images/$name.img" 2>/dev/null | head -c 100 | tr -d '\0' || true)
-      [[ $init == '#!/bin/'* ]] || die "$name: /init is not dracut's shell script" ;;
+      init=$(in_root "$suite" lsinitrd -f init "/lab-images/$name.img" 2>/dev/null | head -c 100 | tr -d '\0' || true)
+      [[ $init == '#!/bin/'* ]] || die "$suite/$name: /init is not dracut's shell script" ;;
     dracut-systemd)
-      grep -qx 'usr/lib/systemd/systemd' "$work/images/$name.list" || die "$name: no systemd inside" ;;
+      grep -qx 'usr/lib/systemd/systemd' "${rdir[$suite]}/images/$name.list" || die "$suite/$name: no systemd inside" ;;
   esac
 done
-# The distribution's own initrd, as update-initramfs writes it (Debian 12
-# defaults to zstd), for the kernel hooks to start from.
-cp "$root/lab-images/itools-zstd.img" "$root/boot/initrd.img-$kver"
 
-step "kernel, boot arguments and marker root disk"
-chmod 0644 "$root"/lab-images/*.img # dracut writes 0600
-mv "$root"/lab-images/*.img "$work/images/"
-rmdir "$root/lab-images"
-cp "$root/boot/vmlinuz-$kver" "$work/vmlinuz"
+step "kernels and boot arguments"
+for suite in "${suites[@]}"; do
+  r=$(root_of "$suite") d=${rdir[$suite]}
+  # The distribution's own initrd, as update-initramfs writes it (Debian
+  # defaults to zstd), for the kernel hooks to start from.
+  cp "$r/lab-images/itools-zstd.img" "$r/boot/initrd.img-${kver[$suite]}"
+  chmod 0644 "$r"/lab-images/*.img # dracut writes 0600
+  mv "$r"/lab-images/*.img "$d/images/"
+  rmdir "$r/lab-images"
+  cp "$r/boot/vmlinuz-${kver[$suite]}" "$d/vmlinuz"
 
-# Kernel arguments (after console=ttyS0 panic=-1) that boot each image to
-# the marker root (scripts/lab/boot-all.sh checks them). The images carry
-# storage configuration for devices the VM does not have: initramfs-tools'
-# baked RESUME= costs a long wait ("Gave up waiting for suspend/resume
-# device"), hence noresume; dracut's baked rd.lvm.lv=, rd.luks.uuid=,
-# rd.md.uuid=, resume= and /etc/crypttab make it wait for good (systemd
-# times out on the LUKS device, then the initqueue waits for the LV and the
-# array) unless switched off.
-{
-  printf 'name\tappend\n'
-  tail -n +2 "$work/images/manifest.tsv" | while IFS=$'\t' read -r name family _ _ baked; do
-    args="root=/dev/vda rw"
-    if [[ $family == initramfs-tools ]]; then
-      args+=" noresume"
-    elif [[ $baked == yes ]]; then
-      args+=" rd.luks=0 rd.lvm=0 rd.md=0 rd.dm=0 noresume"
-    fi
-    printf '%s\t%s\n' "$name" "$args"
-  done
-} >"$work/images/boot-args.tsv"
+  # Kernel arguments (after console=ttyS0 panic=-1) that boot each image
+  # to the marker root (scripts/lab/boot-all.sh checks them). The images
+  # carry storage configuration for devices the VM does not have:
+  # initramfs-tools' baked RESUME= costs a long wait ("Gave up waiting for
+  # suspend/resume device"), hence noresume; dracut's baked rd.lvm.lv=,
+  # rd.luks.uuid=, rd.md.uuid=, resume= and /etc/crypttab make it wait for
+  # good (systemd times out on the LUKS device, then the initqueue waits
+  # for the LV and the array) unless switched off.
+  {
+    printf 'name\tappend\n'
+    tail -n +2 "$d/images/manifest.tsv" | while IFS=$'\t' read -r name family _ _ baked; do
+      args="root=/dev/vda rw"
+      if [[ $family == initramfs-tools ]]; then
+        args+=" noresume"
+      elif [[ $baked == yes ]]; then
+        args+=" rd.luks=0 rd.lvm=0 rd.md=0 rd.dm=0 noresume"
+      fi
+      printf '%s\t%s\n' "$name" "$args"
+    done
+  } >"$d/images/boot-args.tsv"
+done
 
+step "marker root disk"
 mkdir -p "$work/marker"/{bin,sbin,dev,proc,sys,run,tmp,etc,root,mnt}
 chmod 1777 "$work/marker/tmp"
 install -m 0755 "$busybox" "$work/marker/bin/busybox"
@@ -416,13 +496,16 @@ rm -rf "$work/marker" "$work/bb"
 
 step "finish"
 unmount_under "$work"
-cat >"$work/lab.env" <<EOF
-# initrd-remix lab $hash, built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0)) s
-LAB_DIR=$lab
-LAB_KVER=$kver
-LAB_KERNEL=$lab/vmlinuz
-LAB_ROOT=$lab/root
-LAB_IMAGES=$lab/images
+# lab_env SUITE DIR: the lab.env of one release, DIR being where it will be.
+lab_env() {
+  cat <<EOF
+# initrd-remix lab $hash ($1), built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0)) s
+LAB_DIR=$2
+LAB_RELEASE=$1
+LAB_KVER=${kver[$1]}
+LAB_KERNEL=$2/vmlinuz
+LAB_ROOT=$2/root
+LAB_IMAGES=$2/images
 LAB_MARKER_DISK=$lab/disks/marker-root.ext4
 LAB_MARKER=$LAB_MARKER
 LAB_MARKER_UUID=$MARKER_UUID
@@ -430,11 +513,25 @@ LAB_LUKS_UUID=$LUKS_UUID
 LAB_MD_UUID=$MD_UUID
 LAB_SWAP_UUID=$SWAP_UUID
 EOF
+}
+for suite in "${releases[@]}"; do
+  lab_env "$suite" "$lab/releases/$suite" >"${rdir[$suite]}/lab.env"
+done
+{
+  lab_env bookworm "$lab"
+  # The other releases' labs, of the same shape, one directory each.
+  printf 'LAB_RELEASES="%s"\n' "$(for suite in "${releases[@]}"; do printf '%s ' "$lab/releases/$suite"; done | sed 's/ $//')"
+} >"$work/lab.env"
 mv -T "$work" "$lab"
 publish
 step ""
 log "lab ready at $lab ($((SECONDS - t0)) s)"
-column -t -s $'\t' "$lab/images/manifest.tsv" >&2 2>/dev/null || cat "$lab/images/manifest.tsv" >&2
+for suite in "${suites[@]}"; do
+  m=$lab/images/manifest.tsv
+  [[ $suite == bookworm ]] || m=$lab/releases/$suite/images/manifest.tsv
+  log "$suite:"
+  column -t -s $'\t' "$m" >&2 2>/dev/null || cat "$m" >&2
+done
 # Older labs stay (a test run may still use one) unless LAB_PRUNE=1.
 for d in "$cache"/lab-*; do
   [[ -d $d && ! -L $d && $d != "$lab" ]] || continue

@@ -1,12 +1,10 @@
 package strip
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -14,26 +12,18 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
-// labImages lists the lab's images (name, family) from its manifest.
+// labImages lists the main lab's images (name, family) from its manifest.
 func labImages(t *testing.T) (dir string, names, families []string) {
 	t.Helper()
-	dir = testtool.Lab(t)
-	f, err := os.Open(filepath.Join(dir, "images", "manifest.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan()
-	for sc.Scan() {
-		c := strings.Split(sc.Text(), "\t")
-		names = append(names, c[0])
-		families = append(families, c[1])
+	l := testtool.OpenLab(t)
+	for _, im := range l.Images {
+		names = append(names, im.Name)
+		families = append(families, im.Family)
 	}
 	if len(names) < 6 {
 		t.Fatalf("lab manifest lists %d images", len(names))
 	}
-	return dir, names, families
+	return l.Dir, names, families
 }
 
 // TestLabApply strips every lab image, checks the plan against what the
@@ -148,5 +138,64 @@ func TestLabApply(t *testing.T) {
 			}
 			t.Logf("%d edits, %d new entries:\n%s", len(plan.Items), res.NewEntries, b.String())
 		})
+	}
+}
+
+// TestLabReleasesApply strips every image of the lab's other releases
+// (Debian 13, and Debian 11 with a root without usr-merge): the profile is
+// the family the lab built, the merged tree passes Assert before and after
+// it is written and read back, and the image's usr-merge layout, merged or
+// not, is what it was.
+func TestLabReleasesApply(t *testing.T) {
+	labs := testtool.LabReleases(t)
+	if len(labs) < 2 {
+		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
+	}
+	out := t.TempDir()
+	for _, l := range labs[1:] {
+		for _, im := range l.Images {
+			t.Run(l.Release+"/"+im.Name, func(t *testing.T) {
+				t.Parallel()
+				img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer img.Close()
+				layout := remix.DetectUsrMerge(img.Tree)
+				img.Tree.SetGeneration(img.EditGeneration())
+				plan, err := Apply(img.Tree, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(plan.Generator) != im.Family {
+					t.Fatalf("profile %s, lab built %s", plan.Generator, im.Family)
+				}
+				if f := Assert(img.Tree); len(f) != 0 {
+					t.Fatalf("Assert after Apply: %v", f)
+				}
+				o := filepath.Join(out, l.Release+"-"+im.Name+".img")
+				fo, err := os.Create(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = img.WriteTo(context.Background(), fo, remix.WriteOptions{Mode: remix.Append, Compression: codec.Zstd, Verify: true})
+				fo.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, err := remix.Open(context.Background(), o, remix.OpenOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer back.Close()
+				if f := Assert(back.Tree); len(f) != 0 {
+					t.Fatalf("Assert on the written image: %v", f)
+				}
+				if u := remix.DetectUsrMerge(back.Tree); u.State != layout.State {
+					t.Errorf("usr-merge %s after strip, %s before", u.State, layout.State)
+				}
+				t.Logf("%d edits, usr-merge %s", len(plan.Items), layout.State)
+			})
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,92 +19,86 @@ import (
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
-// labImage is one row of the lab's images/manifest.tsv.
-type labImage struct {
-	Name, Family, Compression, Microcode, Baked string
-	Path                                        string
-}
+// labImage is one row of a lab's images/manifest.tsv.
+type labImage = testtool.LabImage
 
+// lab is one release's lab, as these tests use it.
 type lab struct {
-	dir    string
-	env    map[string]string
-	images []labImage
+	dir     string
+	release string
+	env     map[string]string
+	images  []labImage
+	rel     *testtool.LabRelease
 }
 
+func labOf(r *testtool.LabRelease) *lab {
+	return &lab{dir: r.Dir, release: r.Release, env: r.Env, images: r.Images, rel: r}
+}
+
+// openLab is the main lab (Debian 12), which has every family with every
+// compression.
 func openLab(t *testing.T) *lab {
 	t.Helper()
-	dir := testtool.Lab(t)
-	l := &lab{dir: dir, env: map[string]string{}}
-	envData, err := os.ReadFile(filepath.Join(dir, "lab.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(envData), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			l.env[k] = v
-		}
-	}
-	f, err := os.Open(filepath.Join(dir, "images", "manifest.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) != 5 {
-			t.Fatalf("bad manifest line %q", sc.Text())
-		}
-		l.images = append(l.images, labImage{c[0], c[1], c[2], c[3], c[4], filepath.Join(dir, "images", c[0]+".img")})
-	}
+	l := labOf(testtool.OpenLab(t))
 	if len(l.images) < 6 {
 		t.Fatalf("lab has only %d images", len(l.images))
 	}
 	return l
 }
 
-func (l *lab) image(t *testing.T, name string) labImage {
-	for _, im := range l.images {
-		if im.Name == name {
-			return im
-		}
+// labReleases is the main lab and the other releases' labs.
+func labReleases(t *testing.T) []*lab {
+	t.Helper()
+	var out []*lab
+	for _, r := range testtool.LabReleases(t) {
+		out = append(out, labOf(r))
 	}
-	t.Fatalf("no lab image %s", name)
-	return labImage{}
+	return out
 }
+
+func (l *lab) image(t *testing.T, name string) labImage { return l.rel.Image(t, name) }
 
 // TestLabInspect checks what inspect reports against what the lab knows
 // about each image it built.
 func TestLabInspect(t *testing.T) {
-	l := openLab(t)
-	for _, im := range l.images {
-		t.Run(im.Name, func(t *testing.T) {
-			img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{MetadataOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer img.Close()
-			if g := strip.Detect(img.Tree); string(g.Generator) != im.Family {
-				t.Errorf("generator %s (%v), lab built it with %s", g.Generator, g.Evidence, im.Family)
-			}
-			if got := map[bool]string{true: "yes", false: "no"}[img.HasMicrocode()]; got != im.Microcode {
-				t.Errorf("microcode %s, manifest says %s", got, im.Microcode)
-			}
-			last := img.Segments[len(img.Segments)-1]
-			if string(last.Compression) != im.Compression {
-				t.Errorf("main segment compression %s, want %s", last.Compression, im.Compression)
-			}
-			kv := remix.KernelVersions(img.Tree)
-			if len(kv) != 1 || kv[0] != l.env["LAB_KVER"] {
-				t.Errorf("kernel versions %v, want %s", kv, l.env["LAB_KVER"])
-			}
-			if u := remix.DetectUsrMerge(img.Tree); u.State != "merged" {
-				t.Errorf("usr-merge %+v; Debian 12 images are merged", u)
-			}
-			t.Logf("%d segments, %d names, generator evidence %v", len(img.Segments), img.Tree.Len(), strip.Detect(img.Tree).Evidence)
-		})
+	for _, l := range labReleases(t) {
+		rootMerged := false
+		if fi, err := os.Lstat(filepath.Join(l.env["LAB_ROOT"], "bin")); err == nil {
+			rootMerged = fi.Mode()&os.ModeSymlink != 0
+		}
+		for _, im := range l.images {
+			t.Run(l.release+"/"+im.Name, func(t *testing.T) { labInspect(t, l, im, rootMerged) })
+		}
 	}
+}
+
+// labInspect checks one image of a release against what its lab knows.
+func labInspect(t *testing.T, l *lab, im labImage, rootMerged bool) {
+	img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{MetadataOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if g := strip.Detect(img.Tree); string(g.Generator) != im.Family {
+		t.Errorf("generator %s (%v), lab built it with %s", g.Generator, g.Evidence, im.Family)
+	}
+	if got := map[bool]string{true: "yes", false: "no"}[img.HasMicrocode()]; got != im.Microcode {
+		t.Errorf("microcode %s, manifest says %s", got, im.Microcode)
+	}
+	last := img.Segments[len(img.Segments)-1]
+	if string(last.Compression) != im.Compression {
+		t.Errorf("main segment compression %s, want %s", last.Compression, im.Compression)
+	}
+	kv := remix.KernelVersions(img.Tree)
+	if len(kv) != 1 || kv[0] != l.env["LAB_KVER"] {
+		t.Errorf("kernel versions %v, want %s", kv, l.env["LAB_KVER"])
+	}
+	// The generators copy the layout of the root they run in.
+	u := remix.DetectUsrMerge(img.Tree)
+	if want := map[bool]string{true: "merged", false: "unmerged"}[rootMerged]; u.State != want {
+		t.Errorf("usr-merge %+v; the %s root's is %s", u, l.release, want)
+	}
+	t.Logf("%d segments, %d names, usr-merge %s, generator evidence %v", len(img.Segments), img.Tree.Len(), u.State, strip.Detect(img.Tree).Evidence)
 }
 
 // listNames runs a distribution's listing tool and returns the sorted set of
@@ -155,13 +148,20 @@ func listNames(t *testing.T, tool, image string) []string {
 // and compares the merged trees entry for entry; the distributions' own
 // listing tools must list the output as they list the input.
 func TestLabRepackRoundTrip(t *testing.T) {
-	l := openLab(t)
 	testtool.Require(t, "lsinitramfs")
 	testtool.Require(t, "lsinitrd")
 	testtool.Require(t, "cpio")
 	out := t.TempDir()
-	for i, im := range l.images {
-		t.Run(im.Name, func(t *testing.T) {
+	var all []labImage
+	var names []string
+	for _, l := range labReleases(t) {
+		for _, im := range l.images {
+			all = append(all, im)
+			names = append(names, l.release+"/"+im.Name)
+		}
+	}
+	for i, im := range all {
+		t.Run(names[i], func(t *testing.T) {
 			// xz encoding is single-threaded and slow: use both cores.
 			t.Parallel()
 			orig, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
@@ -174,7 +174,7 @@ func TestLabRepackRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j, c := range codec.Writable() {
-				o := filepath.Join(out, fmt.Sprintf("%s.%s.img", im.Name, c))
+				o := filepath.Join(out, fmt.Sprintf("%d.%s.img", i, c))
 				code, stdout, errs := cli(t, "repack", "--json", "--compress", string(c), im.Path, o)
 				if code != exitOK {
 					t.Fatalf("repack to %s: exit %d: %s", c, code, errs)

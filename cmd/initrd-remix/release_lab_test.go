@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
+)
+
+// TestReleaseRescueLab is TestRescueLab for the other Debian releases of the
+// lab (scripts/lab.sh: trixie, and bullseye with a root without usr-merge),
+// each booted with its own kernel on the same md RAID1 -> LVM (ext4 + LUKS2)
+// + GPT testbed. The positive control shows that the release's original
+// dracut image, from its baked arguments alone, assembles the array and
+// mounts the LVM root; then the rescue image of every family, built with the
+// release's own root as --root, must run its payload and find no md array,
+// no dm device and nothing mounted, ask for no passphrase, and leave every
+// disk as it was. Boots run two at a time.
+func TestReleaseRescueLab(t *testing.T) {
+	labs := labReleases(t)
+	if len(labs) < 2 {
+		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
+	}
+	testtool.Require(t, "qemu-system-x86_64")
+	tb := testbed(t, labs[0])
+	payload := filepath.Join(t.TempDir(), "census.sh")
+	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passphrase := `(Please enter passphrase|Enter passphrase|Please unlock disk|Passphrase for)`
+	for _, l := range labs[1:] {
+		t.Run(l.release, func(t *testing.T) {
+			t.Run("positive-control", func(t *testing.T) {
+				t.Parallel()
+				controls := l.rel.ImagesOf("dracut-shell")
+				if len(controls) == 0 || controls[0].Baked != "yes" {
+					t.Fatalf("the %s lab has no dracut image without systemd with baked arguments", l.release)
+				}
+				// rd.luks=0: the baked crypttab would ask for the LUKS
+				// volume's passphrase and stop the boot.
+				log := bootTestbed(t, l, tb, controls[0].Path, "root=/dev/mapper/vg0-root rd.luks=0 ro", l.env["LAB_MARKER"], false)
+				if !regexp.MustCompile(`md/raid1:md\d+: active with 2 out of 2 mirrors`).MatchString(log) {
+					t.Error("the marker was reached but the console shows no md RAID1 assembly")
+				}
+			})
+			args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
+				l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+			for _, im := range l.images {
+				t.Run(im.Name, func(t *testing.T) {
+					t.Parallel()
+					out := filepath.Join(t.TempDir(), "rescue.img")
+					if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out,
+						"--kver", l.env["LAB_KVER"], "--run", payload); code != exitOK {
+						t.Fatalf("build: exit %d: %s", code, errs)
+					}
+					log := bootTestbed(t, l, tb, out, args, `RESCUE-CENSUS .*disks=[0-9]+`, true, passphrase, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"])
+					c := censusRe.FindStringSubmatch(log)
+					if c == nil {
+						t.Fatal("no census line in the console log")
+					}
+					if c[1] != "0" || c[2] != "0" || c[3] != "0" {
+						t.Errorf("storage was touched: md=%s dm=%s mounted=%s", c[1], c[2], c[3])
+					}
+					if c[4] != "3" {
+						t.Errorf("the payload saw %s virtio disks, want 3: the hardware was not brought up", c[4])
+					}
+					if !strings.Contains(log, "initrd-remix: running payload") {
+						t.Error("the rescue entry point did not announce the payload")
+					}
+				})
+			}
+		})
+	}
+}
