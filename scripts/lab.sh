@@ -295,9 +295,9 @@ for suite in "${suites[@]}"; do
   mkdir -p "$cache_dir"
   opts=(--variant=minbase --arch=amd64 --cache-dir="$cache_dir")
   case $suite in
-    # Before bookworm, microcode was in non-free; bullseye is the last
-    # release whose root may stay without usr-merge.
-    bullseye) opts+=(--components=main,non-free --no-merged-usr) ;;
+    # Before bookworm, microcode was in non-free (iucode-tool in contrib);
+    # bullseye is the last release whose root may stay without usr-merge.
+    bullseye) opts+=(--components=main,contrib,non-free --no-merged-usr) ;;
     *) opts+=(--components=main,non-free-firmware) ;;
   esac
   start_job "debootstrap-$suite" env INITRD=No debootstrap "${opts[@]}" \
