@@ -275,8 +275,8 @@ const rootArgs = "root=/dev/vda rootfstype=ext4 ro noresume"
 
 // TestLabBoots boots each family's original image (the positive control:
 // it must find and mount the marker root) and its rewrite with every output
-// codec, which must do exactly the same; plus an append after a legacy lz4
-// segment, which has no end marker.
+// codec, which must do exactly the same, in every release of the lab; plus
+// an append after a legacy lz4 segment, which has no end marker.
 func TestLabBoots(t *testing.T) {
 	l := openLab(t)
 	out := t.TempDir()
@@ -295,6 +295,28 @@ func TestLabBoots(t *testing.T) {
 					t.Fatalf("repack: exit %d: %s", code, errs)
 				}
 				boot(t, l, o, rootArgs)
+			})
+		}
+	}
+	// Every other release: each image as the positive control, and a
+	// rewrite with every output codec, the images taking turns, each booted
+	// with its release's kernel.
+	for _, rl := range labReleases(t)[1:] {
+		for _, im := range rl.images {
+			t.Run(rl.release+"/"+im.Name+"/original", func(t *testing.T) {
+				t.Parallel()
+				boot(t, rl, im.Path, rootArgs)
+			})
+		}
+		for i, c := range codec.Writable() {
+			im := rl.images[i%len(rl.images)]
+			t.Run(fmt.Sprintf("%s/%s/rewrite-%s", rl.release, im.Name, c), func(t *testing.T) {
+				t.Parallel()
+				o := filepath.Join(out, fmt.Sprintf("%s.%s.%s.img", rl.release, im.Name, c))
+				if code, _, errs := cli(t, "repack", "-q", "--compress", string(c), im.Path, o); code != exitOK {
+					t.Fatalf("repack: exit %d: %s", code, errs)
+				}
+				boot(t, rl, o, rootArgs)
 			})
 		}
 	}
