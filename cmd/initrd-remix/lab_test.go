@@ -305,7 +305,7 @@ func TestLabBoots(t *testing.T) {
 		for _, im := range rl.images {
 			t.Run(rl.release+"/"+im.Name+"/original", func(t *testing.T) {
 				t.Parallel()
-				boot(t, rl, im.Path, rootArgs)
+				boot(t, rl, im.Path, im.BootArgs)
 			})
 		}
 		for i, c := range codec.Writable() {
@@ -316,7 +316,7 @@ func TestLabBoots(t *testing.T) {
 				if code, _, errs := cli(t, "repack", "-q", "--compress", string(c), im.Path, o); code != exitOK {
 					t.Fatalf("repack: exit %d: %s", code, errs)
 				}
-				boot(t, rl, o, rootArgs)
+				boot(t, rl, o, im.BootArgs)
 			})
 		}
 	}

@@ -8,10 +8,13 @@ import (
 	"testing"
 )
 
-// LabImage is one row of a lab's images/manifest.tsv, with the image's path.
+// LabImage is one row of a lab's images/manifest.tsv, with the image's path
+// and, from images/boot-args.tsv, the kernel arguments that boot it to the
+// lab's marker root.
 type LabImage struct {
 	Name, Family, Compression, Microcode, Baked string
 	Path                                        string
+	BootArgs                                    string
 }
 
 // LabRelease is the lab of one Debian release, as scripts/lab.sh writes it:
@@ -93,10 +96,22 @@ func readLab(t testing.TB, dir string) *LabRelease {
 		if len(c) != 5 {
 			t.Fatalf("lab %s: bad manifest line %q", dir, sc.Text())
 		}
-		l.Images = append(l.Images, LabImage{c[0], c[1], c[2], c[3], c[4], filepath.Join(dir, "images", c[0]+".img")})
+		l.Images = append(l.Images, LabImage{c[0], c[1], c[2], c[3], c[4], filepath.Join(dir, "images", c[0]+".img"), ""})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("lab %s: manifest: %v", dir, err)
+	}
+	args, err := os.ReadFile(filepath.Join(dir, "images", "boot-args.tsv"))
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	for _, line := range strings.Split(string(args), "\n")[1:] {
+		name, a, _ := strings.Cut(line, "\t")
+		for i := range l.Images {
+			if l.Images[i].Name == name {
+				l.Images[i].BootArgs = a
+			}
+		}
 	}
 	if len(l.Images) < 3 {
 		t.Fatalf("lab %s lists only %d images", dir, len(l.Images))
