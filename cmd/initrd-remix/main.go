@@ -57,6 +57,7 @@ func commands() []command {
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
 		{"entry", "write, list and remove boot loader entries (BLS type #1) for rescue images", runEntry},
 		{"verify", "check an initrd: libraries of every program, dangling links, format rules", runVerify},
+		{"config", "print the effective configuration (what the kernel hooks ask)", runConfig},
 		{"version", "print the version", runVersion},
 	}
 }
