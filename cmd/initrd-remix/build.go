@@ -169,7 +169,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	var out *atomicfile.File
 	spool := ""
 	if !b.dryRun && b.output != "" {
-		if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+		if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
 			return err
 		}
 		defer out.Abort()
@@ -240,7 +240,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if !b.dryRun {
-			if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+			if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
 				return err
 			}
 			defer out.Abort()
@@ -307,6 +307,12 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	rep.WriteResult = res
 	return printBuild(e, &o, rep, mode)
 }
+
+// rescueMode is the permission of a rescue image: 0600, or the input's
+// bits where they are stricter, never wider. An initrd can hold secrets (a
+// LUKS keyfile, host keys); a copy of it in /boot is readable by root only,
+// whatever the input's mode or the umask.
+func rescueMode(input os.FileMode) os.FileMode { return input.Perm() & 0o600 }
 
 // rewind empties a file for a second copy of the input.
 func rewind(f *atomicfile.File) error {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -102,5 +105,87 @@ func TestHookConfig(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// splitImage writes smallImage as two initrds, the early microcode archive
+// and the main one, as kernel-install may pass them, with the given mode.
+func splitImage(t *testing.T, dir string, mode os.FileMode) []string {
+	t.Helper()
+	data, err := os.ReadFile(smallImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remix.Open(context.Background(), smallImage(t), remix.OpenOptions{MetadataOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img.Close()
+	if len(img.Segments) != 2 {
+		t.Fatalf("smallImage has %d segments, want 2", len(img.Segments))
+	}
+	cut := img.Segments[1].Offset
+	var out []string
+	for i, part := range [][]byte{data[:cut], data[cut:]} {
+		p := filepath.Join(dir, fmt.Sprintf("initrd-%d", i))
+		if err := os.WriteFile(p, part, mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		out = append(out, p)
+	}
+	return out
+}
+
+// recordingPath puts a shell script named initrd-remix first on PATH that
+// appends its umask and the mode of the file after --input to log, then
+// runs the real binary.
+func recordingPath(t *testing.T, log string) string {
+	t.Helper()
+	real := hookPath(t)
+	dir := t.TempDir()
+	script := `#!/bin/sh
+in=
+prev=
+for a; do [ "$prev" = --input ] && in=$a; prev=$a; done
+if [ -n "$in" ]; then printf '%s %s\n' "$(umask)" "$(stat -c %a "$in")" >>` + log + `; fi
+PATH=` + real + ` exec initrd-remix "$@"
+`
+	if err := os.WriteFile(filepath.Join(dir, "initrd-remix"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir + string(os.PathListSeparator) + real
+}
+
+// TestPluginPrivate: the kernel-install plugin runs with umask 077, the
+// concatenation of several initrds is private, and the rescue image is
+// 0600 although every input was 0644 (issue 16, point 1).
+func TestPluginPrivate(t *testing.T) {
+	testtool.Require(t, "stat")
+	const mid, kver = "0123456789abcdef0123456789abcdef", "6.1.0-9-amd64"
+	boot := t.TempDir()
+	entryDir := filepath.Join(boot, mid, kver)
+	os.MkdirAll(entryDir, 0o755)
+	os.WriteFile(filepath.Join(entryDir, "linux"), []byte("kernel"), 0o644)
+	initrds := splitImage(t, t.TempDir(), 0o644)
+	log := filepath.Join(t.TempDir(), "log")
+	tmp := t.TempDir()
+	cmd := exec.Command("sh", append([]string{"../../scripts/kernel-install/95-initrd-remix.install", "add", kver, entryDir, filepath.Join(entryDir, "linux")}, initrds...)...)
+	cmd.Env = append(os.Environ(), "PATH="+recordingPath(t, log), "TMPDIR="+tmp, "KERNEL_INSTALL_LAYOUT=bls",
+		"KERNEL_INSTALL_BOOT_ROOT="+boot, "KERNEL_INSTALL_MACHINE_ID="+mid, "KERNEL_INSTALL_ENTRY_TOKEN="+mid)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "WARNING") {
+		t.Fatalf("plugin: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(log)
+	if strings.TrimSpace(string(got)) != "0077 600" {
+		t.Errorf("build ran with umask and input mode %q, want \"0077 600\"", got)
+	}
+	st, err := os.Stat(filepath.Join(entryDir, "initrd-remix-rescue.img"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("rescue image: %v %v, want mode 0600", st, err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the plugin left %v in TMPDIR", left)
 	}
 }
