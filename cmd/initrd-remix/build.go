@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -151,6 +152,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	// Without --kver the default output is named after the image's only
 	// kernel, found once it is open.
 	if b.output == "" && b.kver != "" {
+		if err := bootentry.CheckVersion(b.kver); err != nil {
+			return usagef("--kver: %v", err)
+		}
 		b.output = defaultOutput(b.input, b.kver)
 	}
 	if b.output != "" {
@@ -226,13 +230,18 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	kvers := remix.KernelVersions(img.Tree)
 	switch {
 	case b.kver == "" && len(kvers) == 1:
+		// It names the output and the report: a crafted image must not
+		// choose file names or write to the terminal.
+		if err := bootentry.CheckVersion(kvers[0]); err != nil {
+			return fmt.Errorf("%s: refusing the version of its kernel modules: %w; name the kernel with --kver", b.input, err)
+		}
 		b.kver = kvers[0]
 	case b.kver == "" && len(kvers) == 0:
 		return usagef("%s holds no kernel modules: name the kernel with --kver", b.input)
 	case b.kver == "":
-		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), strings.Join(kvers, ", "))
+		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), termSafe(strings.Join(kvers, ", ")))
 	case len(kvers) > 0 && !slices.Contains(kvers, b.kver):
-		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, strings.Join(kvers, ", "), b.kver)
+		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, termSafe(strings.Join(kvers, ", ")), b.kver)
 	}
 	if b.output == "" {
 		b.output = defaultOutput(b.input, b.kver)
@@ -367,13 +376,13 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 		return nil
 	}
 	fmt.Fprintf(w, "input:     %s\noutput:    %s (not written: --dry-run)\nkernel:    %s\n", rep.Input, rep.Output, rep.Kver)
-	fmt.Fprintf(w, "generator: %s (%s)\nmode:      %s", rep.Generator, strings.Join(rep.Evidence, "; "), mode)
+	fmt.Fprintf(w, "generator: %s (%s)\nmode:      %s", rep.Generator, termSafe(strings.Join(rep.Evidence, "; ")), mode)
 	if rep.ModeNote != "" {
 		fmt.Fprintf(w, " (%s)", rep.ModeNote)
 	}
 	fmt.Fprintf(w, "\n\n%d edits:\n", len(rep.Items))
 	for _, it := range rep.Items {
-		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, it.Path, "", it.Why)
+		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, termSafe(it.Path), "", termSafe(it.Why))
 	}
 	return nil
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // TestBuildOutputMode: a rescue image is never readable by other users
@@ -39,5 +44,93 @@ func TestBuildOutputMode(t *testing.T) {
 				os.Chmod(out, 0o644)
 			}
 		})
+	}
+}
+
+// hostileNames are entry names and a link target that would move the
+// cursor, clear the screen, fake a line or reverse the text on a terminal.
+var hostileNames = []string{"etc/\x1b[2J\x1b[31mred", "etc/two\nlines 0 0/0 0 fake-entry", "etc/cr\rover", "etc/\u202eevil", "etc/bad\xffutf8"}
+
+// TestInspectEscapesNames: inspect --files escapes names and link targets
+// from the image on the terminal, and --json keeps them exactly (issue 16,
+// point 9).
+func TestInspectEscapesNames(t *testing.T) {
+	var extra []testFile
+	for _, n := range hostileNames {
+		extra = append(extra, testFile{name: n, mode: newc.TypeReg | 0o644, body: "x"})
+	}
+	extra = append(extra, testFile{name: "etc/link", mode: newc.TypeSymlink | 0o777, body: "\x1b]0;title\x07"})
+	img := smallImageWith(t, "6.1.0-9-amd64", extra...)
+	code, out, errs := cli(t, "inspect", "--files", img)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if strings.ContainsAny(out, "\x1b\r\x07\u202e") || strings.Contains(out, "\xff") || strings.Contains(out, "\nlines 0 0") {
+		t.Fatalf("raw control characters in the output:\n%q", out)
+	}
+	for _, want := range []string{`etc/\x1b[2J\x1b[31mred`, `etc/two\nlines`, `etc/cr\rover`, `etc/\u202eevil`, `etc/bad\xffutf8`, `etc/link -> \x1b]0;title\a`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	code, out, errs = cli(t, "inspect", "--files", "--json", img)
+	if code != exitOK {
+		t.Fatalf("--json: exit %d: %s", code, errs)
+	}
+	var rep inspectReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range rep.Files {
+		got[f.Name] = f.Target
+	}
+	for _, n := range hostileNames[:4] { // JSON carries valid UTF-8 exactly
+		if _, ok := got[n]; !ok {
+			t.Errorf("--json lost %q", n)
+		}
+	}
+	if got["etc/link"] != "\x1b]0;title\x07" {
+		t.Errorf("--json target %q", got["etc/link"])
+	}
+}
+
+func TestTermSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"usr/bin/ls":       "usr/bin/ls",
+		"with space/é/日本":  "with space/é/日本",
+		"a\nb":             `a\nb`,
+		"\x1b[0m":          `\x1b[0m`,
+		"tab\there":        `tab\there`,
+		"back\\slash":      `back\\slash`,
+		"\x7f\u0085\u202e": `\x7f\u0085\u202e`,
+		"bad\xff\xfe":      `bad\xff\xfe`,
+	} {
+		if got := termSafe(in); got != want {
+			t.Errorf("termSafe(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestBuildRefusesHostileKernelVersion: without --kver, a kernel version
+// read from the image that is not fit to name a file is refused, and no
+// file is made from it (issue 16, point 9).
+func TestBuildRefusesHostileKernelVersion(t *testing.T) {
+	for _, kver := range []string{"6.1 $(reboot)", "6.1\x1b[2J", ".hidden", "6.1'x", strings.Repeat("9", 65)} {
+		t.Run(fmt.Sprintf("%q", kver), func(t *testing.T) {
+			img := smallImageWith(t, kver)
+			code, _, errs := cli(t, "build", "--quiet", "--preset", "none", "--config", "", "--config-dir", "", "--input", img)
+			if code != exitFailed || !strings.Contains(errs, "name the kernel with --kver") || strings.ContainsAny(errs, "\x1b") {
+				t.Fatalf("exit %d: %q", code, errs)
+			}
+			if left, _ := os.ReadDir(filepath.Dir(img)); len(left) != 1 {
+				t.Errorf("files beside the input: %v", left)
+			}
+		})
+	}
+	// --kver names the output: it is checked the same way.
+	img := smallImage(t)
+	if code, _, errs := cli(t, "build", "--quiet", "--input", img, "--kver", "../../x"); code != exitUsage || !strings.Contains(errs, `--kver: kernel version "../../x"`) {
+		t.Fatalf("--kver ../../x: exit %d: %s", code, errs)
 	}
 }
