@@ -189,3 +189,103 @@ func TestPluginPrivate(t *testing.T) {
 		t.Errorf("the plugin left %v in TMPDIR", left)
 	}
 }
+
+// TestGrubScript runs 15_initrd-remix as grub-mkconfig does (the real
+// grub-mkconfig_lib) over a /boot of its own (a tmpfs in a private mount
+// namespace) that holds rescue images whose versions carry quotes, blanks
+// and a command substitution: those get no entry, the others get entries
+// whose id and paths are quoted, GRUB_CMDLINE_LINUX is neither globbed nor
+// left with rdinit=, and grub-script-check accepts the result (issue 16,
+// point 10).
+func TestGrubScript(t *testing.T) {
+	testtool.Require(t, "grub-script-check")
+	testtool.Require(t, "unshare")
+	if _, err := os.Stat("/usr/share/grub/grub-mkconfig_lib"); err != nil {
+		testtool.Missing(t, "grub-mkconfig_lib (grub-common): %v", err)
+	}
+	ns := []string{"-m"}
+	if os.Geteuid() != 0 {
+		ns = []string{"-r", "-m"}
+	}
+	if c, err := exec.Command("unshare", append(ns, "mount", "-t", "tmpfs", "tmpfs", "/boot")...).CombinedOutput(); err != nil {
+		testtool.Missing(t, "unshare %s and a tmpfs on /boot: %v: %s", strings.Join(ns, " "), err, c)
+	}
+	out := filepath.Join(t.TempDir(), "grub.cfg")
+	script, _ := filepath.Abs("../../scripts/grub.d/15_initrd-remix")
+	const body = `set -e
+mount -t tmpfs tmpfs /boot
+for v in 6.1.0-9-amd64 '6.1 $(reboot)' "6.1';x" 6.2.0-1-amd64 '6.1"x'; do
+	echo k >"/boot/vmlinuz-$v"
+	echo i >"/boot/initrd-remix-rescue-$v.img"
+done
+cd /boot # a glob in GRUB_CMDLINE_LINUX would expand here
+pkgdatadir=/usr/share/grub GRUB_DISTRIBUTOR="Debian" GRUB_CMDLINE_LINUX="console=ttyS0 rdinit=/bin/sh vmlinuz-*" sh "$1" >"$2"
+`
+	cmd := exec.Command("unshare", append(ns, "sh", "-c", body, "sh", script, out)...)
+	cmd.Env = append(os.Environ(), "PATH="+hookPath(t))
+	stderr, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("15_initrd-remix: %v: %s", err, stderr)
+	}
+	cfg, _ := os.ReadFile(out)
+	if c, err := exec.Command("grub-script-check", out).CombinedOutput(); err != nil {
+		t.Fatalf("grub-script-check: %v: %s\n%s", err, c, cfg)
+	}
+	if n := strings.Count(string(cfg), "menuentry "); n != 2 {
+		t.Errorf("%d menu entries, want 2:\n%s", n, cfg)
+	}
+	for _, want := range []string{
+		`$menuentry_id_option 'gnulinux-6.2.0-1-amd64-initrd-remix-rescue-' {`,
+		"\tlinux\t'/vmlinuz-6.1.0-9-amd64' console=ttyS0 vmlinuz-*\n",
+		"\tinitrd\t'/initrd-remix-rescue-6.1.0-9-amd64.img'\n",
+	} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("no %q in:\n%s", want, cfg)
+		}
+	}
+	if strings.Index(string(cfg), "6.2.0-1") > strings.Index(string(cfg), "6.1.0-9") {
+		t.Errorf("not newest first:\n%s", cfg)
+	}
+	if strings.Count(string(stderr), "names no valid kernel version") != 3 {
+		t.Errorf("stderr: %s", stderr)
+	}
+}
+
+// TestHooksRefuseOddVersions: a kernel version that cannot name a file
+// makes every hook warn and do nothing, exiting 0; postrm.d never follows
+// one out of /boot to remove a file (issue 16, point 9).
+func TestHooksRefuseOddVersions(t *testing.T) {
+	path := hookPath(t)
+	for _, tc := range []struct {
+		hook string
+		args func(boot, v string) []string
+	}{
+		{"debian/postrm.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "vmlinuz-"+v)} }},
+		{"debian/postinst.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "vmlinuz-"+v)} }},
+		{"debian/post-update.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "initrd.img-"+v)} }},
+		{"kernel-install/95-initrd-remix.install", func(boot, v string) []string { return []string{"add", v, filepath.Join(boot, "e"), filepath.Join(boot, "vmlinuz")} }},
+		{"kernel-install/95-initrd-remix.install", func(boot, v string) []string { return []string{"remove", v, filepath.Join(boot, "e")} }},
+	} {
+		for _, v := range []string{"x/../../victim", "6.1 $(reboot)", ".hidden"} {
+			t.Run(tc.hook+"/"+v, func(t *testing.T) {
+				top := t.TempDir()
+				boot := filepath.Join(top, "boot")
+				os.MkdirAll(filepath.Join(boot, "initrd-remix-rescue-x"), 0o755)
+				victim := filepath.Join(top, "victim.img")
+				os.WriteFile(victim, []byte("precious"), 0o600)
+				cmd := exec.Command("sh", append([]string{"../../scripts/" + tc.hook}, tc.args(boot, v)...)...)
+				cmd.Env = append(os.Environ(), "PATH="+path, "KERNEL_INSTALL_LAYOUT=bls", "KERNEL_INSTALL_BOOT_ROOT="+boot)
+				out, err := cmd.CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "WARNING: ") || !strings.Contains(string(out), "cannot name a file") {
+					t.Fatalf("%v: %s", err, out)
+				}
+				if strings.Contains(string(out), v) {
+					t.Errorf("the version is printed: %s", out)
+				}
+				if _, err := os.Stat(victim); err != nil {
+					t.Errorf("%s: %v", victim, err)
+				}
+			})
+		}
+	}
+}
