@@ -263,7 +263,9 @@ func TestHooksRefuseOddVersions(t *testing.T) {
 		{"debian/postrm.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "vmlinuz-"+v)} }},
 		{"debian/postinst.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "vmlinuz-"+v)} }},
 		{"debian/post-update.d/initrd-remix", func(boot, v string) []string { return []string{v, filepath.Join(boot, "initrd.img-"+v)} }},
-		{"kernel-install/95-initrd-remix.install", func(boot, v string) []string { return []string{"add", v, filepath.Join(boot, "e"), filepath.Join(boot, "vmlinuz")} }},
+		{"kernel-install/95-initrd-remix.install", func(boot, v string) []string {
+			return []string{"add", v, filepath.Join(boot, "e"), filepath.Join(boot, "vmlinuz")}
+		}},
 		{"kernel-install/95-initrd-remix.install", func(boot, v string) []string { return []string{"remove", v, filepath.Join(boot, "e")} }},
 	} {
 		for _, v := range []string{"x/../../victim", "6.1 $(reboot)", ".hidden"} {
