@@ -157,6 +157,23 @@ PATH=` + real + ` exec initrd-remix "$@"
 	return dir + string(os.PathListSeparator) + real
 }
 
+// mountNamespace returns the unshare arguments for a private mount
+// namespace (a user namespace too when not root), after checking that a
+// tmpfs can be mounted on dir there: tests mount one so that the hooks
+// write nothing on the machine.
+func mountNamespace(t *testing.T, dir string) []string {
+	t.Helper()
+	testtool.Require(t, "unshare")
+	ns := []string{"-m"}
+	if os.Geteuid() != 0 {
+		ns = []string{"-r", "-m"}
+	}
+	if c, err := exec.Command("unshare", append(ns, "mount", "-t", "tmpfs", "tmpfs", dir)...).CombinedOutput(); err != nil {
+		testtool.Missing(t, "unshare %s and a tmpfs on %s: %v: %s", strings.Join(ns, " "), dir, err, c)
+	}
+	return ns
+}
+
 // TestPluginPrivate: the kernel-install plugin runs with umask 077, the
 // concatenation of several initrds is private, and the rescue image is
 // 0600 although every input was 0644 (issue 16, point 1).
@@ -170,7 +187,11 @@ func TestPluginPrivate(t *testing.T) {
 	initrds := splitImage(t, t.TempDir(), 0o644)
 	log := filepath.Join(t.TempDir(), "log")
 	tmp := t.TempDir()
-	cmd := exec.Command("sh", append([]string{"../../scripts/kernel-install/95-initrd-remix.install", "add", kver, entryDir, filepath.Join(entryDir, "linux")}, initrds...)...)
+	// entry write records its token in /var/lib/initrd-remix: a tmpfs
+	// there, in a mount namespace of the plugin's own.
+	ns := mountNamespace(t, "/var/lib")
+	args := append(ns, "sh", "-c", `mount -t tmpfs tmpfs /var/lib && exec sh "$@"`, "sh", "../../scripts/kernel-install/95-initrd-remix.install", "add", kver, entryDir, filepath.Join(entryDir, "linux"))
+	cmd := exec.Command("unshare", append(args, initrds...)...)
 	cmd.Env = append(os.Environ(), "PATH="+recordingPath(t, log), "TMPDIR="+tmp, "KERNEL_INSTALL_LAYOUT=bls",
 		"KERNEL_INSTALL_BOOT_ROOT="+boot, "KERNEL_INSTALL_MACHINE_ID="+mid, "KERNEL_INSTALL_ENTRY_TOKEN="+mid)
 	out, err := cmd.CombinedOutput()
@@ -199,17 +220,10 @@ func TestPluginPrivate(t *testing.T) {
 // point 10).
 func TestGrubScript(t *testing.T) {
 	testtool.Require(t, "grub-script-check")
-	testtool.Require(t, "unshare")
 	if _, err := os.Stat("/usr/share/grub/grub-mkconfig_lib"); err != nil {
 		testtool.Missing(t, "grub-mkconfig_lib (grub-common): %v", err)
 	}
-	ns := []string{"-m"}
-	if os.Geteuid() != 0 {
-		ns = []string{"-r", "-m"}
-	}
-	if c, err := exec.Command("unshare", append(ns, "mount", "-t", "tmpfs", "tmpfs", "/boot")...).CombinedOutput(); err != nil {
-		testtool.Missing(t, "unshare %s and a tmpfs on /boot: %v: %s", strings.Join(ns, " "), err, c)
-	}
+	ns := mountNamespace(t, "/boot")
 	out := filepath.Join(t.TempDir(), "grub.cfg")
 	script, _ := filepath.Abs("../../scripts/grub.d/15_initrd-remix")
 	const body = `set -e
