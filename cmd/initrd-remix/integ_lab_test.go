@@ -338,7 +338,7 @@ func TestLabDebianHooks(t *testing.T) {
 	if entry == "" {
 		t.Fatal("the GRUB script printed no rescue entry")
 	}
-	for _, want := range []string{"with Linux " + c.kver + " (initrd-remix rescue)", "linux\t/boot/vmlinuz-" + c.kver, "initrd\t" + rescue} {
+	for _, want := range []string{"with Linux " + c.kver + " (initrd-remix rescue)", "linux\t'/boot/vmlinuz-" + c.kver + "' ", "initrd\t'" + rescue + "'\n"} {
 		if !strings.Contains(entry, want) {
 			t.Errorf("rescue menu entry lacks %q:\n%s", want, entry)
 		}
