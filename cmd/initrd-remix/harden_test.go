@@ -110,6 +110,26 @@ func TestTermSafe(t *testing.T) {
 			t.Errorf("termSafe(%q) = %s, want %s", in, got, want)
 		}
 	}
+	for in, want := range map[string]string{
+		"two\n\tlines":            "two\n\tlines",
+		`"a\nb" is %q-quoted`:     `"a\nb" is %q-quoted`,
+		"raw \x1b[2J\r\u202e\xff": `raw \x1b[2J\r\u202e\xff`,
+	} {
+		if got := termMessage(in); got != want {
+			t.Errorf("termMessage(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestErrorsEscaped: an error message that names a file or entry from
+// outside carries no escape sequence to the terminal.
+func TestErrorsEscaped(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "evil\x1b]0;owned\x07\x1b[2J.img")
+	os.WriteFile(bad, []byte("MZ not an initrd"), 0o644)
+	code, _, errs := cli(t, "inspect", bad)
+	if code != exitFailed || strings.ContainsAny(errs, "\x1b\x07") || !strings.Contains(errs, `evil\x1b]0;owned\a\x1b[2J.img`) {
+		t.Fatalf("exit %d: %q", code, errs)
+	}
 }
 
 // TestBuildRefusesHostileKernelVersion: without --kver, a kernel version

@@ -134,10 +134,24 @@ memory whole.
 // unambiguous. They are written as Go escapes (\n, \x1b, \u202e, \\).
 // The text output of every command that prints such names goes through it;
 // JSON output is exact JSON instead.
-func termSafe(s string) string {
+func termSafe(s string) string { return escapeTerm(s, false) }
+
+// termMessage is termSafe for a message of several lines (an error that
+// may quote names): newlines, tabs and backslashes stay as they are, so
+// the message keeps its shape and %q-quoted names are not escaped twice,
+// but no escape sequence or other control character reaches the terminal.
+func termMessage(s string) string { return escapeTerm(s, true) }
+
+func escapeTerm(s string, message bool) string {
+	keep := func(r rune) bool {
+		if message && (r == '\n' || r == '\t' || r == '\\') {
+			return true
+		}
+		return r != '\\' && r != utf8.RuneError && unicode.IsPrint(r)
+	}
 	clean := true
 	for _, r := range s {
-		if r == '\\' || r == utf8.RuneError || !unicode.IsPrint(r) {
+		if !keep(r) {
 			clean = false
 			break
 		}
@@ -151,10 +165,10 @@ func termSafe(s string) string {
 		switch {
 		case r == utf8.RuneError && n <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keep(r) || r == utf8.RuneError:
+			b.WriteRune(r)
 		case r == '\\':
 			b.WriteString(`\\`)
-		case unicode.IsPrint(r):
-			b.WriteRune(r)
 		default:
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
