@@ -7,46 +7,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
-// hookBin builds the binary once for the hook tests and returns the
-// directory holding it, for PATH: a hook not installed by make takes
-// initrd-remix from PATH.
-var hookBin = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "initrd-remix-hooktest-")
-	if err != nil {
-		return "", err
-	}
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "initrd-remix"), ".").CombinedOutput()
-	if err != nil {
-		return "", &exec.ExitError{Stderr: out}
-	}
-	return dir, nil
-})
-
-func hookPath(t *testing.T) string {
-	t.Helper()
-	testtool.Require(t, "go")
-	dir, err := hookBin()
-	if err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return dir + string(os.PathListSeparator) + os.Getenv("PATH")
+// TestHooks runs the real hook scripts against a binary built once for
+// them: a hook not installed by make takes initrd-remix from PATH.
+func TestHooks(t *testing.T) {
+	path := filepath.Dir(makeBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
+	t.Run("config", func(t *testing.T) { testHookConfig(t, path) })
+	t.Run("plugin private", func(t *testing.T) { testPluginPrivate(t, path) })
+	t.Run("odd versions", func(t *testing.T) { testHooksRefuseOddVersions(t, path) })
+	t.Run("grub", func(t *testing.T) { testGrubScript(t, path) })
 }
 
-// TestHookConfig runs the hook library's configuration check with the
+// testHookConfig runs the hook library's configuration check with the
 // shells the hooks meet (dash is Debian's /bin/sh, busybox sh an initrd's):
 // the hooks ask the binary, so they read the configuration exactly as
 // build does (issue 16, point 5): comments after values, booleans in every
 // usual spelling, drop-ins after the main file in lexical order, the last
 // line wins, and a configuration build would refuse keeps the hooks off
 // with a message naming the file and line.
-func TestHookConfig(t *testing.T) {
+func testHookConfig(t *testing.T, path string) {
 	tests := []struct {
 		name  string
 		main  string
@@ -75,7 +59,6 @@ func TestHookConfig(t *testing.T) {
 		{"output in a drop-in", "", map[string]string{"50-x.conf": "\noutput = /boot/x.img\n"}, false, `50-x.conf:2: "output" cannot be set`},
 		{"bad boolean", "hooks = maybe\n", nil, false, `initrd-remix.conf:1: hooks: "maybe" is not a boolean`},
 	}
-	path := hookPath(t)
 	for _, shell := range []string{"dash", "busybox"} {
 		testtool.Require(t, shell)
 		for _, tc := range tests {
@@ -140,9 +123,8 @@ func splitImage(t *testing.T, dir string, mode os.FileMode) []string {
 // recordingPath puts a shell script named initrd-remix first on PATH that
 // appends its umask and the mode of the file after --input to log, then
 // runs the real binary.
-func recordingPath(t *testing.T, log string) string {
+func recordingPath(t *testing.T, real, log string) string {
 	t.Helper()
-	real := hookPath(t)
 	dir := t.TempDir()
 	script := `#!/bin/sh
 in=
@@ -174,10 +156,10 @@ func mountNamespace(t *testing.T, dir string) []string {
 	return ns
 }
 
-// TestPluginPrivate: the kernel-install plugin runs with umask 077, the
+// testPluginPrivate: the kernel-install plugin runs with umask 077, the
 // concatenation of several initrds is private, and the rescue image is
 // 0600 although every input was 0644 (issue 16, point 1).
-func TestPluginPrivate(t *testing.T) {
+func testPluginPrivate(t *testing.T, path string) {
 	testtool.Require(t, "stat")
 	const mid, kver = "0123456789abcdef0123456789abcdef", "6.1.0-9-amd64"
 	boot := t.TempDir()
@@ -192,7 +174,7 @@ func TestPluginPrivate(t *testing.T) {
 	ns := mountNamespace(t, "/var/lib")
 	args := append(ns, "sh", "-c", `mount -t tmpfs tmpfs /var/lib && exec sh "$@"`, "sh", "../../scripts/kernel-install/95-initrd-remix.install", "add", kver, entryDir, filepath.Join(entryDir, "linux"))
 	cmd := exec.Command("unshare", append(args, initrds...)...)
-	cmd.Env = append(os.Environ(), "PATH="+recordingPath(t, log), "TMPDIR="+tmp, "KERNEL_INSTALL_LAYOUT=bls",
+	cmd.Env = append(os.Environ(), "PATH="+recordingPath(t, path, log), "TMPDIR="+tmp, "KERNEL_INSTALL_LAYOUT=bls",
 		"KERNEL_INSTALL_BOOT_ROOT="+boot, "KERNEL_INSTALL_MACHINE_ID="+mid, "KERNEL_INSTALL_ENTRY_TOKEN="+mid)
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Contains(string(out), "WARNING") {
@@ -211,14 +193,14 @@ func TestPluginPrivate(t *testing.T) {
 	}
 }
 
-// TestGrubScript runs 15_initrd-remix as grub-mkconfig does (the real
+// testGrubScript runs 15_initrd-remix as grub-mkconfig does (the real
 // grub-mkconfig_lib) over a /boot of its own (a tmpfs in a private mount
 // namespace) that holds rescue images whose versions carry quotes, blanks
 // and a command substitution: those get no entry, the others get entries
 // whose id and paths are quoted, GRUB_CMDLINE_LINUX is neither globbed nor
 // left with rdinit=, and grub-script-check accepts the result (issue 16,
 // point 10).
-func TestGrubScript(t *testing.T) {
+func testGrubScript(t *testing.T, path string) {
 	testtool.Require(t, "grub-script-check")
 	if _, err := os.Stat("/usr/share/grub/grub-mkconfig_lib"); err != nil {
 		testtool.Missing(t, "grub-mkconfig_lib (grub-common): %v", err)
@@ -236,7 +218,7 @@ cd /boot # a glob in GRUB_CMDLINE_LINUX would expand here
 pkgdatadir=/usr/share/grub GRUB_DISTRIBUTOR="Debian" GRUB_CMDLINE_LINUX="console=ttyS0 rdinit=/bin/sh vmlinuz-*" sh "$1" >"$2"
 `
 	cmd := exec.Command("unshare", append(ns, "sh", "-c", body, "sh", script, out)...)
-	cmd.Env = append(os.Environ(), "PATH="+hookPath(t))
+	cmd.Env = append(os.Environ(), "PATH="+path)
 	stderr, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("15_initrd-remix: %v: %s", err, stderr)
@@ -265,11 +247,10 @@ pkgdatadir=/usr/share/grub GRUB_DISTRIBUTOR="Debian" GRUB_CMDLINE_LINUX="console
 	}
 }
 
-// TestHooksRefuseOddVersions: a kernel version that cannot name a file
+// testHooksRefuseOddVersions: a kernel version that cannot name a file
 // makes every hook warn and do nothing, exiting 0; postrm.d never follows
 // one out of /boot to remove a file (issue 16, point 9).
-func TestHooksRefuseOddVersions(t *testing.T) {
-	path := hookPath(t)
+func testHooksRefuseOddVersions(t *testing.T, path string) {
 	for _, tc := range []struct {
 		hook string
 		args func(boot, v string) []string
