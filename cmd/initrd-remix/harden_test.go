@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -153,4 +156,34 @@ func TestBuildRefusesHostileKernelVersion(t *testing.T) {
 	if code, _, errs := cli(t, "build", "--quiet", "--input", img, "--kver", "../../x"); code != exitUsage || !strings.Contains(errs, `--kver: kernel version "../../x"`) {
 		t.Fatalf("--kver ../../x: exit %d: %s", code, errs)
 	}
+}
+
+// FuzzTermSafe: whatever a name holds, termSafe prints only valid UTF-8
+// without control or format characters, and unambiguously (the escapes
+// read back as Go string escapes give the name again); termMessage keeps
+// only newlines and tabs of the control characters.
+func FuzzTermSafe(f *testing.F) {
+	for _, n := range hostileNames {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := termSafe(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("termSafe(%q) = %q: invalid UTF-8", s, out)
+		}
+		for _, r := range out {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("termSafe(%q) = %q: holds %U", s, out, r)
+			}
+		}
+		back, err := strconv.Unquote(`"` + strings.ReplaceAll(out, `"`, `\"`) + `"`)
+		if err != nil || back != s {
+			t.Fatalf("termSafe(%q) = %q reads back as %q (%v)", s, out, back, err)
+		}
+		for _, r := range termMessage(s) {
+			if !unicode.IsPrint(r) && r != '\n' && r != '\t' {
+				t.Fatalf("termMessage(%q) holds %U", s, r)
+			}
+		}
+	})
 }
