@@ -64,8 +64,11 @@ program (--allow-missing: a warning). Paths are resolved against the image's
 own symlinks, so a usr-merged image stays usr-merged.
 
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
-/etc/initrd-remix/conf.d/*.conf, hold "key = value" lines whose keys are these
-flags' long names (add, include, module accumulate); flags override them.
+/etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
+are the long names of the flags that make sense for every build (add, include,
+module, preset, allow-missing, compress, level, threads, mode, max-size, run;
+add, include, module accumulate); flags override them. "initrd-remix config
+check" shows every setting and where it comes from.
 `
 
 // buildFlags are build's own flags on top of outputFlags.
