@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -64,8 +65,11 @@ program (--allow-missing: a warning). Paths are resolved against the image's
 own symlinks, so a usr-merged image stays usr-merged.
 
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
-/etc/initrd-remix/conf.d/*.conf, hold "key = value" lines whose keys are these
-flags' long names (add, include, module accumulate); flags override them.
+/etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
+are the long names of the flags that make sense for every build (add, include,
+module, preset, allow-missing, compress, level, threads, mode, max-size, run;
+add, include, module accumulate); flags override them. "initrd-remix config
+check" shows every setting and where it comes from.
 `
 
 // buildFlags are build's own flags on top of outputFlags.
@@ -152,6 +156,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	// Without --kver the default output is named after the image's only
 	// kernel, found once it is open.
 	if b.output == "" && b.kver != "" {
+		if err := bootentry.CheckVersion(b.kver); err != nil {
+			return usagef("--kver: %v", err)
+		}
 		b.output = defaultOutput(b.input, b.kver)
 	}
 	if b.output != "" {
@@ -170,7 +177,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	var out *atomicfile.File
 	spool := ""
 	if !b.dryRun && b.output != "" {
-		if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+		if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
 			return err
 		}
 		defer out.Abort()
@@ -227,13 +234,18 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	kvers := remix.KernelVersions(img.Tree)
 	switch {
 	case b.kver == "" && len(kvers) == 1:
+		// It names the output and the report: a crafted image must not
+		// choose file names or write to the terminal.
+		if err := bootentry.CheckVersion(kvers[0]); err != nil {
+			return fmt.Errorf("%s: refusing the version of its kernel modules: %w; name the kernel with --kver", b.input, err)
+		}
 		b.kver = kvers[0]
 	case b.kver == "" && len(kvers) == 0:
 		return usagef("%s holds no kernel modules: name the kernel with --kver", b.input)
 	case b.kver == "":
-		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), strings.Join(kvers, ", "))
+		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), termSafe(strings.Join(kvers, ", ")))
 	case len(kvers) > 0 && !slices.Contains(kvers, b.kver):
-		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, strings.Join(kvers, ", "), b.kver)
+		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, termSafe(strings.Join(kvers, ", ")), b.kver)
 	}
 	if b.output == "" {
 		b.output = defaultOutput(b.input, b.kver)
@@ -241,7 +253,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if !b.dryRun {
-			if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
+			if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
 				return err
 			}
 			defer out.Abort()
@@ -309,6 +321,12 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	return printBuild(e, &o, rep, mode)
 }
 
+// rescueMode is the permission of a rescue image: 0600, or the input's
+// bits where they are stricter, never wider. An initrd can hold secrets (a
+// LUKS keyfile, host keys); a copy of it in /boot is readable by root only,
+// whatever the input's mode or the umask.
+func rescueMode(input os.FileMode) os.FileMode { return input.Perm() & 0o600 }
+
 // rewind empties a file for a second copy of the input.
 func rewind(f *atomicfile.File) error {
 	if err := f.Truncate(0); err != nil {
@@ -362,13 +380,13 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 		return nil
 	}
 	fmt.Fprintf(w, "input:     %s\noutput:    %s (not written: --dry-run)\nkernel:    %s\n", rep.Input, rep.Output, rep.Kver)
-	fmt.Fprintf(w, "generator: %s (%s)\nmode:      %s", rep.Generator, strings.Join(rep.Evidence, "; "), mode)
+	fmt.Fprintf(w, "generator: %s (%s)\nmode:      %s", rep.Generator, termSafe(strings.Join(rep.Evidence, "; ")), mode)
 	if rep.ModeNote != "" {
 		fmt.Fprintf(w, " (%s)", rep.ModeNote)
 	}
 	fmt.Fprintf(w, "\n\n%d edits:\n", len(rep.Items))
 	for _, it := range rep.Items {
-		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, it.Path, "", it.Why)
+		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, termSafe(it.Path), "", termSafe(it.Why))
 	}
 	return nil
 }

@@ -16,13 +16,21 @@ plugin runs it; you rarely need to.
 
   write   write the rescue entry of a kernel. Every file it names must exist on
           the boot partition, or nothing is written. Rescue entries of the same
-          kernel under another token (an older machine ID) are removed, with
-          the rescue images they named.
+          kernel under another token of this installation (an older machine
+          ID) are removed, with the rescue images they named.
   list    list the rescue entries, with what is wrong with each (a missing
-          file); --check exits 1 when any entry is broken.
+          file, a path that leaves the boot partition) and whose they are;
+          --check exits 1 when any entry is broken.
   remove  remove the rescue entries of a kernel (--kver), or the broken ones
           (--stale); --images also deletes the rescue images they name (only
-          files named initrd-remix-rescue*, never a distribution's initrd).
+          regular files named initrd-remix-rescue* inside the boot partition,
+          never a distribution's initrd).
+
+Entries are owned by their entry token: this installation's are those of
+its machine ID and of every token entry write used here before (recorded in
+/var/lib/initrd-remix/entry-tokens). On a $BOOT shared with other
+installations, write and remove touch only those (remove --token names
+another token explicitly); list shows every rescue entry.
 
 Paths given to write are paths on this system (inside --root); the entry
 stores them relative to the partition that holds $BOOT, as the specification
@@ -87,12 +95,14 @@ type entryJSON struct {
 	Options   string   `json:"options"`
 	Linux     string   `json:"linux"`
 	Initrd    []string `json:"initrd"`
+	Token     string   `json:"token,omitempty"`
+	Owned     bool     `json:"owned"`
 	Problems  []string `json:"problems"`
 	Removed   []string `json:"removed,omitempty"`
 }
 
 func toJSON(file string, en *bootentry.Entry, problems []string) entryJSON {
-	j := entryJSON{File: file, Problems: problems, Initrd: []string{}}
+	j := entryJSON{File: file, Problems: problems, Initrd: []string{}, Owned: true}
 	if j.Problems == nil {
 		j.Problems = []string{}
 	}
@@ -164,7 +174,7 @@ func runEntryWrite(e *env, args []string) error {
 		return printJSON(e, j)
 	}
 	for _, rm := range res.Removed {
-		fmt.Fprintf(e.stderr, "removed %s (rescue entry or image of the same kernel under an older machine ID or entry token)\n", rm)
+		fmt.Fprintf(e.stderr, "removed %s (rescue entry or image of the same kernel under an older machine ID or entry token of this installation)\n", termSafe(rm))
 	}
 	return nil
 }
@@ -193,19 +203,26 @@ func runEntryList(e *env, args []string) error {
 		if len(fd.Problems) > 0 {
 			broken++
 		}
-		out = append(out, toJSON(fd.File, fd.Entry, fd.Problems))
+		j := toJSON(fd.File, fd.Entry, fd.Problems)
+		j.Token, j.Owned = fd.Token, fd.Owned
+		out = append(out, j)
 	}
 	if f.json {
 		if err := printJSON(e, out); err != nil {
 			return err
 		}
 	} else {
+		// Entries are files anyone with access to $BOOT may have written:
+		// what they say is escaped before it reaches a terminal.
 		for _, j := range out {
 			status := "ok"
 			if len(j.Problems) > 0 {
 				status = "BROKEN: " + strings.Join(j.Problems, "; ")
 			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", j.File, j.Version, strings.Join(j.Initrd, " "), status)
+			if !j.Owned {
+				status += " (another installation's)"
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", termSafe(j.File), termSafe(j.Version), termSafe(strings.Join(j.Initrd, " ")), termSafe(status))
 		}
 	}
 	if check && broken > 0 {
@@ -220,7 +237,7 @@ func runEntryRemove(e *env, args []string) error {
 	f.register(fs)
 	var o bootentry.RemoveOptions
 	fs.StringVar(&o.Version, "kver", "", "remove the rescue entries of this kernel version")
-	fs.StringVar(&o.Token, "token", "", "only the entry under this token (default: every token)")
+	fs.StringVar(&o.Token, "token", "", "only the entries under this token, even another installation's (default: this installation's tokens)")
 	fs.BoolVar(&o.Stale, "stale", false, "remove only entries that name a missing file or cannot be parsed")
 	fs.BoolVar(&o.Images, "images", false, "also delete the rescue images (initrd-remix-rescue*) the entries name")
 	if err := parse(fs, args); err != nil {

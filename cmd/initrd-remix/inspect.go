@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
@@ -124,8 +127,60 @@ memory whole.
 	return nil
 }
 
+// termSafe escapes what a terminal would act on, or what would make one
+// line look like two, in text taken from an image or a boot entry (names,
+// link targets, versions): control characters (newline, carriage return,
+// ESC, DEL, C1), invalid UTF-8, Unicode format characters such as
+// bidirectional overrides, and the backslash, so the escaping stays
+// unambiguous. They are written as Go escapes (\n, \x1b, \u202e, \\).
+// The text output of every command that prints such names goes through it;
+// JSON output is exact JSON instead.
+func termSafe(s string) string { return escapeTerm(s, false) }
+
+// termMessage is termSafe for a message of several lines (an error that
+// may quote names): newlines, tabs and backslashes stay as they are, so
+// the message keeps its shape and %q-quoted names are not escaped twice,
+// but no escape sequence or other control character reaches the terminal.
+func termMessage(s string) string { return escapeTerm(s, true) }
+
+func escapeTerm(s string, message bool) string {
+	keep := func(r rune) bool {
+		if message && (r == '\n' || r == '\t' || r == '\\') {
+			return true
+		}
+		return r != '\\' && r != utf8.RuneError && unicode.IsPrint(r)
+	}
+	clean := true
+	for _, r := range s {
+		if !keep(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keep(r) || r == utf8.RuneError:
+			b.WriteRune(r)
+		case r == '\\':
+			b.WriteString(`\\`)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 func printInspect(w io.Writer, r *inspectReport) {
-	fmt.Fprintf(w, "%s: %s, %d segments, %d entries (%d names after merging)\n\n", r.File, humanBytes(r.Size), len(r.Segments), r.Entries, r.Names)
+	fmt.Fprintf(w, "%s: %s, %d segments, %d entries (%d names after merging)\n\n", termSafe(r.File), humanBytes(r.Size), len(r.Segments), r.Entries, r.Names)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\toffset\tlength\tcompression\tarchives\tentries\tuncompressed\tnotes")
 	for _, s := range r.Segments {
@@ -148,7 +203,7 @@ func printInspect(w io.Writer, r *inspectReport) {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Index, s.Offset, humanBytes(s.Length), s.Compression, s.Archives, s.Entries, humanBytes(s.UncompressedSize), strings.Join(notes, ", "))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ngenerator:  %s (%s)\n", r.Generator.Generator, strings.Join(r.Generator.Evidence, "; "))
+	fmt.Fprintf(w, "\ngenerator:  %s (%s)\n", r.Generator.Generator, termSafe(strings.Join(r.Generator.Evidence, "; ")))
 	var dirs []string
 	for _, d := range r.UsrMerge.Dirs {
 		switch d.Type {
@@ -159,19 +214,19 @@ func printInspect(w io.Writer, r *inspectReport) {
 			dirs = append(dirs, d.Name+" ("+d.Type+")")
 		}
 	}
-	fmt.Fprintf(w, "usr-merge:  %s (%s)\n", r.UsrMerge.State, strings.Join(dirs, ", "))
+	fmt.Fprintf(w, "usr-merge:  %s (%s)\n", r.UsrMerge.State, termSafe(strings.Join(dirs, ", ")))
 	kv := "none found"
 	if len(r.KernelVersions) > 0 {
 		kv = strings.Join(r.KernelVersions, ", ")
 	}
-	fmt.Fprintf(w, "kernel:     %s\n", kv)
+	fmt.Fprintf(w, "kernel:     %s\n", termSafe(kv))
 	mc := "none"
 	if r.Microcode.Early {
 		mc = "early archive with " + strings.Join(r.Microcode.Vendors, ", ")
 	}
 	fmt.Fprintf(w, "microcode:  %s\n", mc)
 	for _, d := range r.Dropped {
-		fmt.Fprintf(w, "warning: the kernel would skip %s\n", d)
+		fmt.Fprintf(w, "warning: the kernel would skip %s\n", termSafe(d))
 	}
 	if len(r.Files) > 0 {
 		fmt.Fprintln(w)
@@ -181,9 +236,9 @@ func printInspect(w io.Writer, r *inspectReport) {
 			if f.Type == "char" || f.Type == "block" {
 				size = fmt.Sprintf("%d, %d", f.RDevMajor, f.RDevMinor)
 			}
-			name := f.Name
+			name := termSafe(f.Name)
 			if f.Target != "" {
-				name += " -> " + f.Target
+				name += " -> " + termSafe(f.Target)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%d/%d\t%s\t%s\t%s\n", f.Segment, modeString(f.Type, f.Mode), f.Nlink, f.UID, f.GID, size,
 				time.Unix(int64(f.Mtime), 0).UTC().Format("2006-01-02 15:04"), name)

@@ -176,9 +176,15 @@ func (c *labCopy) checkRescueImage(p string) {
 // checkEntry checks the one rescue entry a bls installation must have.
 func (c *labCopy) checkEntry(machineID string) bootentry.Found {
 	c.t.Helper()
-	found, err := c.store().List("")
+	all, err := c.store().List("")
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	var found []bootentry.Found // this installation's; another may share $BOOT
+	for _, f := range all {
+		if f.Owned {
+			found = append(found, f)
+		}
 	}
 	if len(found) != 1 {
 		c.t.Fatalf("%d rescue entries, want 1: %+v (files %v)", len(found), found, c.ours())
@@ -237,19 +243,41 @@ func TestLabKernelInstall(t *testing.T) {
 		t.Errorf("files after add: %v, want %v", got, want)
 	}
 
+	// Another installation shares this $BOOT and has a rescue entry for
+	// the same kernel: nothing here may touch it (issue 16, point 3).
+	const otherID = "ffffffffffffffffffffffffffffffff"
+	other := []string{"/boot/" + otherID + "/" + c.kver + "/initrd-remix-rescue.img", "/boot/loader/entries/" + otherID + "-" + c.kver + bootentry.Suffix}
+	c.write(other[0], "the other installation's rescue image")
+	c.write("/boot/"+otherID+"/"+c.kver+"/linux", "the other installation's kernel")
+	c.write(other[1], "title other\nversion "+c.kver+"\nlinux /boot/"+otherID+"/"+c.kver+"/linux\ninitrd "+other[0]+"\n")
+	notOther := func(files []string) []string {
+		var out []string
+		for _, f := range files {
+			if !strings.Contains(f, otherID) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+
 	// The machine ID changes (a cloned VM, a reinstalled system).
 	const newID = "0123456789abcdef0123456789abcdef"
 	c.write("/etc/machine-id", newID+"\n")
 	c.kernelInstall("add")
 	c.checkEntry(newID)
 	want = []string{"/boot/" + newID + "/" + c.kver + "/initrd-remix-rescue.img", "/boot/loader/entries/" + newID + "-" + c.kver + bootentry.Suffix}
-	if got := c.ours(); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := notOther(c.ours()); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("files after the machine-id change: %v, want %v", got, want)
 	}
 
 	c.kernelInstall("remove")
-	if got := c.ours(); len(got) != 0 {
+	if got := notOther(c.ours()); len(got) != 0 {
 		t.Errorf("kernel-install remove left %v", got)
+	}
+	for _, f := range other {
+		if _, err := os.Stat(c.path(f)); err != nil {
+			t.Errorf("the other installation's %s: %v", f, err)
+		}
 	}
 	if _, err := os.Stat(sysEntry); err != nil {
 		t.Errorf("systemd's entry of the first machine ID (not ours) must stay: %v", err)
@@ -310,7 +338,7 @@ func TestLabDebianHooks(t *testing.T) {
 	if entry == "" {
 		t.Fatal("the GRUB script printed no rescue entry")
 	}
-	for _, want := range []string{"with Linux " + c.kver + " (initrd-remix rescue)", "linux\t/boot/vmlinuz-" + c.kver, "initrd\t" + rescue} {
+	for _, want := range []string{"with Linux " + c.kver + " (initrd-remix rescue)", "linux\t'/boot/vmlinuz-" + c.kver + "' ", "initrd\t'" + rescue + "'\n"} {
 		if !strings.Contains(entry, want) {
 			t.Errorf("rescue menu entry lacks %q:\n%s", want, entry)
 		}

@@ -57,6 +57,7 @@ func commands() []command {
 		{"repack", "rewrite an initrd with no change to any entry (other compression or layout)", runRepack},
 		{"entry", "write, list and remove boot loader entries (BLS type #1) for rescue images", runEntry},
 		{"verify", "check an initrd: libraries of every program, dangling links, format rules", runVerify},
+		{"config", "print the effective configuration (what the kernel hooks ask)", runConfig},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -108,18 +109,21 @@ func report(ctx context.Context, e *env, name string, err error) int {
 	}
 	var ue usageError
 	var ve verifyError
+	// Messages may quote names from an image: no escape sequence in them
+	// reaches the terminal.
+	msg := termMessage(err.Error())
 	switch {
 	case ctx.Err() != nil:
 		fmt.Fprintf(e.stderr, "initrd-remix %s: interrupted; nothing was written\n", name)
 		return exitInterrupt
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.stderr, "initrd-remix %s: %v\nRun 'initrd-remix %s --help' for usage.\n", name, err, name)
+		fmt.Fprintf(e.stderr, "initrd-remix %s: %s\nRun 'initrd-remix %s --help' for usage.\n", name, msg, name)
 		return exitUsage
 	case errors.As(err, &ve):
-		fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
+		fmt.Fprintf(e.stderr, "initrd-remix %s: %s\n", name, msg)
 		return exitVerify
 	}
-	fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
+	fmt.Fprintf(e.stderr, "initrd-remix %s: %s\n", name, msg)
 	return exitFailed
 }
 

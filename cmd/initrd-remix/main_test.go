@@ -48,13 +48,21 @@ func cpioOf(t *testing.T, files ...testFile) []byte {
 // out like initramfs-tools' output.
 func smallImage(t *testing.T) string {
 	t.Helper()
+	return smallImageWith(t, "6.1.0-9-amd64")
+}
+
+// smallImageWith is smallImage with the kernel modules of kver and extra
+// entries at the end of the main archive.
+func smallImageWith(t *testing.T, kver string, extra ...testFile) string {
+	t.Helper()
 	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
 	f := func(n, body string) testFile { return testFile{name: n, mode: newc.TypeReg | 0o755, body: body} }
 	early := cpioOf(t, d("kernel"), d("kernel/x86"), d("kernel/x86/microcode"), f("kernel/x86/microcode/AuthenticAMD.bin", "ucode"))
-	main := cpioOf(t, d("."), d("usr"), d("usr/lib"), testFile{name: "lib", mode: newc.TypeSymlink | 0o777, body: "usr/lib"},
+	mainFiles := []testFile{d("."), d("usr"), d("usr/lib"), testFile{name: "lib", mode: newc.TypeSymlink | 0o777, body: "usr/lib"},
 		f("init", "#!/bin/sh\n"), d("conf"), f("conf/initramfs.conf", "MODULES=most\n"), d("scripts"), f("scripts/functions", "x\n"),
-		d("lib/modules"), d("lib/modules/6.1.0-9-amd64"), f("lib/modules/6.1.0-9-amd64/modules.dep", ""),
-		d("dev"), testFile{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: 5<<8 | 1})
+		d("lib/modules"), d("lib/modules/" + kver), f("lib/modules/"+kver+"/modules.dep", ""),
+		d("dev"), testFile{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: 5<<8 | 1}}
+	main := cpioOf(t, append(mainFiles, extra...)...)
 	var z bytes.Buffer
 	zw, _ := codec.NewWriter(codec.Zstd, &z, codec.WriterOptions{})
 	zw.Write(main)

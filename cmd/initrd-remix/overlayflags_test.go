@@ -31,7 +31,12 @@ func TestOverlayFlags(t *testing.T) {
 		{"flags override", []string{"--preset=rescue", "--add=parted", "--compress=zstd"}, []string{"mdadm", "lvm", "parted"}, "rescue", true, "zstd", "", ""},
 		{"no config", []string{"--config=", "--config-dir="}, nil, "rescue", false, "gzip", "", ""},
 		{"unknown key", nil, nil, "", false, "", "unknown key \"colour\"", "colour = blue\n"},
-		{"bad bool", nil, nil, "", false, "", "allow-missing wants true or false", "allow-missing = maybe\n"},
+		{"bad bool", nil, nil, "", false, "", `bad.conf:1: allow-missing: "maybe" is not a boolean`, "allow-missing = maybe\n"},
+		// The configuration the hooks accept, build accepts (issue 16, point 5).
+		{"comments and booleans", nil, []string{"mdadm"}, "rescue", true, "xz", "", "hooks = yes # on\ncompress = xz # small\nallow-missing = Yes\nadd = mdadm\t# disks\n"},
+		{"hooks=No", nil, nil, "rescue", false, "gzip", "", "hooks=No\nallow-missing = off\n"},
+		{"dry-run", nil, nil, "", false, "", `bad.conf:2: "dry-run" cannot be set in a configuration file`, "hooks = false\ndry-run = true\n"},
+		{"force", nil, nil, "", false, "", `bad.conf:1: "force" cannot be set`, "force = yes\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"--config=" + conf, "--config-dir=" + dropIn}, c.args...)

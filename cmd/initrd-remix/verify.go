@@ -81,7 +81,7 @@ Examples:
 		}
 	} else {
 		for _, f := range findings {
-			fmt.Fprintln(e.stdout, f)
+			fmt.Fprintln(e.stdout, termSafe(f.String()))
 		}
 		fmt.Fprintf(e.stdout, "%s: %d errors, %d warnings\n", path, rep.Errors, rep.Warnings)
 	}

@@ -6,7 +6,11 @@
 # never make those fail. A problem is reported loudly on stderr and the hook
 # exits 0; an image is either complete (build writes a temporary file and
 # renames it) or absent, never half-written.
+#
+# Everything a hook creates is private (umask 077): an initrd may hold a
+# LUKS keyfile, and a copy of it must not become readable by everyone.
 
+umask 077
 LC_ALL=C
 export LC_ALL
 IR_BIN=@BINDIR@/initrd-remix
@@ -23,18 +27,28 @@ ir_warn() { printf 'initrd-remix: WARNING: %s\n' "$*" >&2; }
 # after the package is removed; they must then do nothing, quietly.
 ir_installed() { command -v "$IR_BIN" >/dev/null 2>&1; }
 
-# ir_hooks_enabled: false when the configuration says `hooks = no`. The main
-# file is read first, then conf.d/*.conf in lexical order; the last `hooks`
-# line wins. Syntax: `key = value`, blanks around `=` optional, `#` starts a
-# comment (a whole line, or after the value).
+# ir_hooks_enabled: false when the configuration turns the hooks off
+# (`hooks = no`). The binary reads the configuration, so the hooks and build
+# share one grammar (README, "Configuration file"). A configuration it
+# cannot read is reported and keeps the hooks off: every build would fail
+# on it anyway.
 ir_hooks_enabled() {
-	ir_hooks=yes
-	for ir_f in "$IR_CONF" "$IR_CONF_D"/*.conf; do
-		[ -f "$ir_f" ] || continue
-		ir_v=$(sed -n 's/^[[:space:]]*hooks[[:space:]]*=[[:space:]]*\([^[:space:]#]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$ir_f" | tail -n 1)
-		[ -n "$ir_v" ] && ir_hooks=$ir_v
-	done
-	[ "$ir_hooks" != no ]
+	ir_installed || return 1
+	if ! ir_hooks=$("$IR_BIN" config get hooks --config "$IR_CONF" --config-dir "$IR_CONF_D"); then
+		ir_warn "the configuration cannot be read (see above): no rescue image until it is fixed"
+		return 1
+	fi
+	[ "$ir_hooks" = true ]
+}
+
+# ir_valid_kver VERSION: VERSION is a sane kernel version, fit to become part
+# of a file name or a menu entry id: 1 to 64 of [A-Za-z0-9._+~-], not
+# starting with a dot (the rule build and entry write apply).
+ir_valid_kver() {
+	case $1 in
+	'' | .* | *[!A-Za-z0-9._+~-]*) return 1 ;;
+	esac
+	[ ${#1} -le 64 ]
 }
 
 # ir_find_initrd BOOTDIR KVER: prints the distribution's initrd for KVER in
@@ -52,7 +66,7 @@ ir_find_initrd() {
 # ir_build INPUT OUTPUT KVER: builds the rescue image (the host's programs,
 # from /, for the overlay).
 ir_build() {
-	"$IR_BIN" build --quiet --input "$1" --output "$2" --kver "$3"
+	"$IR_BIN" build --quiet --config "$IR_CONF" --config-dir "$IR_CONF_D" --input "$1" --output "$2" --kver "$3"
 }
 
 # ir_refresh INPUT OUTPUT KVER: builds OUTPUT from INPUT; on failure says so

@@ -3,14 +3,17 @@
 // that a boot loader which follows the specification (systemd-boot, GRUB with
 // blscfg) offers a rescue entry for each installed kernel.
 //
-// It keeps three promises the usual rescue entries elsewhere break: an entry
+// It keeps the promises the usual rescue entries elsewhere break: an entry
 // never points at a missing file (Write checks before writing, List reports
 // entries whose files went away), a machine-id change never leaves two rescue
-// entries for one kernel (Write removes the other tokens' entries for the same
-// version), and removing a kernel's entries leaves nothing of ours behind
-// (Remove). Entries are told apart from everyone else's by the file name
-// suffix Suffix and their "version" field; nothing else in loader/entries is
-// ever touched.
+// entries for one kernel (Write removes the entries of this installation's
+// earlier tokens for the same version), removing a kernel's entries leaves
+// nothing of ours behind (Remove), and on a $BOOT shared with other
+// installations only this installation's entries are ever written over or
+// removed (OwnedTokens), and no path an entry names is followed out of the
+// boot partition. Entries are told apart from everyone else's by the file
+// name suffix Suffix and their "version" field; nothing else in
+// loader/entries is ever touched.
 package bootentry
 
 import (

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -79,8 +80,100 @@ type Found struct {
 	Name  string `json:"name"` // file name
 	Entry *Entry `json:"-"`
 	// Problems says why a boot loader could not boot it: a file it names
-	// is missing, or it cannot be parsed (then Entry is nil).
+	// is missing or outside the boot partition, or it cannot be parsed
+	// (then Entry is nil).
 	Problems []string `json:"problems,omitempty"`
+	// Token is the entry token its file name carries ("" when that cannot
+	// be told), and Owned says whether it is one of this installation's
+	// (OwnedTokens): only those are ever written over or removed.
+	Token string `json:"token,omitempty"`
+	Owned bool   `json:"owned"`
+}
+
+// TokensFile (inside Root) records every entry token Write has used on
+// this installation, one a line. With the current machine ID they are the
+// tokens this installation owns: on a $BOOT shared with other
+// installations (same kernel version, other machine IDs or entry tokens)
+// their entries are never touched, while an entry this installation wrote
+// under its previous machine ID is still its own to replace and remove.
+const TokensFile = "/var/lib/initrd-remix/entry-tokens"
+
+// OwnedTokens returns the entry tokens of this installation: its machine
+// ID and every token recorded in TokensFile.
+func (s Store) OwnedTokens() (map[string]bool, error) {
+	owned := map[string]bool{}
+	if id := MachineID(s.Root); id != "" {
+		owned[id] = true
+	}
+	recorded, err := s.recordedTokens()
+	for _, t := range recorded {
+		owned[t] = true
+	}
+	return owned, err
+}
+
+func (s Store) recordedTokens() ([]string, error) {
+	f := s.host(TokensFile)
+	data, err := os.ReadFile(f)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); checkName(l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// own records token in TokensFile (atomically), before an entry is
+// written under it.
+func (s Store) own(token string) error {
+	recorded, err := s.recordedTokens()
+	if err != nil {
+		return err
+	}
+	for _, t := range recorded {
+		if t == token {
+			return nil
+		}
+	}
+	file := s.host(TokensFile)
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return fmt.Errorf("record the entry token: %w", err)
+	}
+	f, err := atomicfile.Create(file, 0o644)
+	if err != nil {
+		return fmt.Errorf("record the entry token: %w", err)
+	}
+	defer f.Abort()
+	if _, err := f.WriteString(strings.Join(append(recorded, token), "\n") + "\n"); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return f.Commit()
+}
+
+// tokenOf tells the entry token from an entry's file name: the name less
+// "-" + version + Suffix, with the version the entry states, or, for an
+// entry that cannot be parsed, an owned token the name starts with,
+// followed by a valid version.
+func tokenOf(name string, e *Entry, owned map[string]bool) string {
+	if e != nil {
+		if tok, ok := strings.CutSuffix(name, "-"+e.Version+Suffix); ok && e.Version != "" && checkName(tok) == nil {
+			return tok
+		}
+		return ""
+	}
+	for tok := range owned {
+		if rest, ok := strings.CutPrefix(name, tok+"-"); ok && CheckVersion(strings.TrimSuffix(rest, Suffix)) == nil {
+			return tok
+		}
+	}
+	return ""
 }
 
 // List returns the rescue entries (file names ending in Suffix) for the
@@ -100,6 +193,10 @@ func (s Store) List(version string) ([]Found, error) {
 	if err != nil {
 		return nil, err
 	}
+	owned, err := s.OwnedTokens()
+	if err != nil {
+		return nil, err
+	}
 	var out []Found
 	for _, de := range des {
 		name := de.Name()
@@ -108,6 +205,8 @@ func (s Store) List(version string) ([]Found, error) {
 		}
 		f := Found{File: filepath.Join(dir, name), Name: name}
 		e, err := readEntry(f.File)
+		f.Token = tokenOf(name, e, owned)
+		f.Owned = f.Token != "" && owned[f.Token]
 		if err != nil {
 			if version == "" || strings.HasSuffix(name, "-"+version+Suffix) {
 				f.Problems = append(f.Problems, err.Error())
@@ -127,7 +226,12 @@ func (s Store) List(version string) ([]Found, error) {
 				f.Problems = append(f.Problems, "no linux")
 				continue
 			}
-			if st, err := os.Stat(s.host(path.Join(part, p))); err != nil || !st.Mode().IsRegular() {
+			h, err := s.resolve(part, p, true)
+			if err != nil {
+				f.Problems = append(f.Problems, err.Error())
+				continue
+			}
+			if st, err := os.Stat(h); err != nil || !st.Mode().IsRegular() {
 				f.Problems = append(f.Problems, fmt.Sprintf("%s is missing", p))
 			}
 		}
@@ -188,10 +292,11 @@ func EntryName(token, version string) string { return token + "-" + version + Su
 // missing.
 func (s Store) Write(r WriteRequest) (WriteResult, error) {
 	var res WriteResult
-	for _, c := range []struct{ what, v string }{{"entry token", r.Token}, {"kernel version", r.Version}} {
-		if err := checkName(c.v); err != nil {
-			return res, fmt.Errorf("%s %q: %w", c.what, c.v, err)
-		}
+	if err := checkName(r.Token); err != nil {
+		return res, fmt.Errorf("entry token %q: %w", r.Token, err)
+	}
+	if err := CheckVersion(r.Version); err != nil {
+		return res, err
 	}
 	part, err := s.Partition()
 	if err != nil {
@@ -211,7 +316,9 @@ func (s Store) Write(r WriteRequest) (WriteResult, error) {
 		if err != nil {
 			return res, err
 		}
-		keep[s.host(p)] = true
+		if h, err := s.resolve(part, rel, false); err == nil {
+			keep[h] = true
+		}
 		if i == 0 {
 			e.Linux = rel
 		} else {
@@ -220,6 +327,9 @@ func (s Store) Write(r WriteRequest) (WriteResult, error) {
 	}
 	if err := e.Validate(); err != nil {
 		return res, fmt.Errorf("entry for %s: %w", r.Version, err)
+	}
+	if err := s.own(r.Token); err != nil {
+		return res, err
 	}
 	dir := s.EntriesDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -242,7 +352,7 @@ func (s Store) Write(r WriteRequest) (WriteResult, error) {
 		return res, err
 	}
 	for _, o := range others {
-		if o.File == res.File || o.Entry == nil {
+		if o.File == res.File || o.Entry == nil || !o.Owned {
 			continue
 		}
 		removed, err := s.remove(o, part, true, keep)
@@ -275,7 +385,52 @@ func (s Store) onPartition(p, part string, dev uint64) (string, error) {
 	if devOf(st) != dev {
 		return "", fmt.Errorf("%s is on another file system than the boot partition %s", clean, part)
 	}
+	if _, err := s.resolve(part, rel, true); err != nil {
+		return "", err
+	}
 	return rel, nil
+}
+
+// resolve returns the path on this system of p, a path an entry names
+// (relative to the partition mounted at part), and refuses one that leaves
+// the partition: not absolute, with a ".." component, or whose directory
+// (and, with follow, the file itself) resolves through symbolic links to a
+// place outside the partition or on another file system. A missing file is
+// not an error here: the caller checks what it needs.
+func (s Store) resolve(part, p string, follow bool) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%q is not an absolute path on the boot partition", p)
+	}
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return "", fmt.Errorf("%q leaves the boot partition (a \"..\" component)", p)
+	}
+	top, err := filepath.EvalSymlinks(s.host(part))
+	if err != nil {
+		return "", fmt.Errorf("boot partition: %w", err)
+	}
+	tst, err := os.Stat(top)
+	if err != nil {
+		return "", fmt.Errorf("boot partition: %w", err)
+	}
+	h := s.host(path.Join(part, p))
+	dir, err := filepath.EvalSymlinks(filepath.Dir(h))
+	if err != nil {
+		return h, nil // missing: nothing there to follow
+	}
+	h = filepath.Join(dir, filepath.Base(h))
+	check := dir
+	if follow {
+		if real, err := filepath.EvalSymlinks(h); err == nil {
+			check = real
+		}
+	}
+	if check != top && !strings.HasPrefix(check, strings.TrimSuffix(top, "/")+"/") {
+		return "", fmt.Errorf("%q leaves the boot partition through a symbolic link (to %s)", p, check)
+	}
+	if st, err := os.Stat(check); err == nil && devOf(st) != devOf(tst) {
+		return "", fmt.Errorf("%q is on another file system than the boot partition", p)
+	}
+	return h, nil
 }
 
 // checkName refuses what cannot be one file name component, or would make
@@ -292,6 +447,34 @@ func checkName(v string) error {
 	return nil
 }
 
+// MaxVersion bounds a kernel version (uname's release field holds 64
+// bytes).
+const MaxVersion = 64
+
+// CheckVersion refuses a kernel version that is not fit to become part of
+// a file name, an entry or a boot menu id: it must be 1 to MaxVersion
+// characters of A-Z, a-z, 0-9 and "._+~-", and must not start with a dot.
+func CheckVersion(v string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("kernel version %q: %s (a version is 1 to %d of A-Z a-z 0-9 . _ + ~ -, not starting with a dot)", v, why, MaxVersion)
+	}
+	switch {
+	case v == "":
+		return bad("empty")
+	case len(v) > MaxVersion:
+		return bad(fmt.Sprintf("%d bytes long", len(v)))
+	case v[0] == '.':
+		return bad("starts with a dot")
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._+~-", c) >= 0) {
+			return bad(fmt.Sprintf("byte %d is %q", i, c))
+		}
+	}
+	return nil
+}
+
 // RemoveOptions selects the rescue entries Remove deletes.
 type RemoveOptions struct {
 	Version string // entries of this kernel version ("" with Stale: any)
@@ -300,12 +483,19 @@ type RemoveOptions struct {
 	Images  bool   // also delete the rescue images (ImagePrefix*) they name
 }
 
-// Remove deletes the selected rescue entries and returns the files it
-// deleted. It never deletes a file whose name lacks Suffix or, with Images,
-// an image whose name lacks ImagePrefix.
+// Remove deletes the selected rescue entries of this installation (Owned,
+// or of o.Token when it is given) and returns the files it deleted. It
+// never deletes a file whose name lacks Suffix or, with Images, an image
+// whose name lacks ImagePrefix or that is not a regular file inside the
+// boot partition.
 func (s Store) Remove(o RemoveOptions) ([]string, error) {
 	if o.Version == "" && !o.Stale {
 		return nil, errors.New("remove needs a kernel version or the stale selection")
+	}
+	if o.Version != "" {
+		if err := CheckVersion(o.Version); err != nil {
+			return nil, err
+		}
 	}
 	found, err := s.List(o.Version)
 	if err != nil || len(found) == 0 {
@@ -318,7 +508,7 @@ func (s Store) Remove(o RemoveOptions) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, f := range found {
-		if o.Token != "" && o.Version != "" && f.Name != EntryName(o.Token, o.Version) {
+		if (o.Token != "" && f.Token != o.Token) || (o.Token == "" && !f.Owned) {
 			continue
 		}
 		if o.Stale && len(f.Problems) == 0 {
@@ -339,8 +529,14 @@ func (s Store) remove(f Found, part string, images bool, keep map[string]bool) (
 	var removed []string
 	if images && f.Entry != nil {
 		for _, p := range f.Entry.Initrd {
-			h := s.host(path.Join(part, p))
-			if keep[h] || !strings.HasPrefix(path.Base(p), ImagePrefix) {
+			if !strings.HasPrefix(path.Base(p), ImagePrefix) {
+				continue
+			}
+			h, err := s.resolve(part, p, false)
+			if err != nil || keep[h] {
+				continue // never followed out of the partition
+			}
+			if st, err := os.Lstat(h); err != nil || !st.Mode().IsRegular() {
 				continue
 			}
 			if err := os.Remove(h); err == nil {

@@ -1,11 +1,14 @@
 package bootentry
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 const kver = "6.1.0-50-amd64"
@@ -157,18 +160,22 @@ func TestListUnparsable(t *testing.T) {
 	if l, err := s.List(""); err != nil || l != nil {
 		t.Fatalf("no boot dir: %v %v", l, err)
 	}
+	const mid = "0123456789abcdef0123456789abcdef"
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte(mid+"\n"), 0o444)
 	dir := filepath.Join(root, "boot/loader/entries")
 	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "x-"+kver+Suffix), []byte("title a\nlinux\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "x-"+kver+".conf"), []byte("title a\nlinux\n"), 0o644) // not ours
+	os.WriteFile(filepath.Join(dir, mid+"-"+kver+Suffix), []byte("title a\nlinux\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, mid+"-"+kver+".conf"), []byte("title a\nlinux\n"), 0o644) // not ours
+	os.WriteFile(filepath.Join(dir, "other-"+kver+Suffix), []byte("title a\nlinux\n"), 0o644) // another installation's
 	l, err := s.List(kver)
-	if err != nil || len(l) != 1 || l[0].Entry != nil || !strings.Contains(l[0].Problems[0], "has no value") {
+	if err != nil || len(l) != 2 || l[0].Entry != nil || !strings.Contains(l[0].Problems[0], "has no value") || !l[0].Owned || l[1].Owned {
 		t.Fatalf("list: %+v %v", l, err)
 	}
 	if rm, err := s.Remove(RemoveOptions{Stale: true}); err != nil || len(rm) != 1 {
 		t.Fatalf("remove: %v %v", rm, err)
 	}
-	if left := names(t, dir); len(left) != 1 || left[0] != "x-"+kver+".conf" {
+	if left := names(t, dir); strings.Join(left, " ") != mid+"-"+kver+".conf other-"+kver+Suffix {
 		t.Fatalf("left %v", left)
 	}
 }
@@ -189,5 +196,176 @@ func TestMachineID(t *testing.T) {
 	}
 	if got := MachineID(t.TempDir()); got != "" {
 		t.Errorf("missing machine-id: %q", got)
+	}
+}
+
+// withMachineID writes root/etc/machine-id.
+func withMachineID(t *testing.T, root, id string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte(id+"\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSharedBoot: on a $BOOT shared by two installations, each writes and
+// removes only the rescue entries of its own tokens (issue 16, point 3);
+// an entry this installation wrote under its previous machine ID is still
+// its own, so a machine-id change leaves one entry, not two.
+func TestSharedBoot(t *testing.T) {
+	const a, b, c = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cccccccccccccccccccccccccccccccc"
+	boot := bootPartition(t)
+	var roots [2]string
+	for i, id := range []string{a, c} {
+		roots[i] = t.TempDir()
+		if err := os.Symlink(boot, filepath.Join(roots[i], "boot")); err != nil {
+			t.Fatal(err)
+		}
+		withMachineID(t, roots[i], id)
+	}
+	bootTree(t, roots[0], a, b, c)
+	s1, s2 := Store{Root: roots[0], BootRoot: "/boot"}, Store{Root: roots[1], BootRoot: "/boot"}
+	if _, err := s1.Write(request(a)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s2.Write(request(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Removed) != 0 {
+		t.Fatalf("the other installation's write removed %v", res.Removed)
+	}
+	base := func(files []string) string {
+		var out []string
+		for _, f := range files {
+			rel, _ := filepath.Rel(boot, f)
+			if strings.HasPrefix(rel, "..") {
+				rel = "loader/entries/" + filepath.Base(f)
+			}
+			out = append(out, rel)
+		}
+		return strings.Join(out, " ")
+	}
+	entry := func(tok string) string { return "loader/entries/" + tok + "-" + kver + Suffix }
+	image := func(tok string) string { return tok + "/" + kver + "/initrd-remix-rescue.img" }
+	l, err := s2.List(kver)
+	if err != nil || len(l) != 2 || l[0].Token != a || l[0].Owned || l[1].Token != c || !l[1].Owned {
+		t.Fatalf("list from the other installation: %+v %v", l, err)
+	}
+	// The other installation removes its kernel: ours stays.
+	if rm, err := s2.Remove(RemoveOptions{Version: kver, Images: true}); err != nil || base(rm) != image(c)+" "+entry(c) {
+		t.Fatalf("remove: %v %v", rm, err)
+	}
+	// Our image goes away; the other installation's stale cleanup leaves
+	// our broken entry alone (it is ours to fix or remove).
+	os.Remove(filepath.Join(boot, image(a)))
+	if rm, err := s2.Remove(RemoveOptions{Stale: true, Images: true}); err != nil || len(rm) != 0 {
+		t.Fatalf("stale removal by the other installation: %v %v", rm, err)
+	}
+	if _, err := os.Stat(filepath.Join(boot, entry(a))); err != nil {
+		t.Fatalf("our entry: %v", err)
+	}
+	// Our machine ID changes: the entry written under the old one is still
+	// ours (recorded in TokensFile) and is replaced.
+	bootTree(t, roots[0], a)
+	if _, err := s1.Write(request(a)); err != nil {
+		t.Fatal(err)
+	}
+	withMachineID(t, roots[0], b)
+	res, err = s1.Write(request(b))
+	if err != nil || base(res.Removed) != image(a)+" "+entry(a) {
+		t.Fatalf("write after the machine-id change: %+v %v", res, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(roots[0], TokensFile)); string(got) != a+"\n"+b+"\n" {
+		t.Fatalf("%s: %q", TokensFile, got)
+	}
+}
+
+// bootPartition is a directory on another file system than the test's
+// temporary directories (/dev/shm): a boot partition, as Partition sees it,
+// when a root's /boot links to it.
+func bootPartition(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "bootentry-")
+	if err != nil {
+		testtool.Missing(t, "a boot partition on another file system needs /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	root := t.TempDir()
+	os.Symlink(dir, filepath.Join(root, "boot"))
+	if part, err := (Store{Root: root, BootRoot: "/boot"}).Partition(); err != nil || part != "/boot" {
+		testtool.Missing(t, "/dev/shm is on the file system of %s (partition %q, %v)", root, part, err)
+	}
+	return dir
+}
+
+// TestRemoveStaysInside: entry remove --stale --images never deletes a
+// file outside the boot partition, whether the entry reaches it with ".."
+// or through a symbolic link (issue 16, point 4).
+func TestRemoveStaysInside(t *testing.T) {
+	const mid = "0123456789abcdef0123456789abcdef"
+	shm := bootPartition(t)
+	root := t.TempDir()
+	withMachineID(t, root, mid)
+	if err := os.Symlink(shm, filepath.Join(root, "boot")); err != nil {
+		t.Fatal(err)
+	}
+	s := Store{Root: root, BootRoot: "/boot"}
+	victims := map[string]string{ // entry path -> the file it reaches without the checks
+		"/../victim/initrd-remix-rescue-dotdot.img":  filepath.Join(root, "victim/initrd-remix-rescue-dotdot.img"),
+		"/out/initrd-remix-rescue-link.img":          filepath.Join(root, "victim/initrd-remix-rescue-link.img"),
+		"/ok/../../victim/initrd-remix-rescue-2.img": filepath.Join(root, "victim/initrd-remix-rescue-2.img"),
+	}
+	os.MkdirAll(filepath.Join(root, "victim"), 0o755)
+	if err := os.Symlink(filepath.Join(root, "victim"), filepath.Join(shm, "out")); err != nil {
+		t.Fatal(err)
+	}
+	inside := filepath.Join(shm, "ok/initrd-remix-rescue-ok.img")
+	os.MkdirAll(filepath.Dir(inside), 0o755)
+	os.WriteFile(inside, []byte("x"), 0o600)
+	paths := []string{"/ok/initrd-remix-rescue-ok.img"}
+	for p, f := range victims {
+		os.WriteFile(f, []byte("precious"), 0o600)
+		paths = append(paths, p)
+	}
+	os.MkdirAll(s.EntriesDir(), 0o755)
+	for i, p := range paths {
+		v := fmt.Sprintf("6.1.0-%d-amd64", i)
+		body := "title t\nversion " + v + "\nlinux /gone/linux\ninitrd " + p + "\n"
+		os.WriteFile(filepath.Join(s.EntriesDir(), EntryName(mid, v)), []byte(body), 0o644)
+	}
+	l, err := s.List("")
+	if err != nil || len(l) != len(paths) {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	for _, f := range l {
+		if f.Entry.Initrd[0] != paths[0] && !strings.Contains(strings.Join(f.Problems, ";"), "leaves the boot partition") {
+			t.Errorf("%s: problems %q do not say the path leaves the partition", f.Entry.Initrd[0], f.Problems)
+		}
+	}
+	rm, err := s.Remove(RemoveOptions{Stale: true, Images: true})
+	if err != nil || len(rm) != len(paths)+1 {
+		t.Fatalf("remove: %v %v", rm, err)
+	}
+	for p, f := range victims {
+		if b, err := os.ReadFile(f); err != nil || string(b) != "precious" {
+			t.Errorf("%s reached %s: %v", p, f, err)
+		}
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Error("the rescue image inside the partition was not removed")
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	for _, v := range []string{"6.1.0-28-amd64", "5.14.0-427.13.1.el9_4.x86_64", "6.9.1-arch1-1", "6.1.0+", "6.1~rc1", strings.Repeat("1", 64)} {
+		if err := CheckVersion(v); err != nil {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	for _, v := range []string{"", ".hidden", "..", "6.1 0", "$(reboot)", "6.1/../x", "a\x1b[2J", "a\nb", "6.1.0'x", strings.Repeat("1", 65), "6.1é"} {
+		if err := CheckVersion(v); err == nil {
+			t.Errorf("%q accepted", v)
+		}
 	}
 }
