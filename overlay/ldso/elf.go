@@ -172,6 +172,9 @@ type object struct {
 	hasRunpath bool
 	nodeflib   bool
 	dlopen     []dlopenDep
+	verneed    []verNeed // DT_VERNEED
+	verdef     []verDef  // DT_VERDEF
+	hasVerdef  bool
 }
 
 // parseObject reads an ELF file's interpreter, dynamic section and dlopen
@@ -248,6 +251,8 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	var needed []uint64
 	var soname, rpath, runpath uint64
 	haveSoname := false
+	var verneed, verdef uint64
+	haveVerneed := false
 	for i := 0; i+entSize <= len(b); i += entSize {
 		var tag int64
 		var val uint64
@@ -272,10 +277,14 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 			runpath, o.hasRunpath = val, true
 		case elf.DT_FLAGS_1:
 			o.nodeflib = val&uint64(elf.DF_1_NODEFLIB) != 0
+		case elf.DT_VERNEED:
+			verneed, haveVerneed = val, true
+		case elf.DT_VERDEF:
+			verdef, o.hasVerdef = val, true
 		}
 	}
 	if !haveStrtab {
-		if len(needed) > 0 || o.hasRpath || o.hasRunpath || haveSoname {
+		if len(needed) > 0 || o.hasRpath || o.hasRunpath || haveSoname || haveVerneed || o.hasVerdef {
 			return errors.New("dynamic section without DT_STRTAB")
 		}
 		return nil
@@ -311,6 +320,24 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	}
 	if o.hasRunpath {
 		if o.runpath, err = str(runpath); err != nil {
+			return err
+		}
+	}
+	if haveVerneed {
+		off, ok := vaddrToOffset(ef, verneed)
+		if !ok {
+			return fmt.Errorf("DT_VERNEED %#x is not in a PT_LOAD segment", verneed)
+		}
+		if o.verneed, err = readVerneed(f, bo, off, str); err != nil {
+			return err
+		}
+	}
+	if o.hasVerdef {
+		off, ok := vaddrToOffset(ef, verdef)
+		if !ok {
+			return fmt.Errorf("DT_VERDEF %#x is not in a PT_LOAD segment", verdef)
+		}
+		if o.verdef, err = readVerdef(f, bo, off, str); err != nil {
 			return err
 		}
 	}
