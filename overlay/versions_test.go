@@ -1,0 +1,205 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
+	"github.com/initrd-remix/initrd-remix/remix"
+)
+
+const libcPath = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+
+// versionRoot builds a usr-merged Debian-like root: a loader, a libc
+// defining versions, and programs at paths inside it, each linked against
+// a libc defining what it calls (built aside, as a program of another
+// release would have been).
+type versionRoot struct {
+	t   *testing.T
+	eb  *elftest.Builder
+	dir string
+}
+
+func newVersionRoot(t *testing.T, eb *elftest.Builder, libcVersions []string) *versionRoot {
+	t.Helper()
+	r := &versionRoot{t: t, eb: eb, dir: t.TempDir()}
+	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
+		if err := os.MkdirAll(filepath.Join(r.dir, "usr", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("usr/"+d, filepath.Join(r.dir, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", filepath.Join(r.dir, "usr/lib64/ld-linux-x86-64.so.2")); err != nil {
+		t.Fatal(err)
+	}
+	eb.Lib(r.host("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"), "ld-linux-x86-64.so.2", nil, []string{"ldso"}, nil, nil)
+	if libcVersions != nil {
+		eb.Lib(r.host(libcPath), "libc.so.6", libcVersions, nil, nil, nil)
+	}
+	return r
+}
+
+func (r *versionRoot) host(p string) string { return filepath.Join(r.dir, p) }
+
+// prog builds a program at p needing the given versions of libc.so.6,
+// the weak ones marked VER_FLG_WEAK.
+func (r *versionRoot) prog(p string, needs, weak []string) {
+	r.t.Helper()
+	aside := filepath.Join(r.t.TempDir(), "libc.so.6")
+	r.eb.Lib(aside, "libc.so.6", append(append([]string(nil), needs...), weak...), nil, nil, nil)
+	var calls []string
+	for _, v := range append(append([]string(nil), needs...), weak...) {
+		calls = append(calls, elftest.Func(v))
+	}
+	r.eb.Prog(r.host(p), calls, []string{aside})
+	for _, w := range weak {
+		elftest.MarkWeak(r.t, r.host(p), w)
+	}
+}
+
+// image returns a tree holding what Apply adds of paths from this root:
+// the stand-in for a distribution's initrd built from it.
+func (r *versionRoot) image(paths ...string) *remix.Tree {
+	r.t.Helper()
+	tr := synthImage(r.t, true)
+	if _, err := Apply(context.Background(), tr, Options{Root: r.dir, Preset: "none", Add: paths}); err != nil {
+		r.t.Fatal(err)
+	}
+	return tr
+}
+
+func treeFile(t *testing.T, tr *remix.Tree, p string) []byte {
+	t.Helper()
+	_, n, err := tr.Resolve(p, true)
+	if err != nil || n == nil || n.Inode.Content == nil {
+		t.Fatalf("%s not in the image (%v)", p, err)
+	}
+	rc, err := n.Inode.Content.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func hostFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMismatchedRoots adds programs of a root of another release than the
+// image, in both directions, and checks what the overlay decides for the
+// image's libc: it never gives the image's own /init an older libc, it
+// takes the root's newer one only when that is compatible, and it refuses
+// (or, for a preset program, leaves out) a program the result cannot run.
+func TestMismatchedRoots(t *testing.T) {
+	eb := elftest.New(t)
+	v225, v230, v234, v236, v238 := "GLIBC_2.2.5", "GLIBC_2.30", "GLIBC_2.34", "GLIBC_2.36", "GLIBC_2.38"
+	for _, c := range []struct {
+		name       string
+		imageLibc  []string // nil: a libc without version definitions
+		initNeeds  []string
+		rootLibc   []string
+		progNeeds  []string
+		progWeak   []string
+		preset     bool   // the program is a preset one (/usr/bin/ls), not --add
+		wantErr    string // Apply refuses with this
+		wantLibc   string // "image" or "root": whose libc the result holds
+		wantSkip   string // a Skipped note containing this
+		wantNoProg bool   // the program is left out
+	}{
+		{name: "image newer than root: the image's libc stays",
+			imageLibc: []string{v225, v230, v234, v236, v238}, initNeeds: []string{v238},
+			rootLibc: []string{v225, v230, v234, v236}, progNeeds: []string{v236},
+			wantLibc: "image", wantSkip: "the image's own copy kept"},
+		{name: "root newer, compatible: the root's libc replaces",
+			imageLibc: []string{v225, v230}, initNeeds: []string{v230},
+			rootLibc: []string{v225, v230, v238}, progNeeds: []string{v238},
+			wantLibc: "root"},
+		{name: "root newer with GLIBC_PRIVATE: refused",
+			imageLibc: []string{v225, v230, "GLIBC_PRIVATE"}, initNeeds: []string{v230},
+			rootLibc: []string{v225, v230, v238, "GLIBC_PRIVATE"}, progNeeds: []string{v238},
+			wantErr: "needs version GLIBC_2.38 of libc.so.6, which " + libcPath + " (the image's) does not define; the root's " + libcPath + " cannot replace it: it shares GLIBC_PRIVATE"},
+		{name: "root newer, lacking what the image's defines: refused",
+			imageLibc: []string{v225, v230, v234}, initNeeds: []string{v234},
+			rootLibc: []string{v225, v230, v238}, progNeeds: []string{v238},
+			wantErr: "cannot replace it: it lacks GLIBC_2.34, which the image's copy defines"},
+		{name: "preset program the image cannot run: left out",
+			imageLibc: []string{v225, v230, "GLIBC_PRIVATE"}, initNeeds: []string{v230},
+			rootLibc: []string{v225, v230, v238, "GLIBC_PRIVATE"}, progNeeds: []string{v238}, preset: true,
+			wantLibc: "image", wantSkip: "cannot run on the image's libraries", wantNoProg: true},
+		{name: "weak need of a version the image lacks",
+			imageLibc: []string{v225, v230}, initNeeds: []string{v230},
+			rootLibc: []string{v225, v230, v238, "GLIBC_PRIVATE"}, progNeeds: []string{v225}, progWeak: []string{v238},
+			wantLibc: "image"},
+		{name: "image libc without versioning",
+			imageLibc: nil, initNeeds: []string{v230},
+			rootLibc: []string{v225, v230, v238}, progNeeds: []string{v238},
+			wantLibc: "image"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			imgRoot := newVersionRoot(t, eb, c.imageLibc)
+			if c.imageLibc == nil {
+				var fns []string
+				for _, v := range append(c.initNeeds, c.progNeeds...) {
+					fns = append(fns, elftest.Func(v))
+				}
+				eb.Lib(imgRoot.host(libcPath), "libc.so.6", nil, fns, nil, nil)
+			}
+			imgRoot.prog("/init", c.initNeeds, nil)
+			tr := imgRoot.image("/init")
+
+			root := newVersionRoot(t, eb, c.rootLibc)
+			prog, opts := "/usr/bin/tool", Options{Root: root.dir, Preset: "none", Add: []string{"tool"}}
+			if c.preset {
+				prog, opts = "/usr/bin/ls", Options{Root: root.dir}
+			}
+			root.prog(prog, c.progNeeds, c.progWeak)
+
+			rep, err := Apply(context.Background(), tr, opts)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "use a --root of the image's release") {
+					t.Fatalf("got %v, want an error containing %q", err, c.wantErr)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := hostFile(t, imgRoot.host(libcPath))
+			if c.wantLibc == "root" {
+				want = hostFile(t, root.host(libcPath))
+			}
+			if !bytes.Equal(treeFile(t, tr, libcPath), want) {
+				t.Errorf("the image's libc is not the %s's", c.wantLibc)
+			}
+			notes := strings.Join(append(rep.Skipped, rep.Warnings...), "\n")
+			if c.wantSkip != "" && !strings.Contains(notes, c.wantSkip) {
+				t.Errorf("notes %q lack %q", notes, c.wantSkip)
+			}
+			_, n, _ := tr.Resolve(prog, true)
+			if (n == nil) != c.wantNoProg {
+				t.Errorf("%s in the image: %v, want %v", prog, n != nil, !c.wantNoProg)
+			}
+			// verify, on its own, finds /init and the program runnable.
+			mustVerify(t, tr)
+			t.Log(notes)
+		})
+	}
+}
