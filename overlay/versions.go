@@ -85,6 +85,34 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		copies[o] = imageCopy{path: "/" + canon, v: v}
 		plan.keep[o] = ""
 	}
+	// A library is loaded by the name it is needed under, usually a link
+	// (libfoo.so.1 -> libfoo.so.1.2.3): where the image has that name
+	// for another file, that file is the image's copy.
+	for _, f := range res.Files {
+		if f.Kind != ldso.Symlink {
+			continue
+		}
+		_, o, mode, err := a.res.Walk(f.Path)
+		if err != nil || !mode.IsRegular() || a.requested[o] || a.requested[f.Path] {
+			continue
+		}
+		if _, ok := res.Needs[o]; !ok {
+			continue
+		}
+		if _, ok := copies[o]; ok {
+			continue
+		}
+		canon, n, err := a.tree.Resolve(f.Path, true)
+		if err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+			continue
+		}
+		v, err := img.Versions(f.Path)
+		if err != nil {
+			continue
+		}
+		copies[o] = imageCopy{path: "/" + canon, v: v}
+		plan.keep[o] = ""
+	}
 	// Which programs load each object at startup.
 	progsOf := a.programsOf(res)
 	// Start from keeping every image copy; replace those an added

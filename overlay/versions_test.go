@@ -203,3 +203,38 @@ func TestMismatchedRoots(t *testing.T) {
 		})
 	}
 }
+
+// TestImageLinkToNewerLibrary: the image reaches libfoo.so.1 through a
+// link to a newer file than the root's link does. The root's link must not
+// replace the image's (its /init needs FOO_2, which only the image's file
+// defines); the added program runs on the image's file.
+func TestImageLinkToNewerLibrary(t *testing.T) {
+	eb := elftest.New(t)
+	v := []string{"GLIBC_2.2.5"}
+	libdir := "/usr/lib/x86_64-linux-gnu/"
+	imgRoot := newVersionRoot(t, eb, v)
+	eb.Lib(imgRoot.host(libdir+"libfoo.so.1.2"), "libfoo.so.1", []string{"FOO_1", "FOO_2"}, nil, nil, nil)
+	if err := os.Symlink("libfoo.so.1.2", imgRoot.host(libdir+"libfoo.so.1")); err != nil {
+		t.Fatal(err)
+	}
+	eb.Prog(imgRoot.host("/init"), []string{elftest.Func("FOO_2"), elftest.Func(v[0])}, []string{imgRoot.host(libdir + "libfoo.so.1.2"), imgRoot.host(libcPath)})
+	tr := imgRoot.image("/init")
+
+	root := newVersionRoot(t, eb, v)
+	eb.Lib(root.host(libdir+"libfoo.so.1.1"), "libfoo.so.1", []string{"FOO_1"}, nil, nil, nil)
+	if err := os.Symlink("libfoo.so.1.1", root.host(libdir+"libfoo.so.1")); err != nil {
+		t.Fatal(err)
+	}
+	eb.Prog(root.host("/usr/bin/tool"), []string{elftest.Func("FOO_1"), elftest.Func(v[0])}, []string{root.host(libdir + "libfoo.so.1.1"), root.host(libcPath)})
+	rep, err := Apply(context.Background(), tr, Options{Root: root.dir, Preset: "none", Add: []string{"tool"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.Lookup(libdir + "libfoo.so.1"); n == nil || n.Inode.Target != "libfoo.so.1.2" {
+		t.Errorf("the image's link libfoo.so.1 was replaced: %+v", n)
+	}
+	if !strings.Contains(strings.Join(rep.Skipped, "\n"), libdir+"libfoo.so.1.2: the image's own copy kept") {
+		t.Errorf("no note on the kept library: %q", rep.Skipped)
+	}
+	mustVerify(t, tr)
+}

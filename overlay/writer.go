@@ -22,8 +22,9 @@ type writer struct {
 	bySrc     map[string]string // source path -> canonical image path written
 	conflicts []dirLink         // root links that are directories in the image
 	links     []writtenLink     // symlinks written, checked at the end
-	// keep maps objects of the root whose copy in the image stays (see
-	// planVersions) to the note saying so.
+	// keep holds the objects of the root whose copy in the image stays
+	// (see planVersions): neither they nor links to them are written
+	// over what the image has at their names.
 	keep map[string]string
 }
 
@@ -143,9 +144,8 @@ func (w *writer) put(src, dest, why string) error {
 		e.Target = target
 		w.links = append(w.links, writtenLink{canon: canon, src: src, dest: dest, target: target})
 	case fi.Mode().IsRegular():
-		if note, kept := w.keep[src]; kept && node != nil && node.Inode.Type() == newc.TypeReg {
+		if _, kept := w.keep[src]; kept && node != nil && node.Inode.Type() == newc.TypeReg {
 			w.bySrc[src] = canon
-			w.a.report.Skipped = append(w.a.report.Skipped, note)
 			return nil
 		}
 		if node != nil && node.Inode.Type() == newc.TypeDir {
