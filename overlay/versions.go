@@ -151,24 +151,38 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		if _, kept := plan.keep[o]; kept {
 			continue
 		}
+		lacking := map[[2]string][]string{} // library, file -> versions
+		var order [][2]string
 		for _, n := range res.VersionNeeds[o] {
 			if n.Weak {
 				continue
 			}
-			var defines []string
-			var versioned bool
-			where := n.Library
+			defines, versioned := res.Defines[n.Library]
 			if c, ok := copies[n.Library]; ok && plan.replace[n.Library] == "" {
-				defines, versioned, where = c.v.Defines, c.v.Versioned, c.path+" (the image's)"
-			} else {
-				defines, versioned = res.Defines[n.Library]
+				defines, versioned = c.v.Defines, c.v.Versioned
 			}
 			if !versioned || slices.Contains(defines, n.Version) {
 				continue
 			}
-			msg := fmt.Sprintf("%s needs version %s of %s, which %s does not define", o, n.Version, n.File, where)
-			if why := blocked[n.Library]; why != "" {
-				msg += "; the root's " + n.Library + " cannot replace it: " + why
+			k := [2]string{n.Library, n.File}
+			if lacking[k] == nil {
+				order = append(order, k)
+			}
+			lacking[k] = append(lacking[k], n.Version)
+		}
+		for _, k := range order {
+			lib, file, vers := k[0], k[1], lacking[k]
+			where := lib
+			if c, ok := copies[lib]; ok && plan.replace[lib] == "" {
+				where = c.path + " (the image's)"
+			}
+			what := "version " + vers[0]
+			if len(vers) > 1 {
+				what = "versions " + strings.Join(vers, ", ")
+			}
+			msg := fmt.Sprintf("%s needs %s of %s, which %s does not define", o, what, file, where)
+			if why := blocked[lib]; why != "" {
+				msg += "; the root's " + lib + " cannot replace it: " + why
 			}
 			progs := progsOf[o]
 			if len(progs) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 const libcPath = "/usr/lib/x86_64-linux-gnu/libc.so.6"
@@ -237,4 +238,63 @@ func TestImageLinkToNewerLibrary(t *testing.T) {
 		t.Errorf("no note on the kept library: %q", rep.Skipped)
 	}
 	mustVerify(t, tr)
+}
+
+// copyHost copies the file a host path leads to into dir at dest.
+func copyHost(t *testing.T, dir, p, dest string) {
+	t.Helper()
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		testtool.Missing(t, "host without %s: %v", p, err)
+	}
+	copyFile(t, real, filepath.Join(dir, dest))
+}
+
+// hostGlibc puts the host's libc, loader and dash into a versionRoot.
+func hostGlibc(t *testing.T, r *versionRoot) {
+	t.Helper()
+	copyHost(t, r.dir, "/lib/x86_64-linux-gnu/libc.so.6", libcPath)
+	copyHost(t, r.dir, "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+	copyHost(t, r.dir, "/usr/bin/dash", "/usr/bin/dash")
+}
+
+// TestMismatchedRootsHost uses the host's real glibc (Debian 12: GLIBC_2.2.5
+// up to GLIBC_2.36 and GLIBC_PRIVATE) on one side and a libc-like library
+// defining only up to GLIBC_2.30 on the other.
+func TestMismatchedRootsHost(t *testing.T) {
+	eb := elftest.New(t)
+	old := []string{"GLIBC_2.2.5", "GLIBC_2.30"}
+
+	t.Run("root of the host, image older: refused", func(t *testing.T) {
+		img := newVersionRoot(t, eb, old)
+		img.prog("/init", old, nil)
+		tr := img.image("/init")
+		root := newVersionRoot(t, eb, nil)
+		hostGlibc(t, root)
+		before := treeFile(t, tr, libcPath)
+		_, err := Apply(context.Background(), tr, Options{Root: root.dir, Preset: "none", Add: []string{"dash"}})
+		if err == nil || !strings.Contains(err.Error(), "/usr/bin/dash needs versions ") || !strings.Contains(err.Error(), "GLIBC_2.34") || !strings.Contains(err.Error(), "GLIBC_PRIVATE") {
+			t.Fatalf("got %v, want a refusal naming dash, libc.so.6 and GLIBC_2.34", err)
+		}
+		t.Log(err)
+		if !bytes.Equal(before, treeFile(t, tr, libcPath)) {
+			t.Error("the image's libc changed")
+		}
+	})
+	t.Run("image of the host, root older: the image's libc stays", func(t *testing.T) {
+		img := newVersionRoot(t, eb, nil)
+		hostGlibc(t, img)
+		tr := img.image("/usr/bin/dash")
+		root := newVersionRoot(t, eb, old)
+		root.prog("/usr/bin/tool", old, nil)
+		rep, err := Apply(context.Background(), tr, Options{Root: root.dir, Preset: "none", Add: []string{"tool"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(treeFile(t, tr, libcPath), hostFile(t, img.host(libcPath))) {
+			t.Error("the image's libc was replaced by the root's older one")
+		}
+		t.Log(strings.Join(rep.Skipped, "\n"))
+		mustVerify(t, tr)
+	})
 }
