@@ -16,6 +16,7 @@ const (
 	maxInterp    = 4096
 	maxDynamic   = 1 << 20 // bytes of PT_DYNAMIC
 	maxDynString = 1 << 16 // one DT_NEEDED/RPATH/RUNPATH/SONAME string
+	maxStrtab    = 1 << 20 // a DT_STRTAB read whole (libc's is 25 KiB)
 	maxNoteBytes = 1 << 20 // one note section or segment
 	sniffSize    = 256     // the kernel's BINPRM_BUF_SIZE, enough for #! lines
 )
@@ -246,7 +247,7 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	if o.hdr.class == elf.ELFCLASS32 {
 		entSize = 8
 	}
-	var strtab uint64
+	var strtab, strsz uint64
 	haveStrtab := false
 	var needed []uint64
 	var soname, rpath, runpath uint64
@@ -266,6 +267,8 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 			i = len(b)
 		case elf.DT_STRTAB:
 			strtab, haveStrtab = val, true
+		case elf.DT_STRSZ:
+			strsz = val
 		case elf.DT_NEEDED:
 			needed = append(needed, val)
 		case elf.DT_SONAME:
@@ -293,7 +296,21 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	if !ok {
 		return fmt.Errorf("DT_STRTAB %#x is not in a PT_LOAD segment", strtab)
 	}
+	// With symbol versions there are tens of strings to read: the
+	// table is read at once when it is of a reasonable size.
+	var table []byte
+	if (haveVerneed || o.hasVerdef) && strsz > 0 && strsz <= maxStrtab {
+		table = make([]byte, strsz)
+		if n, err := f.ReadAt(table, int64(strOff)); err != nil {
+			table = table[:n]
+		}
+	}
 	str := func(off uint64) (string, error) {
+		if off < uint64(len(table)) {
+			if i := bytes.IndexByte(table[off:], 0); i >= 0 && i <= maxDynString {
+				return string(table[off : off+uint64(i)]), nil
+			}
+		}
 		s, err := readCString(f, int64(strOff+off))
 		if err != nil {
 			return "", fmt.Errorf("dynamic string at %#x: %w", off, err)
