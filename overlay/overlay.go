@@ -455,23 +455,9 @@ func (a *applier) missing(r *ldso.Result) error {
 	}
 	// Which input programs reach each object.
 	progsOf := map[string][]string{}
-	for _, p := range a.programs {
-		_, phys, _, err := a.res.Walk(p)
-		if err != nil {
-			continue
-		}
-		seen := map[string]bool{phys: true}
-		queue := []string{phys}
-		for len(queue) > 0 {
-			obj := queue[0]
-			queue = queue[1:]
-			progsOf[obj] = append(progsOf[obj], p)
-			for _, dep := range r.Needs[obj] {
-				if !seen[dep] {
-					seen[dep] = true
-					queue = append(queue, dep)
-				}
-			}
+	for obj, idx := range a.programsOf(r) {
+		for _, i := range idx {
+			progsOf[obj] = append(progsOf[obj], a.programs[i])
 		}
 	}
 	var lines []string

@@ -39,7 +39,9 @@ func Func(v string) string {
 	return "f_" + strings.NewReplacer(".", "_", "-", "_").Replace(v)
 }
 
-func (b *Builder) cc(out, src string, args ...string) {
+// CC compiles C source src into out with gcc -nostdlib -fPIC -O0 and
+// args; libraries linked by path may leave symbols of others undefined.
+func (b *Builder) CC(out, src string, args ...string) {
 	b.t.Helper()
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		b.t.Fatal(err)
@@ -102,7 +104,7 @@ func (b *Builder) Lib(out, soname string, versions, unversioned, calls, deps []s
 		args = append(args, "-Wl,--version-script="+path)
 	}
 	args = append(args, deps...)
-	b.cc(out, src.String(), append(args, ldflags...)...)
+	b.CC(out, src.String(), append(args, ldflags...)...)
 }
 
 // Prog builds a position-independent executable at out that calls calls,
@@ -119,7 +121,7 @@ func (b *Builder) Prog(out string, calls, deps []string, ldflags ...string) {
 		src.WriteString(" r += " + c + "();")
 	}
 	src.WriteString(" for (;;) ; }\n")
-	b.cc(out, src.String(), append(append([]string{"-pie"}, deps...), ldflags...)...)
+	b.CC(out, src.String(), append(append([]string{"-pie"}, deps...), ldflags...)...)
 }
 
 // MarkWeak sets VER_FLG_WEAK on the need of version in the object at path,
