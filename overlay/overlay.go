@@ -45,8 +45,8 @@ type Options struct {
 // Report lists what was added and why, and what was skipped.
 type Report struct {
 	Added    []Added  `json:"added"`
-	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks
-	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, kept image entries
+	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks or the image cannot run, the image's entries kept
+	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, preset programs left out, libraries replaced
 }
 
 // Added is one entry written into the image.
@@ -390,7 +390,8 @@ func (a *applier) dropFailing(failing map[int][]string) error {
 		case !bad:
 			progs, whys = append(progs, p), append(whys, a.progWhy[i])
 		case strings.HasPrefix(a.progWhy[i], "preset "):
-			a.report.Skipped = append(a.report.Skipped, fmt.Sprintf("%s (%s): cannot run on the image's libraries: %s", p, a.progWhy[i], strings.Join(msgs, "; ")))
+			a.report.Skipped = append(a.report.Skipped, strings.TrimPrefix(a.progWhy[i], "preset "))
+			a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("%s (%s) left out: it cannot run on the image's libraries: %s", p, a.progWhy[i], strings.Join(msgs, "; ")))
 		default:
 			errs = append(errs, fmt.Sprintf("%s (%s) cannot run on the image's libraries:\n    %s", p, a.progWhy[i], strings.Join(msgs, "\n    ")))
 		}
