@@ -365,7 +365,9 @@ func (a *applier) resolveAndWrite() error {
 	a.report.Warnings = append(a.report.Warnings, plan.dlopen...)
 	w.keep = plan.keep
 	for _, o := range sortedKeys(plan.keep) {
-		a.report.Skipped = append(a.report.Skipped, plan.keep[o])
+		if plan.keep[o] != "" {
+			a.report.Skipped = append(a.report.Skipped, plan.keep[o])
+		}
 	}
 	for _, o := range sortedKeys(plan.replace) {
 		a.report.Warnings = append(a.report.Warnings, o+": "+plan.replace[o])

@@ -2,6 +2,8 @@ package overlay
 
 import (
 	"fmt"
+	"os"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +42,15 @@ type versionPlan struct {
 type imageCopy struct {
 	path string
 	v    *ldso.Versions
+	size int64
+}
+
+// sameObject tells, cheaply, an image copy that is most likely the root's
+// own file (the same size and version definitions): keeping it is not
+// worth a note.
+func (a *applier) sameObject(res *ldso.Result, o string, c imageCopy) bool {
+	fi, err := os.Lstat(a.host(o))
+	return err == nil && fi.Size() == c.size && slices.Equal(res.Defines[o], c.v.Defines)
 }
 
 // imageResolver reads the image as it is before anything is written.
@@ -82,14 +93,16 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		if err != nil {
 			continue // not an ELF object in the image: nothing to compare
 		}
-		copies[o] = imageCopy{path: "/" + canon, v: v}
+		copies[o] = imageCopy{path: "/" + canon, v: v, size: n.Inode.Size()}
 		plan.keep[o] = ""
 	}
 	// A library is loaded by the name it is needed under, usually a link
 	// (libfoo.so.1 -> libfoo.so.1.2.3): where the image has that name
 	// for another file, that file is the image's copy.
 	for _, f := range res.Files {
-		if f.Kind != ldso.Symlink {
+		// Only names of libraries: the image's /bin/sh (busybox) is not
+		// its copy of the root's dash.
+		if f.Kind != ldso.Symlink || !strings.Contains(path.Base(f.Path), ".so") {
 			continue
 		}
 		_, o, mode, err := a.res.Walk(f.Path)
@@ -110,7 +123,7 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		if err != nil {
 			continue
 		}
-		copies[o] = imageCopy{path: "/" + canon, v: v}
+		copies[o] = imageCopy{path: "/" + canon, v: v, size: n.Inode.Size()}
 		plan.keep[o] = ""
 	}
 	// Which programs load each object at startup.
@@ -141,8 +154,8 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		}
 	}
 	for o, c := range copies {
-		if _, ok := plan.keep[o]; ok {
-			plan.keep[o] = fmt.Sprintf("%s: the image's own copy kept (it defines every version the added programs need)", c.path)
+		if _, ok := plan.keep[o]; ok && !a.sameObject(res, o, c) {
+			plan.keep[o] = fmt.Sprintf("%s: the image's own copy kept (it defines every version the added programs need of the root's %s)", c.path, o)
 		}
 	}
 	// Every need of an object that is written, against the copy the
