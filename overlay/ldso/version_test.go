@@ -1,6 +1,7 @@
 package ldso
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -37,36 +38,39 @@ func TestVersionChecks(t *testing.T) {
 		// inputs of the closure.
 		setup func(r *fakeRoot) []string
 		want  []VersionMissing
+		// noOracle: the host's ld.so cannot be asked (its --library-path
+		// comes before the program's RUNPATH).
+		noOracle bool
 	}{
 		{"root libc older than the program", func(r *fakeRoot) []string {
 			eb.Lib(r.host(r.libdir+"/libc.so.6"), "libc.so.6", glibcUpTo("GLIBC_2.30"), nil, nil, nil)
 			eb.Prog(r.host("/usr/bin/prog"), []string{f238, f225}, []string{newLibc})
 			return []string{"/usr/bin/prog"}
-		}, []VersionMissing{{Object: "/usr/bin/prog", Library: libc, File: "libc.so.6", Version: "GLIBC_2.38"}}},
+		}, []VersionMissing{{Object: "/usr/bin/prog", Library: libc, File: "libc.so.6", Version: "GLIBC_2.38"}}, false},
 		{"root libc newer than the program", func(r *fakeRoot) []string {
 			eb.Lib(r.host(r.libdir+"/libc.so.6"), "libc.so.6", glibcUpTo("GLIBC_2.38"), nil, nil, nil)
 			old := filepath.Join(scratch, "old/libc.so.6")
 			eb.Lib(old, "libc.so.6", glibcUpTo("GLIBC_2.30"), nil, nil, nil)
 			eb.Prog(r.host("/usr/bin/prog"), []string{elftest.Func("GLIBC_2.30")}, []string{old})
 			return []string{"/usr/bin/prog"}
-		}, nil},
+		}, nil, false},
 		{"weak need of a missing version", func(r *fakeRoot) []string {
 			eb.Lib(r.host(r.libdir+"/libc.so.6"), "libc.so.6", glibcUpTo("GLIBC_2.30"), nil, nil, nil)
 			eb.Prog(r.host("/usr/bin/prog"), []string{f238, f225}, []string{newLibc})
 			elftest.MarkWeak(t, r.host("/usr/bin/prog"), "GLIBC_2.38")
 			return []string{"/usr/bin/prog"}
-		}, nil},
+		}, nil, false},
 		{"library without versioning", func(r *fakeRoot) []string {
 			eb.Lib(r.host(r.libdir+"/libc.so.6"), "libc.so.6", nil, []string{f238, f225}, nil, nil)
 			eb.Prog(r.host("/usr/bin/prog"), []string{f238, f225}, []string{newLibc})
 			return []string{"/usr/bin/prog"}
-		}, nil},
+		}, nil, false},
 		{"need of a library, not of the program", func(r *fakeRoot) []string {
 			eb.Lib(r.host(r.libdir+"/libc.so.6"), "libc.so.6", glibcUpTo("GLIBC_2.34"), nil, nil, nil)
 			eb.Lib(r.host(r.libdir+"/libfoo.so.1"), "libfoo.so.1", nil, []string{"foo"}, []string{f238}, []string{newLibc})
 			eb.Prog(r.host("/usr/bin/prog"), []string{"foo"}, []string{r.host(r.libdir + "/libfoo.so.1")})
 			return []string{"/usr/bin/prog"}
-		}, []VersionMissing{{Object: "/usr/lib/" + triplet + "/libfoo.so.1", Library: libc, File: "libc.so.6", Version: "GLIBC_2.38"}}},
+		}, []VersionMissing{{Object: "/usr/lib/" + triplet + "/libfoo.so.1", Library: libc, File: "libc.so.6", Version: "GLIBC_2.38"}}, false},
 		// Two copies of one soname: the version is checked against the
 		// one the process loads, here the newer one in the program's
 		// RUNPATH, not the older one in the system directory.
@@ -78,13 +82,16 @@ func TestVersionChecks(t *testing.T) {
 			eb.Prog(r.host("/opt/app/bin/app"), []string{elftest.Func("FOO_2")}, []string{newFoo}, "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib")
 			eb.Prog(r.host("/usr/bin/other"), []string{elftest.Func("FOO_2")}, []string{newFoo})
 			return []string{"/opt/app/bin/app", "/usr/bin/other"}
-		}, []VersionMissing{{Object: "/usr/bin/other", Library: "/usr/lib/" + triplet + "/libfoo.so.1", File: "libfoo.so.1", Version: "FOO_2"}}},
+		}, []VersionMissing{{Object: "/usr/bin/other", Library: "/usr/lib/" + triplet + "/libfoo.so.1", File: "libfoo.so.1", Version: "FOO_2"}}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBuilder(t)
 			r := newDebianRoot(t, b, true)
 			in := c.setup(r)
 			res := r.closure(Options{}, in...)
+			if !c.noOracle {
+				hostLoaderOracle(t, r, in, res)
+			}
 			wantMissing(t, res)
 			if len(res.Versions) != len(c.want) {
 				t.Fatalf("Versions = %+v, want %+v", res.Versions, c.want)
@@ -234,4 +241,34 @@ func TestVersionsReadelfOracleHost(t *testing.T) { runReadelfOracle(t, "/", fals
 
 func TestVersionsReadelfOracleLab(t *testing.T) {
 	runReadelfOracle(t, labRoot(t, testtool.Lab(t)), true)
+}
+
+// hostLoaderOracle asks the host's ld.so (`ld.so --library-path DIR
+// --list PROG`, which maps and version-checks without running anything)
+// which versions are missing for each program, with the root's library
+// directory as the library path, and compares with Result.Versions.
+func hostLoaderOracle(t *testing.T, r *fakeRoot, progs []string, res *Result) {
+	t.Helper()
+	const loader = "/lib64/ld-linux-x86-64.so.2"
+	if _, err := os.Stat(loader); err != nil {
+		testtool.Missing(t, "no host loader: %v", err)
+	}
+	got, want := map[string]bool{}, map[string]bool{}
+	for _, m := range res.Versions {
+		got[m.Version+" required by "+filepath.Base(m.Object)] = true
+	}
+	for _, p := range progs {
+		out, _ := exec.Command(loader, "--library-path", r.host(r.libdir), "--list", r.host(p)).CombinedOutput()
+		for _, line := range strings.Split(string(out), "\n") {
+			_, rest, ok := strings.Cut(line, ": version `")
+			if !ok {
+				continue
+			}
+			ver, rest, _ := strings.Cut(rest, "' not found (required by ")
+			want[ver+" required by "+filepath.Base(strings.TrimSuffix(rest, ")"))] = true
+		}
+	}
+	if strings.Join(sortedKeys(got), "\n") != strings.Join(sortedKeys(want), "\n") {
+		t.Errorf("missing versions %v, the host's ld.so says %v", sortedKeys(got), sortedKeys(want))
+	}
 }
