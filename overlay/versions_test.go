@@ -11,6 +11,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -297,4 +298,50 @@ func TestMismatchedRootsHost(t *testing.T) {
 		t.Log(strings.Join(rep.Skipped, "\n"))
 		mustVerify(t, tr)
 	})
+}
+
+// TestMismatchedRootsLab adds programs of crafted roots of another glibc
+// release to the lab's real images (Debian 12, glibc 2.36): from an older
+// root, the image's libc and loader stay and everything verifies; from a
+// newer one, a program needing GLIBC_2.38 is refused by name and left out
+// of the preset, and the image's libc is never touched.
+func TestMismatchedRootsLab(t *testing.T) {
+	eb := elftest.New(t)
+	older := newVersionRoot(t, eb, []string{"GLIBC_2.2.5", "GLIBC_2.30"})
+	older.prog("/usr/bin/tool", []string{"GLIBC_2.30"}, nil)
+	newer := newVersionRoot(t, eb, []string{"GLIBC_2.2.5", "GLIBC_2.30", "GLIBC_2.36", "GLIBC_2.38", "GLIBC_PRIVATE"})
+	newer.prog("/usr/bin/tool", []string{"GLIBC_2.38"}, nil)
+	newer.prog("/usr/bin/ls", []string{"GLIBC_2.38"}, nil)
+	for _, name := range []string{"itools-zstd", "dracut-sd-zstd", "dracut-nosd-gzip"} {
+		t.Run(name, func(t *testing.T) {
+			img := openLabImage(t, name)
+			libc := treeFile(t, img.Tree, libcPath)
+			loader := treeFile(t, img.Tree, "/lib64/ld-linux-x86-64.so.2")
+
+			_, err := Apply(context.Background(), img.Tree, Options{Root: newer.dir, Preset: "none", Add: []string{"tool"}})
+			if err == nil || !strings.Contains(err.Error(), "/usr/bin/tool needs version GLIBC_2.38 of libc.so.6") {
+				t.Fatalf("newer root, --add: got %v, want a refusal", err)
+			}
+			img = openLabImage(t, name)
+			rep, err := Apply(context.Background(), img.Tree, Options{Root: newer.dir})
+			if err != nil {
+				t.Fatalf("newer root, preset: %v", err)
+			}
+			if n := img.Tree.Lookup("/usr/bin/ls"); n != nil && n.Inode.Type() == newc.TypeReg && bytes.Equal(treeFile(t, img.Tree, "/usr/bin/ls"), hostFile(t, newer.host("/usr/bin/ls"))) {
+				t.Error("the preset's ls that cannot run was added")
+			}
+			if !strings.Contains(strings.Join(rep.Warnings, "\n"), "/usr/bin/ls (preset rescue: ls) left out") {
+				t.Errorf("no warning on the preset program left out: %q", rep.Warnings)
+			}
+
+			img = openLabImage(t, name)
+			if _, err := Apply(context.Background(), img.Tree, Options{Root: older.dir, Preset: "none", Add: []string{"tool"}}); err != nil {
+				t.Fatalf("older root: %v", err)
+			}
+			if !bytes.Equal(treeFile(t, img.Tree, libcPath), libc) || !bytes.Equal(treeFile(t, img.Tree, "/lib64/ld-linux-x86-64.so.2"), loader) {
+				t.Error("the image's glibc changed")
+			}
+			mustVerify(t, img.Tree)
+		})
+	}
 }
