@@ -81,7 +81,6 @@
 //     pthread_cancel and pthread_exit) and the NSS modules named in
 //     <root>/etc/nsswitch.conf for programs linking libc. These are
 //     recorded in Result.Optional and are never an error when absent.
-//
 //   - Symbol versions: DT_VERNEED (per library file name, the version
 //     names an object needs, with VER_FLG_WEAK) and DT_VERDEF (the names it
 //     defines) are read through the dynamic segment, as ld.so reads them,
