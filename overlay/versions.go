@@ -43,6 +43,23 @@ type imageCopy struct {
 	path string
 	v    *ldso.Versions
 	size int64
+	// elsewhere: the image's loader finds it under the library's name at
+	// another path than the root's file lands on, so the root's file
+	// cannot take its place.
+	elsewhere bool
+}
+
+// elfHeader returns the first bytes of a file of the root, nil when it
+// cannot be read.
+func (a *applier) elfHeader(p string) []byte {
+	f, err := os.Open(a.host(p))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b := make([]byte, 64)
+	n, _ := f.ReadAt(b, 0)
+	return b[:n]
 }
 
 // sameObject tells, cheaply, an image copy that is most likely the root's
@@ -125,6 +142,31 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 		}
 		copies[o] = imageCopy{path: "/" + canon, v: v, size: n.Inode.Size()}
 		plan.keep[o] = ""
+	}
+	// The image's loader may find its own copy of a library somewhere
+	// else than where the root has it (an unmerged image, a root of
+	// another layout): that copy is what the added programs get.
+	for _, o := range sortedKeys(res.VersionNeeds) {
+		for _, n := range res.VersionNeeds[o] {
+			lib := n.Library
+			if _, ok := copies[lib]; ok || a.requested[lib] {
+				continue
+			}
+			p, err := img.Find(n.File, a.elfHeader(lib))
+			if err != nil || p == "" {
+				continue
+			}
+			v, err := img.Versions(p)
+			if err != nil {
+				continue
+			}
+			var size int64
+			if _, n, err := a.tree.Resolve(p, true); err == nil && n != nil {
+				size = n.Inode.Size()
+			}
+			copies[lib] = imageCopy{path: p, v: v, size: size, elsewhere: true}
+			plan.keep[lib] = ""
+		}
 	}
 	// Which programs load each object at startup.
 	progsOf := a.programsOf(res)
@@ -246,6 +288,9 @@ func missingIn(v *ldso.Versions, want []string) []string {
 // replaceable says why the root's object o cannot stand in for the
 // image's copy c, or "" when it can.
 func replaceable(res *ldso.Result, o string, c imageCopy) string {
+	if c.elsewhere {
+		return "the image's loader finds its own " + c.path + " under that name first"
+	}
 	defs, versioned := res.Defines[o]
 	if !versioned {
 		return "it has no version definitions to prove it compatible"

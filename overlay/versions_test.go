@@ -345,3 +345,51 @@ func TestMismatchedRootsLab(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmergedImageNewerRoot: the image is not usr-merged and its loader
+// finds its own older libc in /lib/x86_64-linux-gnu; the merged root's
+// newer libc would land in /usr/lib/x86_64-linux-gnu, where the image's
+// loader never looks first. A program needing the newer version is
+// refused by name and left out of the preset, so the image is still built.
+func TestUnmergedImageNewerRoot(t *testing.T) {
+	eb := elftest.New(t)
+	old := []string{"GLIBC_2.2.5", "GLIBC_2.30"}
+	imgDir := t.TempDir()
+	img := &versionRoot{t: t, eb: eb, dir: imgDir}
+	lib := "/lib/x86_64-linux-gnu/"
+	eb.Lib(img.host(lib+"ld-linux-x86-64.so.2"), "ld-linux-x86-64.so.2", nil, []string{"ldso"}, nil, nil)
+	eb.Lib(img.host(lib+"libc.so.6"), "libc.so.6", old, nil, nil, nil)
+	for _, d := range []string{"lib64", "usr/lib/x86_64-linux-gnu", "usr/bin", "bin"} {
+		if err := os.MkdirAll(img.host(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(lib+"ld-linux-x86-64.so.2", img.host("/lib64/ld-linux-x86-64.so.2")); err != nil {
+		t.Fatal(err)
+	}
+	img.prog("/init", old, nil)
+	tr := synthImage(t, false)
+	if _, err := Apply(context.Background(), tr, Options{Root: imgDir, Preset: "none", Add: []string{"/init"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := treeFile(t, tr, lib+"libc.so.6")
+
+	root := newVersionRoot(t, eb, []string{"GLIBC_2.2.5", "GLIBC_2.30", "GLIBC_2.38"})
+	root.prog("/usr/bin/ls", []string{"GLIBC_2.38"}, nil)
+	root.prog("/usr/bin/tool", []string{"GLIBC_2.38"}, nil)
+	_, err := Apply(context.Background(), tr, Options{Root: root.dir, Preset: "none", Add: []string{"tool"}})
+	if err == nil || !strings.Contains(err.Error(), "the image's loader finds its own "+lib+"libc.so.6 under that name first") {
+		t.Fatalf("--add: got %v, want a refusal", err)
+	}
+	rep, err := Apply(context.Background(), tr, Options{Root: root.dir})
+	if err != nil {
+		t.Fatalf("preset: %v", err)
+	}
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "/usr/bin/ls (preset rescue: ls) left out") {
+		t.Errorf("warnings %q", rep.Warnings)
+	}
+	if !bytes.Equal(before, treeFile(t, tr, lib+"libc.so.6")) {
+		t.Error("the image's libc changed")
+	}
+	mustVerify(t, tr)
+}

@@ -245,3 +245,27 @@ func (r *Resolver) Versions(p string) (*Versions, error) {
 	}
 	return o.versions(), nil
 }
+
+// Find returns the real path of the file the loader of this root loads
+// for a library name needed by an object with the given ELF header (its
+// first 64 bytes: class, byte order and machine select the directories
+// and cache entries) and no DT_RPATH or DT_RUNPATH: the root's
+// ld.so.cache, then the default directories, preferring the best
+// glibc-hwcaps level. It returns "" when nothing is found.
+func (r *Resolver) Find(name string, header []byte) (string, error) {
+	h, err := parseHeader(header)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(name, "/") {
+		return "", fmt.Errorf("%s: a path, not a library name", name)
+	}
+	c := newClosure(r)
+	p := &process{c: c, cfg: c.configFor(abiOf(h)), byReal: map[string]*lm{}}
+	p.main = &lm{obj: &object{hdr: h}}
+	sr := p.search(p.main, name, 0)
+	if sr.found == nil {
+		return "", nil
+	}
+	return sr.found.w.phys, nil
+}

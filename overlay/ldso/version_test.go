@@ -272,3 +272,34 @@ func hostLoaderOracle(t *testing.T, r *fakeRoot, progs []string, res *Result) {
 		t.Errorf("missing versions %v, the host's ld.so says %v", sortedKeys(got), sortedKeys(want))
 	}
 }
+
+// TestFind: the library a root's loader picks for a name, by its cache or
+// its default directories, for the ABI of the header given.
+func TestFind(t *testing.T) {
+	b := newBuilder(t)
+	r := newDebianRoot(t, b, false)
+	b.lib(r.host("/usr/lib/"+triplet+"/libfoo.so.1"), "libfoo.so.1", "foo", nil, nil)
+	b.lib(r.host("/lib/"+triplet+"/libbar.so.1"), "libbar.so.1", "bar", nil, nil)
+	hdr := make([]byte, 64)
+	f, err := os.Open(r.host(r.libdir + "/libc.so.6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadAt(hdr, 0)
+	f.Close()
+	res := r.resolver(Options{})
+	for name, want := range map[string]string{
+		"libc.so.6":   "/lib/" + triplet + "/libc.so.6",
+		"libfoo.so.1": "/usr/lib/" + triplet + "/libfoo.so.1",
+		"libbar.so.1": "/lib/" + triplet + "/libbar.so.1",
+		"libnone.so":  "",
+	} {
+		got, err := res.Find(name, hdr)
+		if err != nil || got != want {
+			t.Errorf("Find(%s) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := res.Find("libc.so.6", elf32Header()[:20]); err == nil {
+		t.Error("a short header is accepted")
+	}
+}
