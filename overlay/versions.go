@@ -146,12 +146,14 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 	// The image's loader may find its own copy of a library somewhere
 	// else than where the root has it (an unmerged image, a root of
 	// another layout): that copy is what the added programs get.
+	tried := map[string]bool{}
 	for _, o := range sortedKeys(res.VersionNeeds) {
 		for _, n := range res.VersionNeeds[o] {
 			lib := n.Library
-			if _, ok := copies[lib]; ok || a.requested[lib] {
+			if _, ok := copies[lib]; ok || a.requested[lib] || tried[lib] {
 				continue
 			}
+			tried[lib] = true
 			p, err := img.Find(n.File, a.elfHeader(lib))
 			if err != nil || p == "" {
 				continue
