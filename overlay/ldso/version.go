@@ -226,6 +226,15 @@ func (o *object) versions() *Versions {
 // inside the root, symlinks followed). A file that is not a loadable ELF
 // object is an error.
 func (r *Resolver) Versions(p string) (*Versions, error) {
+	o, err := r.objectAt(p)
+	if err != nil {
+		return nil, err
+	}
+	return o.versions(), nil
+}
+
+// objectAt parses the ELF object at p.
+func (r *Resolver) objectAt(p string) (*object, error) {
 	c := newClosure(r)
 	w := c.v.walk(p)
 	if w.err != nil {
@@ -243,7 +252,7 @@ func (r *Resolver) Versions(p string) (*Versions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return o.versions(), nil
+	return o, nil
 }
 
 // Find returns the real path of the file the loader of this root loads

@@ -231,6 +231,22 @@ func runReadelfOracle(t *testing.T, root string, full bool) {
 			if got.Versioned {
 				versioned++
 			}
+			// ld.so matches by hash and name: the hashes read are the
+			// names' ELF hashes in every real file.
+			o, err := r.objectAt(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range o.verneed {
+				if n.hash != elfHash(n.name) {
+					t.Errorf("%s: need %s has hash %#x, want %#x", f, n.name, n.hash, elfHash(n.name))
+				}
+			}
+			for _, d := range o.verdef {
+				if d.hash != elfHash(d.name) {
+					t.Errorf("%s: definition %s has hash %#x, want %#x", f, d.name, d.hash, elfHash(d.name))
+				}
+			}
 			needs += len(gotNeeds)
 		}
 	}
