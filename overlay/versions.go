@@ -235,7 +235,7 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			}
 			what := "version " + vers[0]
 			if len(vers) > 1 {
-				what = "versions " + strings.Join(vers, ", ")
+				what = "versions " + listSome(vers)
 			}
 			msg := fmt.Sprintf("%s needs %s of %s, which %s does not define", o, what, file, where)
 			if why := blocked[lib]; why != "" {
@@ -304,7 +304,7 @@ func replaceable(res *ldso.Result, o string, c imageCopy) string {
 		}
 	}
 	if len(lacks) > 0 {
-		return "it lacks " + strings.Join(lacks, ", ") + ", which the image's copy defines for the image's own programs"
+		return "it lacks " + listSome(lacks) + ", which the image's copy defines for the image's own programs"
 	}
 	for _, d := range append(slices.Clone(defs), c.v.Defines...) {
 		if ldso.Private(d) {
@@ -343,6 +343,16 @@ func (a *applier) programsOf(res *ldso.Result) map[string][]int {
 		}
 	}
 	return out
+}
+
+// listSome joins names for a message, the first few and a count of the
+// rest.
+func listSome(names []string) string {
+	const few = 6
+	if len(names) <= few {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:few], ", "), len(names)-few)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
