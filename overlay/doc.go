@@ -17,6 +17,11 @@
 // a relative link target that would point elsewhere inside the image is
 // rewritten to the path it meant. Nothing from the source root is executed.
 //
+// A library the image already has keeps the image's copy unless an added
+// program needs a symbol version only the root's compatible copy defines
+// (planVersions); a preset program that cannot run on the result is left
+// out, one asked for by name is an error.
+//
 // Apply is the entry point; the build command calls it, then verify
 // (overlay/verify) before the output is renamed into place.
 package overlay

@@ -45,8 +45,8 @@ type Options struct {
 // Report lists what was added and why, and what was skipped.
 type Report struct {
 	Added    []Added  `json:"added"`
-	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks
-	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, kept image entries
+	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks or the image cannot run, the image's entries kept
+	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, preset programs left out, libraries replaced
 }
 
 // Added is one entry written into the image.
@@ -153,6 +153,7 @@ type applier struct {
 	// the programs and files asked for by name, which replace what the
 	// image has under that name.
 	requested map[string]bool
+	imgRes    *ldso.Resolver // the image before the overlay, read once
 }
 
 // plainFile is an entry copied from the root to a place in the image.
@@ -323,8 +324,11 @@ func (a *applier) maybeProgram(p, why string) {
 	}
 }
 
-// resolveAndWrite runs the closure of every queued program and writes it
-// and the plain files into the tree.
+// resolveAndWrite runs the closure of every queued program, decides for
+// each library the image already has whether its copy stays (see
+// planVersions), and writes the rest and the plain files into the tree. A
+// preset program that cannot run on the merged libraries is left out with
+// a note; one asked for by name is an error.
 func (a *applier) resolveAndWrite() error {
 	w := newWriter(a)
 	for _, pf := range a.plain {
@@ -335,12 +339,38 @@ func (a *applier) resolveAndWrite() error {
 	if len(a.programs) == 0 {
 		return w.finish()
 	}
-	result, err := a.res.Closure(a.programs...)
-	if err != nil {
-		return err
+	var result *ldso.Result
+	var plan *versionPlan
+	for {
+		var err error
+		if result, err = a.res.Closure(a.programs...); err != nil {
+			return err
+		}
+		if plan, err = a.planVersions(result); err != nil {
+			return err
+		}
+		if len(plan.failing) == 0 {
+			break
+		}
+		if err := a.dropFailing(plan.failing); err != nil {
+			return err
+		}
+		if len(a.programs) == 0 {
+			return w.finish()
+		}
 	}
 	if err := a.missing(result); err != nil {
 		return err
+	}
+	a.report.Warnings = append(a.report.Warnings, plan.dlopen...)
+	w.keep = plan.keep
+	for _, o := range sortedKeys(plan.keep) {
+		if plan.keep[o] != "" {
+			a.report.Skipped = append(a.report.Skipped, plan.keep[o])
+		}
+	}
+	for _, o := range sortedKeys(plan.replace) {
+		a.report.Warnings = append(a.report.Warnings, o+": "+plan.replace[o])
 	}
 	why := a.whyMap(result)
 	for _, f := range result.Files {
@@ -349,6 +379,30 @@ func (a *applier) resolveAndWrite() error {
 		}
 	}
 	return w.finish()
+}
+
+// dropFailing leaves out the preset programs that cannot run in the image
+// and refuses the ones asked for by name.
+func (a *applier) dropFailing(failing map[int][]string) error {
+	var errs []string
+	var progs, whys []string
+	for i, p := range a.programs {
+		msgs, bad := failing[i]
+		switch {
+		case !bad:
+			progs, whys = append(progs, p), append(whys, a.progWhy[i])
+		case strings.HasPrefix(a.progWhy[i], "preset "):
+			a.report.Skipped = append(a.report.Skipped, strings.TrimPrefix(a.progWhy[i], "preset "))
+			a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("%s (%s) left out: it cannot run on the image's libraries: %s", p, a.progWhy[i], strings.Join(msgs, "; ")))
+		default:
+			errs = append(errs, fmt.Sprintf("%s (%s) cannot run on the image's libraries:\n    %s", p, a.progWhy[i], strings.Join(msgs, "\n    ")))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s\n  use a --root of the image's release, or leave the program out", strings.Join(errs, "\n  "))
+	}
+	a.programs, a.progWhy = progs, whys
+	return nil
 }
 
 // whyMap names, for every file of a closure, the program that brought it.
@@ -404,23 +458,9 @@ func (a *applier) missing(r *ldso.Result) error {
 	}
 	// Which input programs reach each object.
 	progsOf := map[string][]string{}
-	for _, p := range a.programs {
-		_, phys, _, err := a.res.Walk(p)
-		if err != nil {
-			continue
-		}
-		seen := map[string]bool{phys: true}
-		queue := []string{phys}
-		for len(queue) > 0 {
-			obj := queue[0]
-			queue = queue[1:]
-			progsOf[obj] = append(progsOf[obj], p)
-			for _, dep := range r.Needs[obj] {
-				if !seen[dep] {
-					seen[dep] = true
-					queue = append(queue, dep)
-				}
-			}
+	for obj, idx := range a.programsOf(r) {
+		for _, i := range idx {
+			progsOf[obj] = append(progsOf[obj], a.programs[i])
 		}
 	}
 	var lines []string
@@ -464,6 +504,15 @@ func (a *applier) checkInImage() error {
 	res, err := r.Closure(progs...)
 	if err != nil {
 		return fmt.Errorf("checking the image: %w", err)
+	}
+	var versions []string
+	for _, m := range res.Versions {
+		if !m.Dlopen {
+			versions = append(versions, m.String())
+		}
+	}
+	if len(versions) > 0 {
+		return fmt.Errorf("added programs cannot run on the libraries inside the image (use a --root of the image's release, or leave the program out):\n  %s", strings.Join(versions, "\n  "))
 	}
 	if len(res.Missing) == 0 {
 		return nil

@@ -22,6 +22,10 @@ type writer struct {
 	bySrc     map[string]string // source path -> canonical image path written
 	conflicts []dirLink         // root links that are directories in the image
 	links     []writtenLink     // symlinks written, checked at the end
+	// keep holds the objects of the root whose copy in the image stays
+	// (see planVersions): neither they nor links to them are written
+	// over what the image has at their names.
+	keep map[string]string
 }
 
 // dirLink is a symlink of the root whose path is a directory in the image
@@ -116,6 +120,16 @@ func (w *writer) put(src, dest, why string) error {
 			w.bySrc[src] = canon
 			return nil
 		}
+		// A link of the root to a library whose image copy stays: the
+		// image's entry at that name stays too, whatever it is.
+		if node != nil && len(w.keep) > 0 {
+			if _, phys, _, err := w.a.res.Walk(src); err == nil {
+				if _, kept := w.keep[phys]; kept {
+					w.bySrc[src] = canon
+					return nil
+				}
+			}
+		}
 		// A file of the image where the root has a link met on the way
 		// (a script's /bin/sh: busybox in the image, a link to dash in
 		// the root): the image's own program stays, since its /init and
@@ -130,6 +144,10 @@ func (w *writer) put(src, dest, why string) error {
 		e.Target = target
 		w.links = append(w.links, writtenLink{canon: canon, src: src, dest: dest, target: target})
 	case fi.Mode().IsRegular():
+		if _, kept := w.keep[src]; kept && node != nil && node.Inode.Type() == newc.TypeReg {
+			w.bySrc[src] = canon
+			return nil
+		}
 		if node != nil && node.Inode.Type() == newc.TypeDir {
 			return fmt.Errorf("%s: the image has a directory at %s where the root has a file", src, canon)
 		}

@@ -369,6 +369,11 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 		return enc.Encode(rep)
 	}
 	w := e.stdout
+	if rep.Overlay != nil && !o.quiet {
+		for _, warning := range rep.Overlay.Warnings {
+			fmt.Fprintln(e.stderr, "warning:", warning)
+		}
+	}
 	if !rep.DryRun {
 		if !o.quiet {
 			if rep.ModeNote != "" {

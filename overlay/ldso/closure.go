@@ -29,6 +29,10 @@ type closure struct {
 	missing  map[[2]string]Missing
 	optional map[string]Optional
 	needs    map[string]map[string]bool
+
+	versionNeeds   map[string]map[VersionNeed]bool
+	versionMissing map[VersionMissing]bool
+	defines        map[string][]string
 }
 
 type headResult struct {
@@ -94,6 +98,25 @@ func (c *closure) need(obj string) {
 func (c *closure) addNeed(obj, dep string) {
 	c.need(obj)
 	c.needs[obj][dep] = true
+}
+
+func (c *closure) isMissing(obj, name string) bool {
+	_, ok := c.missing[[2]string{obj, name}]
+	return ok
+}
+
+func (c *closure) addVersionNeed(obj string, n VersionNeed) {
+	if c.versionNeeds[obj] == nil {
+		c.versionNeeds[obj] = map[VersionNeed]bool{}
+	}
+	c.versionNeeds[obj][n] = true
+}
+
+func (c *closure) recordDefines(l *lm) {
+	if _, ok := c.defines[l.real]; ok || !l.obj.hasVerdef {
+		return
+	}
+	c.defines[l.real] = l.obj.versions().Defines
 }
 
 func (c *closure) miss(obj, name, reason string) {

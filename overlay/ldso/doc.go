@@ -81,6 +81,15 @@
 //     pthread_cancel and pthread_exit) and the NSS modules named in
 //     <root>/etc/nsswitch.conf for programs linking libc. These are
 //     recorded in Result.Optional and are never an error when absent.
+//   - Symbol versions: DT_VERNEED (per library file name, the version
+//     names an object needs, with VER_FLG_WEAK) and DT_VERDEF (the names it
+//     defines) are read through the dynamic segment, as ld.so reads them,
+//     and every object's needs are checked against the object its process
+//     loaded for that file name (_dl_check_map_versions): a version not
+//     defined is listed in Result.Versions, unless the need is weak or the
+//     library has no DT_VERDEF. Result.VersionNeeds and Result.Defines let
+//     a caller check the same needs against other copies of a library (the
+//     overlay against the image's).
 //
 // Symlinks are resolved inside the root by hand: an absolute target starts
 // again at the root, ".." stops at the root, and more than 40 links on one

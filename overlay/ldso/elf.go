@@ -16,6 +16,7 @@ const (
 	maxInterp    = 4096
 	maxDynamic   = 1 << 20 // bytes of PT_DYNAMIC
 	maxDynString = 1 << 16 // one DT_NEEDED/RPATH/RUNPATH/SONAME string
+	maxStrtab    = 1 << 20 // a DT_STRTAB read whole (libc's is 25 KiB)
 	maxNoteBytes = 1 << 20 // one note section or segment
 	sniffSize    = 256     // the kernel's BINPRM_BUF_SIZE, enough for #! lines
 )
@@ -172,6 +173,9 @@ type object struct {
 	hasRunpath bool
 	nodeflib   bool
 	dlopen     []dlopenDep
+	verneed    []verNeed // DT_VERNEED
+	verdef     []verDef  // DT_VERDEF
+	hasVerdef  bool
 }
 
 // parseObject reads an ELF file's interpreter, dynamic section and dlopen
@@ -243,11 +247,13 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	if o.hdr.class == elf.ELFCLASS32 {
 		entSize = 8
 	}
-	var strtab uint64
+	var strtab, strsz uint64
 	haveStrtab := false
 	var needed []uint64
 	var soname, rpath, runpath uint64
 	haveSoname := false
+	var verneed, verdef uint64
+	haveVerneed := false
 	for i := 0; i+entSize <= len(b); i += entSize {
 		var tag int64
 		var val uint64
@@ -261,6 +267,8 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 			i = len(b)
 		case elf.DT_STRTAB:
 			strtab, haveStrtab = val, true
+		case elf.DT_STRSZ:
+			strsz = val
 		case elf.DT_NEEDED:
 			needed = append(needed, val)
 		case elf.DT_SONAME:
@@ -272,10 +280,14 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 			runpath, o.hasRunpath = val, true
 		case elf.DT_FLAGS_1:
 			o.nodeflib = val&uint64(elf.DF_1_NODEFLIB) != 0
+		case elf.DT_VERNEED:
+			verneed, haveVerneed = val, true
+		case elf.DT_VERDEF:
+			verdef, o.hasVerdef = val, true
 		}
 	}
 	if !haveStrtab {
-		if len(needed) > 0 || o.hasRpath || o.hasRunpath || haveSoname {
+		if len(needed) > 0 || o.hasRpath || o.hasRunpath || haveSoname || haveVerneed || o.hasVerdef {
 			return errors.New("dynamic section without DT_STRTAB")
 		}
 		return nil
@@ -284,7 +296,21 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	if !ok {
 		return fmt.Errorf("DT_STRTAB %#x is not in a PT_LOAD segment", strtab)
 	}
+	// With symbol versions there are tens of strings to read: the
+	// table is read at once when it is of a reasonable size.
+	var table []byte
+	if (haveVerneed || o.hasVerdef) && strsz > 0 && strsz <= maxStrtab {
+		table = make([]byte, strsz)
+		if n, err := f.ReadAt(table, int64(strOff)); err != nil {
+			table = table[:n]
+		}
+	}
 	str := func(off uint64) (string, error) {
+		if off < uint64(len(table)) {
+			if i := bytes.IndexByte(table[off:], 0); i >= 0 && i <= maxDynString {
+				return string(table[off : off+uint64(i)]), nil
+			}
+		}
 		s, err := readCString(f, int64(strOff+off))
 		if err != nil {
 			return "", fmt.Errorf("dynamic string at %#x: %w", off, err)
@@ -311,6 +337,24 @@ func (o *object) readDynamic(f io.ReaderAt, ef *elf.File, dyn *elf.Prog) error {
 	}
 	if o.hasRunpath {
 		if o.runpath, err = str(runpath); err != nil {
+			return err
+		}
+	}
+	if haveVerneed {
+		off, ok := vaddrToOffset(ef, verneed)
+		if !ok {
+			return fmt.Errorf("DT_VERNEED %#x is not in a PT_LOAD segment", verneed)
+		}
+		if o.verneed, err = readVerneed(f, bo, off, str); err != nil {
+			return err
+		}
+	}
+	if o.hasVerdef {
+		off, ok := vaddrToOffset(ef, verdef)
+		if !ok {
+			return fmt.Errorf("DT_VERDEF %#x is not in a PT_LOAD segment", verdef)
+		}
+		if o.verdef, err = readVerdef(f, bo, off, str); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -17,36 +18,18 @@ import (
 // Everything is built with -nostdlib, so the objects need exactly the
 // libraries a test links and nothing of the host.
 type builder struct {
-	t   *testing.T
-	gcc string
-	src string // scratch directory for sources
+	t  *testing.T
+	eb *elftest.Builder
 }
 
 func newBuilder(t *testing.T) *builder {
 	t.Helper()
-	return &builder{t: t, gcc: testtool.Require(t, "gcc"), src: t.TempDir()}
+	return &builder{t: t, eb: elftest.New(t)}
 }
 
 func (b *builder) cc(out, src string, args ...string) {
 	b.t.Helper()
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	f, err := os.CreateTemp(b.src, "*.c")
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if _, err := f.WriteString(src); err != nil {
-		b.t.Fatal(err)
-	}
-	f.Close()
-	argv := append([]string{"-nostdlib", "-fPIC", "-O0", "-o", out, f.Name()}, args...)
-	// Libraries linked by path may need others the linker cannot find;
-	// the tests decide where those live.
-	argv = append(argv, "-Wl,--allow-shlib-undefined")
-	if o, err := exec.Command(b.gcc, argv...).CombinedOutput(); err != nil {
-		b.t.Fatalf("gcc %s: %v\n%s", strings.Join(argv, " "), err, o)
-	}
+	b.eb.CC(out, src, args...)
 }
 
 // source returns C defining fn (if any) that calls every function in calls.

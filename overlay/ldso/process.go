@@ -65,11 +65,49 @@ func (c *closure) runProcess(obj *object, real, name, origin string) {
 		p.loadInterp()
 	}
 	p.run()
+	// ld.so checks versions once every startup object is loaded
+	// (_dl_check_all_versions), and again for what each dlopen() adds.
+	checked := p.checkVersions(0, false)
 	p.notes()
 	if c.r.opts.WellKnownDlopen {
 		p.wellKnown()
 		p.notes()
 	}
+	p.checkVersions(checked, true)
+}
+
+// checkVersions checks the version needs of the objects in p.all from
+// index from on, as _dl_check_map_versions does: each need is looked up
+// in the object loaded for its file name, and a version that object does
+// not define is fatal unless it is weak or the object has no DT_VERDEF.
+// It returns the index of the next object to check.
+func (p *process) checkVersions(from int, dlopen bool) int {
+	for _, l := range p.all[from:] {
+		p.c.recordDefines(l)
+		for _, n := range l.obj.verneed {
+			var lib *lm
+			for _, cand := range p.loaded {
+				if cand.matches(n.file) {
+					lib = cand
+					break
+				}
+			}
+			need := VersionNeed{File: n.file, Version: n.name, Weak: n.weak}
+			if lib == nil {
+				if !p.c.isMissing(l.real, n.file) && !n.weak {
+					p.c.versionMissing[VersionMissing{Object: l.real, File: n.file, Version: n.name, Dlopen: dlopen}] = true
+				}
+				continue
+			}
+			need.Library = lib.real
+			p.c.addVersionNeed(l.real, need)
+			if n.weak || !lib.obj.hasVerdef || lib.obj.defines(n.name, n.hash) {
+				continue
+			}
+			p.c.versionMissing[VersionMissing{Object: l.real, Library: lib.real, File: n.file, Version: n.name, Dlopen: dlopen}] = true
+		}
+	}
+	return len(p.all)
 }
 
 // notes loads the .note.dlopen dependencies of every object not looked at

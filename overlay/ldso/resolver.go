@@ -131,6 +131,18 @@ type Result struct {
 	// programs it was loaded in. dlopen() dependencies are not here but
 	// in Optional; objects that need nothing have an empty list.
 	Needs map[string][]string
+	// VersionNeeds maps each resolved object (by real path) to the symbol
+	// versions it needs, each with the real path of the library that
+	// satisfies its file name in the process (union over processes).
+	VersionNeeds map[string][]VersionNeed
+	// Defines maps each resolved object that has DT_VERDEF to the
+	// version names it defines; an object without is not in the map and
+	// satisfies any version (as ld.so accepts it).
+	Defines map[string][]string
+	// Versions lists the version needs the loaded libraries do not
+	// define: ld.so refuses to start such a program ("version `GLIBC_2.38'
+	// not found"). Weak needs are never listed.
+	Versions []VersionMissing
 }
 
 // Missing is one need nothing satisfies.
@@ -179,6 +191,10 @@ func newClosure(r *Resolver) *closure {
 		missing:  map[[2]string]Missing{},
 		optional: map[string]Optional{},
 		needs:    map[string]map[string]bool{},
+
+		versionNeeds:   map[string]map[VersionNeed]bool{},
+		versionMissing: map[VersionMissing]bool{},
+		defines:        map[string][]string{},
 	}
 }
 
@@ -214,6 +230,44 @@ func (c *closure) result() *Result {
 		sort.Strings(list)
 		res.Needs[obj] = list
 	}
+	res.VersionNeeds = make(map[string][]VersionNeed, len(c.versionNeeds))
+	for obj, set := range c.versionNeeds {
+		list := make([]VersionNeed, 0, len(set))
+		for n := range set {
+			list = append(list, n)
+		}
+		sort.Slice(list, func(i, j int) bool {
+			a, b := list[i], list[j]
+			if a.Library != b.Library {
+				return a.Library < b.Library
+			}
+			return a.Version < b.Version
+		})
+		res.VersionNeeds[obj] = list
+	}
+	res.Defines = c.defines
+	for m := range c.versionMissing {
+		// A need that is fatal at startup in one process is not merely
+		// a dlopen() failure because another process dlopen()s it.
+		if m.Dlopen {
+			hard := m
+			hard.Dlopen = false
+			if c.versionMissing[hard] {
+				continue
+			}
+		}
+		res.Versions = append(res.Versions, m)
+	}
+	sort.Slice(res.Versions, func(i, j int) bool {
+		a, b := res.Versions[i], res.Versions[j]
+		if a.Object != b.Object {
+			return a.Object < b.Object
+		}
+		if a.Library != b.Library {
+			return a.Library < b.Library
+		}
+		return a.Version < b.Version
+	})
 	return res
 }
 

@@ -2,7 +2,9 @@
 // kernel builds from it, for what would make a rescue boot useless: ELF
 // programs whose interpreter or libraries are not inside the image (what
 // Relax-and-Recover checks with ldd in a chroot, here without one and
-// without running anything), symlinks that dangle inside the image,
+// without running anything) or whose libraries lack a symbol version they
+// need (DT_VERNEED against the DT_VERDEF of the object ld.so would load:
+// "version `GLIBC_2.38' not found"), symlinks that dangle inside the image,
 // entries the kernel would drop, and the strip assertions. The format
 // rules of the file itself (alignment, codec constraints, archive ends
 // inside each compressed stream) are remix.Open's: an image that breaks
@@ -41,6 +43,7 @@ const (
 	CheckStrip     = "strip"     // storage activation or switch_root left in
 	CheckFormat    = "format"    // the file breaks a rule of the kernel's unpacker that reading does not enforce
 	CheckELF       = "elf"       // an ELF file that cannot be read
+	CheckVersions  = "versions"  // a symbol version an ELF needs is not defined by the library it gets
 )
 
 // Finding is one problem.
@@ -281,7 +284,23 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 				continue
 			}
 			res.Missing = append(res.Missing, one.Missing...)
+			res.Versions = append(res.Versions, one.Versions...)
 		}
+	}
+	// ld.so refuses to start a process whose objects need a version the
+	// loaded library does not define; a dlopen() of such an object fails.
+	seenVer := map[ldso.VersionMissing]bool{}
+	for _, m := range res.Versions {
+		if seenVer[m] {
+			continue
+		}
+		seenVer[m] = true
+		sev := severity
+		if m.Dlopen {
+			sev = Warning
+		}
+		out = append(out, Finding{Check: CheckVersions, Severity: sev, Path: strings.TrimPrefix(m.Object, "/"),
+			Message: m.String()})
 	}
 	seen := map[string]bool{}
 	for _, m := range res.Missing {

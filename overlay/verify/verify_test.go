@@ -2,9 +2,12 @@ package verify
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -50,5 +53,91 @@ func TestTreeFindings(t *testing.T) {
 	}
 	if !Failed(fs) || Failed(fs[2:3]) {
 		t.Error("Failed does not follow severities")
+	}
+}
+
+// TestSymbolVersions builds trees by hand, as a wrong build would leave
+// them, and checks that verify finds what ld.so would refuse: a program
+// needing a version the libc it gets does not define, in both directions
+// (a new /init on an old libc, an old libc's missing version needed by a
+// library), while a weak need and an unversioned library pass.
+func TestSymbolVersions(t *testing.T) {
+	eb := elftest.New(t)
+	dir := t.TempDir()
+	build := func(name string, versions, unversioned []string) string {
+		p := filepath.Join(dir, name, "libc.so.6")
+		eb.Lib(p, "libc.so.6", versions, unversioned, nil, nil)
+		return p
+	}
+	old := build("old", []string{"GLIBC_2.2.5", "GLIBC_2.30"}, nil)
+	newer := build("new", []string{"GLIBC_2.2.5", "GLIBC_2.30", "GLIBC_2.38"}, nil)
+	plain := build("plain", nil, []string{elftest.Func("GLIBC_2.38")})
+	ldso := filepath.Join(dir, "ld.so")
+	eb.Lib(ldso, "ld-linux-x86-64.so.2", nil, []string{"ldso"}, nil, nil)
+	initProg := filepath.Join(dir, "init")
+	eb.Prog(initProg, []string{elftest.Func("GLIBC_2.38")}, []string{newer})
+	weakProg := filepath.Join(dir, "weak")
+	eb.Prog(weakProg, []string{elftest.Func("GLIBC_2.38")}, []string{newer})
+	elftest.MarkWeak(t, weakProg, "GLIBC_2.38")
+	libfoo := filepath.Join(dir, "libfoo.so.1")
+	eb.Lib(libfoo, "libfoo.so.1", nil, []string{"foo"}, []string{elftest.Func("GLIBC_2.38")}, []string{newer})
+	fooProg := filepath.Join(dir, "foo")
+	eb.Prog(fooProg, []string{"foo"}, []string{libfoo})
+
+	tree := func(libc string) *remix.Tree {
+		tr := remix.NewTree()
+		file := func(name, host string) remix.Entry {
+			b, err := os.ReadFile(host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)}
+		}
+		for _, e := range []remix.Entry{
+			{Name: "lib64", Mode: newc.TypeDir | 0o755},
+			{Name: "lib", Mode: newc.TypeDir | 0o755},
+			{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
+			{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+			file("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", ldso),
+			file("lib/x86_64-linux-gnu/libc.so.6", libc),
+			file("lib/x86_64-linux-gnu/libfoo.so.1", libfoo),
+			file("init", initProg),
+			file("weak", weakProg),
+			file("foo", fooProg),
+		} {
+			if _, err := tr.Put(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tr
+	}
+	for _, c := range []struct {
+		name string
+		libc string
+		want []string
+	}{
+		{"old libc", old, []string{
+			"error: versions: /init: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found (required by /init)",
+			"error: versions: /lib/x86_64-linux-gnu/libfoo.so.1: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found (required by /lib/x86_64-linux-gnu/libfoo.so.1)",
+			"warning: versions: /lib/x86_64-linux-gnu/libfoo.so.1: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not found (required by /lib/x86_64-linux-gnu/libfoo.so.1)",
+		}},
+		{"new libc", newer, nil},
+		{"unversioned libc", plain, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs, err := Tree(context.Background(), tree(c.libc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range fs {
+				if f.Check == CheckVersions {
+					got = append(got, f.String())
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
 	}
 }
