@@ -251,6 +251,39 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			}
 		}
 	}
+	// An image copy that stays brings its own needs, which the image may
+	// lack: a distribution's initrd can hold a library its generator
+	// copied without one of its dependencies (liblz4 without libxxhash,
+	// loaded only by dlopen() in the image). What the root's closure
+	// writes under that name serves it; nothing else does.
+	written := map[string]bool{}
+	for _, f := range res.Files {
+		written[path.Base(f.Path)] = true
+	}
+	for _, o := range sortedKeys(plan.keep) {
+		c := copies[o]
+		r, err := img.Closure(c.path)
+		if err != nil {
+			continue
+		}
+		for _, m := range r.Missing {
+			if m.Dlopen || written[m.Soname] {
+				continue
+			}
+			msg := fmt.Sprintf("%s (the image's copy, kept) needs %s, which neither the image nor the root's closure has", c.path, m.Soname)
+			if m.Object != c.path {
+				msg = fmt.Sprintf("%s (the image's copy, kept) loads %s, which needs %s that neither the image nor the root's closure has", c.path, m.Object, m.Soname)
+			}
+			progs := progsOf[o]
+			if len(progs) == 0 {
+				plan.dlopen = append(plan.dlopen, "dlopen() will fail: "+msg)
+				continue
+			}
+			for _, i := range progs {
+				plan.failing[i] = append(plan.failing[i], msg)
+			}
+		}
+	}
 	return plan, nil
 }
 

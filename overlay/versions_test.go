@@ -393,3 +393,61 @@ func TestUnmergedImageNewerRoot(t *testing.T) {
 	}
 	mustVerify(t, tr)
 }
+
+// TestKeptCopyLacksDependency: the image holds a library without one of its
+// own dependencies (Debian 13's dracut images ship liblz4 without
+// libxxhash, which only a dlopen() reaches there). The image's copy stays
+// (nothing says the root's older one would serve /init), so a program of
+// the root that loads it at startup cannot run: a preset program is left
+// out with the reason, one asked for with --add is refused, and nothing is
+// refused for what the input itself lacked.
+func TestKeptCopyLacksDependency(t *testing.T) {
+	eb := elftest.New(t)
+	v := []string{"GLIBC_2.2.5"}
+	lz4 := "/usr/lib/x86_64-linux-gnu/liblz4.so.1"
+	for _, c := range []struct {
+		name, prog string
+		opts       func(root string) Options
+		wantErr    string
+	}{
+		{name: "preset", prog: "/usr/bin/ls", opts: func(root string) Options { return Options{Root: root} }},
+		{name: "add", prog: "/usr/bin/tool", opts: func(root string) Options { return Options{Root: root, Preset: "none", Add: []string{"tool"}} },
+			wantErr: lz4 + " (the image's copy, kept) needs libxxhash.so.0, which neither the image nor the root's closure has"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			img := newVersionRoot(t, eb, v)
+			xxhash := filepath.Join(t.TempDir(), "libxxhash.so.0") // not in the image
+			eb.Lib(xxhash, "libxxhash.so.0", nil, []string{"fx"}, nil, nil)
+			eb.Lib(img.host(lz4), "liblz4.so.1", nil, []string{"flz4"}, []string{"fx"}, []string{xxhash})
+			img.prog("/init", v, nil)
+			tr := synthImage(t, true)
+			if _, err := Apply(context.Background(), tr, Options{Root: img.dir, Preset: "none", Add: []string{"/init", lz4}, AllowMissing: true}); err != nil {
+				t.Fatal(err)
+			}
+
+			root := newVersionRoot(t, eb, v)
+			eb.Lib(root.host(lz4), "liblz4.so.1", nil, []string{"flz4"}, nil, nil)
+			eb.Prog(root.host(c.prog), []string{"flz4"}, []string{root.host(lz4)})
+			rep, err := Apply(context.Background(), tr, c.opts(root.dir))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "use a --root of the image's release") {
+					t.Fatalf("got %v, want an error containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, n, _ := tr.Resolve(c.prog, true); n != nil {
+				t.Errorf("%s was added, though it cannot start in the image", c.prog)
+			}
+			notes := strings.Join(append(rep.Skipped, rep.Warnings...), "\n")
+			if !strings.Contains(notes, "needs libxxhash.so.0, which neither the image nor the root's closure has") {
+				t.Errorf("notes %q do not say why %s was left out", notes, c.prog)
+			}
+			if !bytes.Equal(treeFile(t, tr, lz4), hostFile(t, img.host(lz4))) {
+				t.Error("the image's liblz4 was replaced")
+			}
+		})
+	}
+}

@@ -119,10 +119,14 @@ func (c *closure) recordDefines(l *lm) {
 	c.defines[l.real] = l.obj.versions().Defines
 }
 
-func (c *closure) miss(obj, name, reason string) {
+func (c *closure) miss(obj, name, reason string) { c.missWhen(obj, name, reason, false) }
+
+// missWhen records a need nothing satisfies; dlopen tells that obj was
+// loaded by dlopen(). A need missed at startup in any process is hard.
+func (c *closure) missWhen(obj, name, reason string, dlopen bool) {
 	k := [2]string{obj, name}
-	if _, ok := c.missing[k]; !ok {
-		c.missing[k] = Missing{Object: obj, Soname: name, Reason: reason}
+	if m, ok := c.missing[k]; !ok || (m.Dlopen && !dlopen) {
+		c.missing[k] = Missing{Object: obj, Soname: name, Reason: reason, Dlopen: dlopen}
 	}
 }
 

@@ -459,6 +459,29 @@ func TestDlopenNote(t *testing.T) {
 	wantMissing(t, res)
 }
 
+// A library that only a dlopen() loads may lack a dependency of its own:
+// the program starts and that dlopen() fails, so the need is marked Dlopen.
+// The same library needed at startup by another program is a hard miss.
+func TestDlopenOnlyMissing(t *testing.T) {
+	b := newBuilder(t)
+	r := newDebianRoot(t, b, true)
+	elsewhere := t.TempDir() + "/libxxhash.so.0"
+	b.lib(elsewhere, "libxxhash.so.0", "fx", nil, nil)
+	b.lib(r.host(mergedLibdir+"/liblz4.so.1"), "liblz4.so.1", "flz4", []string{"fx"}, []string{elsewhere})
+	json := `[{"feature":"lz4","priority":"recommended","soname":["liblz4.so.1"]}]`
+	b.cc(r.host("/usr/bin/journal"), dlopenNoteSource(json, nil), "-pie")
+	b.prog(r.host("/usr/bin/lz4"), []string{"flz4"}, []string{r.host(mergedLibdir + "/liblz4.so.1")})
+
+	lz4 := Missing{Object: mergedLibdir + "/liblz4.so.1", Soname: "libxxhash.so.0", Reason: "not found"}
+	dl := lz4
+	dl.Dlopen = true
+	wantMissing(t, r.closure(Options{}, "/usr/bin/journal"), dl)
+	wantMissing(t, r.closure(Options{}, "/usr/bin/lz4"), lz4)
+	// One closure of both: missed at startup in one process, so hard.
+	wantMissing(t, r.closure(Options{}, "/usr/bin/journal", "/usr/bin/lz4"), lz4)
+	wantMissing(t, r.closure(Options{}, "/usr/bin/lz4", "/usr/bin/journal"), lz4)
+}
+
 func TestWellKnownDlopen(t *testing.T) {
 	b := newBuilder(t)
 	r := newDebianRoot(t, b, true)

@@ -256,7 +256,7 @@ func wantMissing(t *testing.T, res *Result, want ...Missing) {
 	}
 	for i, w := range want {
 		g := res.Missing[i]
-		if g.Object != w.Object || g.Soname != w.Soname || !strings.Contains(g.Reason, w.Reason) {
+		if g.Object != w.Object || g.Soname != w.Soname || !strings.Contains(g.Reason, w.Reason) || g.Dlopen != w.Dlopen {
 			t.Errorf("Missing[%d] = %+v, want %+v (reason containing)", i, g, w)
 		}
 	}

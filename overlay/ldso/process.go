@@ -52,6 +52,9 @@ type process struct {
 	all    []*lm          // loaded objects and hwcaps variants, in creation order
 	queue  int            // index in all of the next object whose DT_NEEDED to map
 	noted  int            // index in all of the next object whose dlopen notes to load
+	// opened is the index in all of the first object loaded by dlopen():
+	// everything from it on came after startup.
+	opened int
 }
 
 func (c *closure) runProcess(obj *object, real, name, origin string) {
@@ -68,6 +71,7 @@ func (c *closure) runProcess(obj *object, real, name, origin string) {
 	// ld.so checks versions once every startup object is loaded
 	// (_dl_check_all_versions), and again for what each dlopen() adds.
 	checked := p.checkVersions(0, false)
+	p.opened = len(p.all)
 	p.notes()
 	if c.r.opts.WellKnownDlopen {
 		p.wellKnown()
@@ -133,7 +137,7 @@ func (p *process) run() {
 		for _, name := range l.obj.needed {
 			dep, reason := p.mapObject(l, name)
 			if dep == nil {
-				p.c.miss(l.real, name, reason)
+				p.c.missWhen(l.real, name, reason, p.queue-1 >= p.opened && p.opened > 0)
 				continue
 			}
 			p.c.addNeed(l.real, dep.real)

@@ -150,6 +150,11 @@ type Missing struct {
 	Object string // real path of the object that needs it
 	Soname string // the name as the object states it
 	Reason string // what the loader would report
+	// Dlopen is set when the object is loaded only by dlopen() (a
+	// .note.dlopen dependency, or what glibc loads itself) in every
+	// program that reaches it: the program starts, and that dlopen()
+	// fails.
+	Dlopen bool
 }
 
 // Optional is one library a program may dlopen().

@@ -309,8 +309,13 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 			continue
 		}
 		seen[k] = true
-		out = append(out, Finding{Check: CheckLibraries, Severity: severity, Path: strings.TrimPrefix(m.Object, "/"),
-			Message: fmt.Sprintf("%s not found in the image: %s", m.Soname, m.Reason)})
+		sev, note := severity, ""
+		if m.Dlopen {
+			// The program starts; only that dlopen() fails.
+			sev, note = Warning, " (loaded only by dlopen(), which fails)"
+		}
+		out = append(out, Finding{Check: CheckLibraries, Severity: sev, Path: strings.TrimPrefix(m.Object, "/"),
+			Message: fmt.Sprintf("%s not found in the image: %s%s", m.Soname, m.Reason, note)})
 	}
 	return out, nil
 }

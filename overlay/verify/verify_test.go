@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,5 +140,66 @@ func TestSymbolVersions(t *testing.T) {
 				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 		})
+	}
+}
+
+// TestDlopenOnlyMissingIsWarning: a library only a .note.dlopen reaches
+// lacks a dependency (liblz4 without libxxhash in Debian 13's dracut
+// images). The program still starts; only that dlopen() fails: a warning,
+// not an error that would refuse the image.
+func TestDlopenOnlyMissingIsWarning(t *testing.T) {
+	eb := elftest.New(t)
+	dir := t.TempDir()
+	ldso := filepath.Join(dir, "ld.so")
+	eb.Lib(ldso, "ld-linux-x86-64.so.2", nil, []string{"ldso"}, nil, nil)
+	xxhash := filepath.Join(dir, "libxxhash.so.0")
+	eb.Lib(xxhash, "libxxhash.so.0", nil, []string{"fx"}, nil, nil)
+	lz4 := filepath.Join(dir, "liblz4.so.1")
+	eb.Lib(lz4, "liblz4.so.1", nil, []string{"flz4"}, []string{"fx"}, []string{xxhash})
+	json := `[{"feature":"lz4","priority":"recommended","soname":["liblz4.so.1"]}]`
+	prog := filepath.Join(dir, "journal")
+	eb.CC(prog, fmt.Sprintf(`
+__attribute__((used, section(".note.dlopen"), aligned(4)))
+static const struct { unsigned int namesz, descsz, type; char name[4]; char desc[%d]; } note = {
+	4, %d, 0x407c0c0a, "FDO", "%s"
+};
+void _start(void) { for (;;) ; }
+`, (len(json)+4)&^3, len(json)+1, strings.ReplaceAll(json, `"`, `\"`)), "-pie")
+	tr := remix.NewTree()
+	file := func(name, host string) remix.Entry {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)}
+	}
+	for _, e := range []remix.Entry{
+		{Name: "lib64", Mode: newc.TypeDir | 0o755},
+		{Name: "lib", Mode: newc.TypeDir | 0o755},
+		{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
+		{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+		file("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", ldso),
+		file("lib/x86_64-linux-gnu/liblz4.so.1", lz4),
+		file("journal", prog),
+	} {
+		if _, err := tr.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := Tree(context.Background(), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lz4Findings int
+	for _, f := range fs {
+		if f.Severity == Error {
+			t.Errorf("an error for what only a dlopen() misses: %s", f)
+		}
+		if f.Check == CheckLibraries && f.Path == "lib/x86_64-linux-gnu/liblz4.so.1" {
+			lz4Findings++
+		}
+	}
+	if lz4Findings == 0 {
+		t.Errorf("no warning about liblz4's missing libxxhash: %v", fs)
 	}
 }
