@@ -42,8 +42,12 @@ type MetadataError struct {
 }
 
 func (e *MetadataError) Error() string {
-	return fmt.Sprintf("the image's entries exceed the metadata limit of %d bytes after %d entries (each entry counts %d bytes plus its name and link target)",
-		e.Limit, e.Entries, EntryCost)
+	limit := fmt.Sprintf("%d bytes", e.Limit)
+	if e.Limit%(1<<20) == 0 {
+		limit = fmt.Sprintf("%d MiB", e.Limit>>20)
+	}
+	return fmt.Sprintf("the image's entries exceed the metadata limit of %s after %d entries (each entry counts %d bytes plus its name and link target)",
+		limit, e.Entries, EntryCost)
 }
 
 // metaBudget is what is left of ScanOptions.MaxMetadata.

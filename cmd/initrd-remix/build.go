@@ -128,9 +128,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return usagef("--mode: %v", err)
 		}
 	}
-	limit, err := parseSize(o.maxSize)
+	scan, err := o.limits.options()
 	if err != nil {
-		return usagef("--max-size: %v", err)
+		return err
 	}
 	var payload remix.Content
 	if b.run != "" {
@@ -177,7 +177,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
 	defer p.done()
-	openOpt := remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit}, SpoolDir: spool, Progress: p.update}
+	openOpt := remix.OpenOptions{ScanOptions: scan, SpoolDir: spool, Progress: p.update}
 	if mode != remix.Rewrite {
 		// An append writes only the edits: the bodies of kernel modules
 		// and firmware (most of an image's bytes) are never read again.

@@ -119,7 +119,7 @@ func report(ctx context.Context, e *env, name string, err error) int {
 		fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
 		return exitVerify
 	}
-	fmt.Fprintf(e.stderr, "initrd-remix %s: %v\n", name, err)
+	fmt.Fprintf(e.stderr, "initrd-remix %s: %v%s\n", name, err, limitHint(err))
 	return exitFailed
 }
 
