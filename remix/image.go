@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -94,16 +96,8 @@ func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
 // openInput opens an image file read-only and returns it, its size and
 // mode, and the reader to decode it from (reporting progress, if asked).
 func openInput(path string, progress func(int64)) (*os.File, os.FileInfo, io.Reader, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s: not a regular file", path)
-	}
-	if err != nil {
-		f.Close()
 		return nil, nil, nil, err
 	}
 	var r io.Reader = f
@@ -111,6 +105,27 @@ func openInput(path string, progress func(int64)) (*os.File, os.FileInfo, io.Rea
 		r = &progressReader{r: f, fn: progress}
 	}
 	return f, st, r, nil
+}
+
+// OpenRegular opens path read-only if it is a regular file, and fails at
+// once otherwise: opening a FIFO would wait for a writer forever, a device
+// could be read without end. The open does not block (O_NONBLOCK, which
+// changes nothing for a regular file), and the check is on what was opened,
+// so a file swapped for something else meanwhile is caught too.
+func OpenRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file but %s", path, atomicfile.Kind(st.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 // Read builds an Image from a stream.

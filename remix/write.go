@@ -193,7 +193,7 @@ func padForNextSegment(w *countingWriter, segs []Segment, keep int64, mode Write
 }
 
 func copyPrefix(w io.Writer, path string, n int64) error {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return err
 	}

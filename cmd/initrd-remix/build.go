@@ -456,6 +456,10 @@ func checkBuildOutput(input, output string, force bool) error {
 	if err := checkOutputPath(input, output, false); err != nil {
 		return usagef("output %s is the input file; build never replaces the distribution's initrd", output)
 	}
+	// Before anything opens it: a FIFO there would block the open forever.
+	if err := atomicfile.CheckTarget(output); err != nil {
+		return err
+	}
 	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) {
 		return usagef("output %s exists and is not an initrd-remix rescue image; pass --force to replace it", output)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {

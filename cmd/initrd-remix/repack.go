@@ -108,6 +108,9 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 	if err := checkOutputPath(input, output, o.force); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.CheckTarget(output); err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(input)
 	if err != nil {
 		return nil, err
