@@ -167,17 +167,15 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	// Fail on an unwritable output directory before reading anything.
 	var out *atomicfile.File
-	spool := ""
 	if !b.dryRun && b.output != "" {
 		if out, err = atomicfile.Create(b.output, outputMode(b.input, st.Mode().Perm())); err != nil {
 			return err
 		}
 		defer out.Abort()
-		spool = filepath.Dir(b.output)
 	}
 	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
 	defer p.done()
-	openOpt := remix.OpenOptions{ScanOptions: scan, SpoolDir: spool, Progress: p.update}
+	openOpt := remix.OpenOptions{ScanOptions: scan, SpoolDir: o.spoolDir, Progress: p.update}
 	if mode != remix.Rewrite {
 		// An append writes only the edits: the bodies of kernel modules
 		// and firmware (most of an image's bytes) are never read again.
