@@ -96,3 +96,33 @@ func TestNonRegularPathsRefused(t *testing.T) {
 		t.Errorf("files left: %v", entries)
 	}
 }
+
+// TestStaleTemporaryFilesRemovedAtStart: a build killed by SIGKILL or a
+// power cut leaves its hidden temporary file in /boot; the next command
+// writing there removes it, but not one a concurrent build still writes.
+func TestStaleTemporaryFilesRemovedAtStart(t *testing.T) {
+	img := smallImage(t)
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".initrd-remix-rescue-6.1.0-8-amd64.img.initrd-remix-4711")
+	busy := filepath.Join(dir, ".initrd-remix-rescue-6.1.0-7-amd64.img.initrd-remix-4712")
+	for _, p := range []string{stale, busy} {
+		os.WriteFile(p, []byte("half an image"), 0o600)
+	}
+	h, err := os.Open(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := syscall.Flock(int(h.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := cli(t, "repack", "-q", img, filepath.Join(dir, "out.img")); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Lstat(stale); err == nil {
+		t.Error("the stale temporary file is still there")
+	}
+	if _, err := os.Lstat(busy); err != nil {
+		t.Errorf("the temporary file of a running build was removed: %v", err)
+	}
+}
