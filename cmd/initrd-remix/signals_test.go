@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // TestSecondSignalExitsAtOnce: the first signal cancels the context (the
@@ -47,12 +49,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 func TestNonRegularPathsRefused(t *testing.T) {
 	img := smallImage(t)
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo.img")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sub := filepath.Join(dir, "dir.img")
-	os.Mkdir(sub, 0o755)
+	fifo, sub := testtool.Special(t, dir)
 	tests := []struct {
 		name string
 		args []string
@@ -105,17 +102,8 @@ func TestStaleTemporaryFilesRemovedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, ".initrd-remix-rescue-6.1.0-8-amd64.img.initrd-remix-4711")
 	busy := filepath.Join(dir, ".initrd-remix-rescue-6.1.0-7-amd64.img.initrd-remix-4712")
-	for _, p := range []string{stale, busy} {
-		os.WriteFile(p, []byte("half an image"), 0o600)
-	}
-	h, err := os.Open(busy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := syscall.Flock(int(h.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Fatal(err)
-	}
+	os.WriteFile(stale, []byte("half an image"), 0o600)
+	testtool.HoldLock(t, busy)
 	if code, _, errs := cli(t, "repack", "-q", img, filepath.Join(dir, "out.img")); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

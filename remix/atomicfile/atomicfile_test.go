@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 func TestCommitReplacesAndAbortLeavesTarget(t *testing.T) {
@@ -103,12 +105,7 @@ func TestLargeWritesThroughEveryMethod(t *testing.T) {
 // Each is refused before anything is opened or created.
 func TestCreateRefusesNonRegularTargets(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sub := filepath.Join(dir, "dir")
-	os.Mkdir(sub, 0o755)
+	fifo, sub := testtool.Special(t, dir)
 	link := filepath.Join(dir, "link")
 	os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
 	os.Symlink("file", link)
@@ -164,20 +161,12 @@ func TestCreateRemovesStaleTempFiles(t *testing.T) {
 	stale := filepath.Join(dir, ".initrd-remix-rescue-6.1.img.initrd-remix-123456")
 	otherTarget := filepath.Join(dir, ".initrd.img-6.1.initrd-remix-42")
 	busy := filepath.Join(dir, ".initrd-remix-rescue-6.2.img.initrd-remix-777")
-	for _, p := range []string{stale, otherTarget, busy} {
+	for _, p := range []string{stale, otherTarget} {
 		if err := os.WriteFile(p, []byte("half an image"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Another process writing busy: a lock on its own open file.
-	h, err := os.Open(busy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := syscall.Flock(int(h.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Fatal(err)
-	}
+	testtool.HoldLock(t, busy) // another process writing it
 	keep := []string{busy,
 		filepath.Join(dir, ".out.img.tmp-123"),          // not our pattern
 		filepath.Join(dir, ".out.img.initrd-remix-12x"), // not only digits
