@@ -72,6 +72,13 @@ func TestSpoolLeavesTheOutputDirectory(t *testing.T) {
 	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
 		t.Fatalf("left in the output directory: %v", entries)
 	}
+	// The spool holds at most --max-size bytes on any file system.
+	if code, _, errs := cli(t, "repack", "-q", "--mode", "append", "--spool-dir", outDir, "--max-size", "280M", img, out); code != exitFailed || !strings.Contains(errs, "--max-size") {
+		t.Fatalf("--max-size 280M: exit %d, stderr %q", code, errs)
+	}
+	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
+		t.Fatalf("left in the output directory: %v", entries)
+	}
 	// Named, the output's directory is used.
 	if code, _, errs := cli(t, "repack", "-q", "--mode", "append", "--spool-dir", outDir, img, out); code != exitOK {
 		t.Fatalf("--spool-dir %s: exit %d, stderr %q", outDir, code, errs)
