@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -26,9 +28,10 @@ type OpenOptions struct {
 	// never re-emit most files: an append that adds a few edits need not
 	// hold the 100+ MiB of kernel modules of a typical image.
 	KeepContent func(name string, size int64) bool
-	// SpoolDir is where file bodies are kept while the image is open; ""
-	// means os.TempDir(). The spool file is unlinked at once, so nothing is
-	// left behind even if the process dies.
+	// SpoolDir is where file bodies past the first 256 MiB are kept while
+	// the image is open; "" means DefaultSpoolDir(). The spool file is
+	// unlinked at once, so nothing is left behind even if the process
+	// dies, and it holds at most MaxUncompressed bytes.
 	SpoolDir string
 	// OnEntry, when set, sees every raw entry in file order (with the link
 	// target of symlinks), for listings such as inspect --files.
@@ -94,16 +97,8 @@ func Open(ctx context.Context, path string, opt OpenOptions) (*Image, error) {
 // openInput opens an image file read-only and returns it, its size and
 // mode, and the reader to decode it from (reporting progress, if asked).
 func openInput(path string, progress func(int64)) (*os.File, os.FileInfo, io.Reader, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	st, err := f.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s: not a regular file", path)
-	}
-	if err != nil {
-		f.Close()
 		return nil, nil, nil, err
 	}
 	var r io.Reader = f
@@ -111,6 +106,27 @@ func openInput(path string, progress func(int64)) (*os.File, os.FileInfo, io.Rea
 		r = &progressReader{r: f, fn: progress}
 	}
 	return f, st, r, nil
+}
+
+// OpenRegular opens path read-only if it is a regular file, and fails at
+// once otherwise: opening a FIFO would wait for a writer forever, a device
+// could be read without end. The open does not block (O_NONBLOCK, which
+// changes nothing for a regular file), and the check is on what was opened,
+// so a file swapped for something else meanwhile is caught too.
+func OpenRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file but %s", path, atomicfile.Kind(st.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 // Read builds an Image from a stream.
@@ -394,15 +410,22 @@ func (s *spool) add(body io.Reader, size int64) (Content, error) {
 		return BytesContent(b), nil
 	}
 	if s.f == nil {
+		if s.dir == "" {
+			s.dir = DefaultSpoolDir()
+		}
 		f, err := os.CreateTemp(s.dir, "initrd-remix-*.spool")
 		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+			return nil, fmt.Errorf("spool of file bodies: %w", err)
 		}
 		os.Remove(f.Name())
 		s.f, s.w = f, bufio.NewWriterSize(f, 1<<20)
 	}
 	n, err := io.Copy(s.w, body)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("spool of file bodies in %s: %w", s.dir, err)
+		}
 		return nil, err
 	}
 	if n != size {
@@ -413,12 +436,26 @@ func (s *spool) add(body io.Reader, size int64) (Content, error) {
 	return c, nil
 }
 
+// DefaultSpoolDir is where file bodies spill over when OpenOptions.SpoolDir
+// is "": $TMPDIR if set, else /var/tmp, which is on disk where /tmp is
+// often a tmpfs (memory), else /tmp. Never the output's directory: a bomb
+// would fill a small /boot.
+func DefaultSpoolDir() string {
+	if d := os.Getenv("TMPDIR"); d != "" {
+		return d
+	}
+	if st, err := os.Stat("/var/tmp"); err == nil && st.IsDir() {
+		return "/var/tmp"
+	}
+	return os.TempDir()
+}
+
 func (s *spool) finish() error {
 	if s.w == nil {
 		return nil
 	}
 	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("spool of file bodies in %s: %w", s.dir, err)
 	}
 	return nil
 }

@@ -16,7 +16,8 @@ type RepackOptions struct {
 	ScanOptions
 	// Write must have Mode Rewrite (or ""); Copied is ignored.
 	Write WriteOptions
-	// SpoolDir and Progress are as in OpenOptions.
+	// SpoolDir and Progress are as in OpenOptions (a streaming repack
+	// spools nothing; the ordinary one does).
 	SpoolDir string
 	Progress func(read int64)
 }

@@ -71,17 +71,13 @@ func (f FileContent) Size() int64 { return f.Len }
 
 // Open implements Content.
 func (f FileContent) Open() (io.ReadCloser, error) {
-	fh, err := os.Open(f.Path)
+	fh, st, err := OpenRegular(f.Path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
-	if err == nil && st.Size() != f.Len {
-		err = fmt.Errorf("%s: size changed from %d to %d since it was added", f.Path, f.Len, st.Size())
-	}
-	if err != nil {
+	if st.Size() != f.Len {
 		fh.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: size changed from %d to %d since it was added", f.Path, f.Len, st.Size())
 	}
 	return fh, nil
 }

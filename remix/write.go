@@ -193,7 +193,7 @@ func padForNextSegment(w *countingWriter, segs []Segment, keep int64, mode Write
 }
 
 func copyPrefix(w io.Writer, path string, n int64) error {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return err
 	}
@@ -564,7 +564,7 @@ func (res *WriteResult) archives() int {
 func checkSegment(ctx context.Context, r io.Reader, c codec.Codec, archives int, want func(int) (writtenEntry, bool)) error {
 	n := 0
 	buf := make([]byte, 64<<10)
-	segs, err := Scan(ctx, r, ScanOptions{}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
+	segs, err := Scan(ctx, r, ScanOptions{MaxMetadata: -1}, func(_ *Segment, _ int, h *newc.Header, body io.Reader) error {
 		w, ok := want(n)
 		if !ok {
 			return fmt.Errorf("unexpected extra entry %q", h.Name)

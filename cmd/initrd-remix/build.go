@@ -67,8 +67,8 @@ own symlinks, so a usr-merged image stays usr-merged.
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
-module, preset, allow-missing, compress, level, threads, mode, max-size, run;
-add, include, module accumulate); flags override them. "initrd-remix config
+module, preset, allow-missing, compress, level, threads, mode, max-size,
+max-metadata, spool-dir, run; add, include, module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `
 
@@ -133,9 +133,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return usagef("--mode: %v", err)
 		}
 	}
-	limit, err := parseSize(o.maxSize)
+	scan, err := o.limits.options()
 	if err != nil {
-		return usagef("--max-size: %v", err)
+		return err
 	}
 	var payload remix.Content
 	if b.run != "" {
@@ -175,17 +175,15 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	// Fail on an unwritable output directory before reading anything.
 	var out *atomicfile.File
-	spool := ""
 	if !b.dryRun && b.output != "" {
 		if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
 			return err
 		}
 		defer out.Abort()
-		spool = filepath.Dir(b.output)
 	}
 	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
 	defer p.done()
-	openOpt := remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit}, SpoolDir: spool, Progress: p.update}
+	openOpt := remix.OpenOptions{ScanOptions: scan, SpoolDir: o.spoolDir, Progress: p.update}
 	if mode != remix.Rewrite {
 		// An append writes only the edits: the bodies of kernel modules
 		// and firmware (most of an image's bytes) are never read again.
@@ -479,6 +477,10 @@ func defaultOutput(input, kver string) string {
 func checkBuildOutput(input, output string, force bool) error {
 	if err := checkOutputPath(input, output, false); err != nil {
 		return usagef("output %s is the input file; build never replaces the distribution's initrd", output)
+	}
+	// Before anything opens it: a FIFO there would block the open forever.
+	if err := atomicfile.CheckTarget(output); err != nil {
+		return err
 	}
 	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) {
 		return usagef("output %s exists and is not an initrd-remix rescue image; pass --force to replace it", output)

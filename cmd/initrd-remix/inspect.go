@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -65,16 +67,17 @@ memory whole.
 `)
 	asJSON := fs.Bool("json", false, "print one JSON object (fields documented in the README)")
 	files := fs.Bool("files", false, "also list every entry, like ls -l (in archive order, with its segment)")
-	maxSize := fs.String("max-size", "4G", "refuse images that decompress to more than this (K, M, G suffixes)")
+	var lim limitFlags
+	lim.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("inspect takes exactly one IMAGE, got %d arguments", fs.NArg())
 	}
-	limit, err := parseSize(*maxSize)
+	scan, err := lim.options()
 	if err != nil {
-		return usagef("--max-size: %v", err)
+		return err
 	}
 	path := fs.Arg(0)
 	// inspect streams: what it holds is the decoders' windows and the
@@ -84,7 +87,7 @@ memory whole.
 	// it is soft, so a larger image still inspects, only with more GC.
 	debug.SetMemoryLimit(56 << 20)
 	var raw []rawEntry
-	opt := remix.OpenOptions{MetadataOnly: true, ScanOptions: remix.ScanOptions{MaxUncompressed: limit}}
+	opt := remix.OpenOptions{MetadataOnly: true, ScanOptions: scan}
 	if *files {
 		opt.OnEntry = func(seg *remix.Segment, h *newc.Header, target string) {
 			raw = append(raw, rawEntry{Segment: seg.Index, Name: h.Name, Type: remix.TypeName(h.Mode), Mode: h.Mode & 0o7777,
@@ -279,7 +282,8 @@ func modeString(typ string, mode uint32) string {
 	return string(b)
 }
 
-// parseSize reads sizes such as 512M or 4G (binary units).
+// parseSize reads sizes such as 512M or 4G (binary units). A size that
+// does not fit in 63 bits is an error, never a silent default.
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
@@ -296,9 +300,49 @@ func parseSize(s string) (int64, error) {
 			mult, t = 1<<40, t[:len(t)-1]
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscan(t, &n); err != nil || n <= 0 {
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil && errors.Is(err, strconv.ErrRange) || err == nil && n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is too large: a size must stay below 8 EiB", s)
+	}
+	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%q is not a size (e.g. 512M, 4G)", s)
 	}
 	return n * mult, nil
+}
+
+// limitFlags bound what reading an untrusted image may take: the commands
+// that read one share them.
+type limitFlags struct {
+	maxSize, maxMetadata string
+}
+
+func (l *limitFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&l.maxSize, "max-size", "4G", "refuse images that decompress to more than this (K, M, G, T suffixes)")
+	fs.StringVar(&l.maxMetadata, "max-metadata", "256M", fmt.Sprintf("refuse images whose entries take more memory than this: each entry counts %d bytes plus its name and link target (about 250,000 entries; real initrds have under 10,000)", remix.EntryCost))
+}
+
+// options turns the flags into the reader's limits.
+func (l *limitFlags) options() (remix.ScanOptions, error) {
+	size, err := parseSize(l.maxSize)
+	if err != nil {
+		return remix.ScanOptions{}, usagef("--max-size: %v", err)
+	}
+	meta, err := parseSize(l.maxMetadata)
+	if err != nil {
+		return remix.ScanOptions{}, usagef("--max-metadata: %v", err)
+	}
+	return remix.ScanOptions{MaxUncompressed: size, MaxMetadata: meta}, nil
+}
+
+// limitHint says which flag raises a limit an image ran into.
+func limitHint(err error) string {
+	switch {
+	case errors.As(err, new(*remix.MetadataError)):
+		return " (raise the limit with --max-metadata)"
+	case errors.Is(err, remix.ErrTooLarge):
+		return " (raise the limit with --max-size)"
+	}
+	return ""
 }

@@ -65,7 +65,7 @@ func commands() []command {
 const version = "0.1.0-dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background(), os.Stderr, os.Exit)
 	defer stop()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)}
 	// For benchmarks: INITRD_REMIX_CPUPROFILE=FILE writes a pprof profile.
@@ -79,6 +79,37 @@ func main() {
 		}
 	}
 	os.Exit(run(ctx, e, os.Args[1:]))
+}
+
+// notifyContext returns a context that the first SIGINT or SIGTERM
+// cancels: the command stops, removes its temporary files and exits 130.
+// A second signal ends the process at once through exit, whatever it was
+// waiting for (a temporary file it leaves is removed by the next run; see
+// package atomicfile).
+func notifyContext(parent context.Context, stderr io.Writer, exit func(int)) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(stderr, "initrd-remix: %v again: stopping at once\n", s)
+			exit(exitInterrupt)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 func run(ctx context.Context, e *env, args []string) int {
@@ -123,7 +154,7 @@ func report(ctx context.Context, e *env, name string, err error) int {
 		fmt.Fprintf(e.stderr, "initrd-remix %s: %s\n", name, msg)
 		return exitVerify
 	}
-	fmt.Fprintf(e.stderr, "initrd-remix %s: %s\n", name, msg)
+	fmt.Fprintf(e.stderr, "initrd-remix %s: %s%s\n", name, msg, limitHint(err))
 	return exitFailed
 }
 

@@ -21,7 +21,8 @@ type outputFlags struct {
 	mode     string
 	force    bool
 	noVerify bool
-	maxSize  string
+	spoolDir string
+	limits   limitFlags
 	quiet    bool
 	json     bool
 }
@@ -38,7 +39,8 @@ func (o *outputFlags) register(fs interface {
 	fs.StringVar(&o.mode, "mode", defaultMode, "rewrite: early archives + one new archive of the merged tree; append: original bytes + a segment of changes")
 	fs.BoolVar(&o.force, "force", false, "allow OUTPUT to be the INPUT file (it is replaced atomically)")
 	fs.BoolVar(&o.noVerify, "no-verify", false, "skip decoding the written segment and comparing it entry by entry (done on another core while writing)")
-	fs.StringVar(&o.maxSize, "max-size", "4G", "refuse inputs that decompress to more than this")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "where file bodies past the first 256 MiB are kept while the image is rewritten, in an unlinked file of at most --max-size (default: $TMPDIR, else /var/tmp; never the output's directory unless named here)")
+	o.limits.register(fs)
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on the terminal")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object")
 }
@@ -101,11 +103,14 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 	if err != nil {
 		return nil, usagef("--mode: %v", err)
 	}
-	limit, err := parseSize(o.maxSize)
+	scan, err := o.limits.options()
 	if err != nil {
-		return nil, usagef("--max-size: %v", err)
+		return nil, err
 	}
 	if err := checkOutputPath(input, output, o.force); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.CheckTarget(output); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(input)
@@ -128,10 +133,10 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 	if edit == nil && mode == remix.Rewrite {
 		// Nothing to edit: the new archive is written while the input is
 		// read (and, where that cannot follow the input, the ordinary way).
-		res, err = remix.Repack(ctx, input, out, remix.RepackOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit},
-			Write: wopt, SpoolDir: filepath.Dir(output), Progress: p.update})
+		res, err = remix.Repack(ctx, input, out, remix.RepackOptions{ScanOptions: scan,
+			Write: wopt, SpoolDir: o.spoolDir, Progress: p.update})
 	} else {
-		res, err = openAndWrite(ctx, input, output, out, limit, p, wopt, edit)
+		res, err = openAndWrite(ctx, input, output, out, remix.OpenOptions{ScanOptions: scan, SpoolDir: o.spoolDir}, p, wopt, edit)
 	}
 	if err != nil {
 		if errors.As(err, new(*remix.VerifyError)) {
@@ -147,10 +152,10 @@ func remixImage(ctx context.Context, e *env, input, output string, o *outputFlag
 
 // openAndWrite reads input with its bytes copied to out, lets edit change
 // the tree, and writes the result after the kept bytes.
-func openAndWrite(ctx context.Context, input, output string, out *atomicfile.File, limit int64, p *progress,
+func openAndWrite(ctx context.Context, input, output string, out *atomicfile.File, opt remix.OpenOptions, p *progress,
 	wopt remix.WriteOptions, edit func(*remix.Image) error) (*remix.WriteResult, error) {
-	img, err := remix.Open(ctx, input, remix.OpenOptions{ScanOptions: remix.ScanOptions{MaxUncompressed: limit},
-		SpoolDir: filepath.Dir(output), Progress: p.update, CopyTo: out})
+	opt.Progress, opt.CopyTo = p.update, out
+	img, err := remix.Open(ctx, input, opt)
 	if err != nil {
 		return nil, err
 	}

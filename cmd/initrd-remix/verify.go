@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
@@ -32,28 +31,32 @@ running or unpacking anything:
     would drop at boot;
   - the strip assertions (nothing left that activates storage or switches
     root).
-Exit status 3 when an error is found, 0 otherwise.
+Exit status 3 when a check finds an error, 1 when IMAGE cannot be read at
+all (not an initrd, truncated, a layout the kernel rejects), 0 otherwise.
 
 Examples:
   initrd-remix verify /boot/initrd.img-rescue-$(uname -r)
   initrd-remix verify --json rescue.img | jq '.findings[] | select(.severity=="error")'
 `)
 	asJSON := fs.Bool("json", false, "print one JSON object: file, ok, errors, warnings, findings[] {check, severity, path, message}")
+	var lim limitFlags
+	lim.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	scan, err := lim.options()
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("verify takes exactly one IMAGE, got %d arguments", fs.NArg())
 	}
 	path := fs.Arg(0)
-	img, err := remix.Open(ctx, path, remix.OpenOptions{})
+	// An image that cannot be read at all (not an initrd, truncated, a
+	// broken layout) is bad input, exit 1, as for every command; exit 3
+	// is for an image that reads and fails the checks.
+	img, err := remix.Open(ctx, path, remix.OpenOptions{ScanOptions: scan})
 	if err != nil {
-		// An image the kernel would reject is a verification failure, not
-		// an I/O error of ours.
-		var se *remix.ScanError
-		if ctx.Err() == nil && errors.As(err, &se) {
-			return verifyError{err}
-		}
 		return err
 	}
 	defer img.Close()

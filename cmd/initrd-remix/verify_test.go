@@ -61,7 +61,7 @@ func TestVerifyCommand(t *testing.T) {
 	if code, out, errs := cli(t, "verify", clean); code != exitOK || !strings.Contains(out, "0 errors, 1 warnings") || !strings.Contains(out, "not an initrd-remix rescue image") {
 		t.Errorf("clean: exit %d\n%s%s", code, out, errs)
 	}
-	if code, _, errs := cli(t, "verify", garbage); code != exitVerify {
+	if code, _, errs := cli(t, "verify", garbage); code != exitFailed {
 		t.Errorf("garbage: exit %d %s", code, errs)
 	}
 	if code, _, _ := cli(t, "verify", filepath.Join(dir, "nothere.img")); code != exitFailed {

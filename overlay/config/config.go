@@ -12,8 +12,9 @@
 // after trimming blanks (no quoting, no variables). Only the keys in Keys
 // are accepted: build's flags that make sense for every build (add,
 // include, module, preset, allow-missing, compress, level, threads, mode,
-// max-size, run) and "hooks", read by the kernel hooks. Keys that name one
-// build only (input, output, kver, root, dry-run, force, ...) are refused.
+// max-size, max-metadata, spool-dir, run) and "hooks", read by the kernel
+// hooks. Keys that name one build only (input, output, kver, root, dry-run,
+// force, ...) are refused.
 // List keys (add, include, module) accumulate over lines and files; for
 // the other keys the last value wins. Booleans are yes/no, true/false,
 // on/off or 1/0 in any case, and are stored as "true" or "false".
@@ -65,7 +66,7 @@ func Keys() []Key {
 		{Name: "add", Kind: List}, {Name: "include", Kind: List}, {Name: "module", Kind: List},
 		{Name: "preset", Kind: String}, {Name: "allow-missing", Kind: Bool}, {Name: "compress", Kind: String},
 		{Name: "level", Kind: Int}, {Name: "threads", Kind: Int}, {Name: "mode", Kind: String},
-		{Name: "max-size", Kind: String}, {Name: "run", Kind: String},
+		{Name: "max-size", Kind: String}, {Name: "max-metadata", Kind: String}, {Name: "spool-dir", Kind: String}, {Name: "run", Kind: String},
 		{Name: "hooks", Kind: Bool, Default: "true"},
 	}
 }

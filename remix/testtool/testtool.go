@@ -2,6 +2,7 @@
 // ldd, zstd, qemu) and on the lab built by scripts/lab.sh without silently
 // passing when they are absent: on a developer machine a missing tool skips
 // the test, under CI (CI=true) it fails it, because CI installs everything.
+// It also makes the on-disk fixtures that tests of several packages share.
 package testtool
 
 import (
