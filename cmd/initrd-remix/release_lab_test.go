@@ -11,6 +11,20 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
+// programsPayload runs, before the census, every recovery program of a
+// short list that the image holds, and counts those that start. ld.so exits
+// 127 when it cannot load a program's libraries or their versions; any
+// other status means the program ran (an unknown --version is fine).
+const programsPayload = `#!/bin/sh
+ran=0; broken=""
+for p in lsblk blkid mdadm lvm cryptsetup sfdisk mkfs.ext4 e2fsck; do
+	command -v "$p" >/dev/null 2>&1 || continue
+	"$p" --version >/dev/null 2>&1
+	if [ $? -eq 127 ]; then broken="$broken $p"; else ran=$((ran+1)); fi
+done
+echo "RESCUE-PROGRAMS ran=$ran broken=[$broken]"
+`
+
 // TestReleaseRescueLab is TestRescueLab for the other Debian releases of the
 // lab (scripts/lab.sh: trixie, and bullseye with a root without usr-merge),
 // each booted with its own kernel on the same md RAID1 -> LVM (ext4 + LUKS2)
@@ -28,7 +42,7 @@ func TestReleaseRescueLab(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	tb := testbed(t, labs[0])
 	payload := filepath.Join(t.TempDir(), "census.sh")
-	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
+	if err := os.WriteFile(payload, []byte(programsPayload+censusPayload), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	passphrase := `(Please enter passphrase|Enter passphrase|Please unlock disk|Passphrase for)`
@@ -49,11 +63,28 @@ func TestReleaseRescueLab(t *testing.T) {
 			})
 			args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 				l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+			// Each family with the release's own root, and the systemd
+			// image with the main lab's (Debian 12) root: a --root of
+			// another release than the image (a rescue or live system's
+			// /). The image's own libraries must stay (its /init starts),
+			// and what the root adds must run on them, or be left out.
+			type build struct {
+				name, root string
+				im         labImage
+			}
+			builds := []build{}
 			for _, im := range l.images {
-				t.Run(im.Name, func(t *testing.T) {
+				builds = append(builds, build{im.Name, l.env["LAB_ROOT"], im})
+			}
+			for _, im := range l.rel.ImagesOf("dracut-systemd") {
+				builds = append(builds, build{im.Name + "/root-" + labs[0].release, labs[0].env["LAB_ROOT"], im})
+			}
+			for _, b := range builds {
+				im := b.im
+				t.Run(b.name, func(t *testing.T) {
 					t.Parallel()
 					out := filepath.Join(t.TempDir(), "rescue.img")
-					if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out,
+					if code, _, errs := cli(t, "build", "-q", "--root", b.root, "--input", im.Path, "--output", out,
 						"--kver", l.env["LAB_KVER"], "--run", payload); code != exitOK {
 						t.Fatalf("build: exit %d: %s", code, errs)
 					}
@@ -70,6 +101,11 @@ func TestReleaseRescueLab(t *testing.T) {
 					}
 					if !strings.Contains(log, "initrd-remix: running payload") {
 						t.Error("the rescue entry point did not announce the payload")
+					}
+					// The recovery programs the image holds start.
+					p := regexp.MustCompile(`RESCUE-PROGRAMS ran=(\d+) broken=\[([^]]*)\]`).FindStringSubmatch(log)
+					if p == nil || p[1] == "0" || strings.TrimSpace(p[2]) != "" {
+						t.Errorf("recovery programs: %v; want some that start and none that cannot load", p)
 					}
 				})
 			}

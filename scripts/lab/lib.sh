@@ -57,11 +57,11 @@ first_segment_info() {
     off=$((off + z))
     magic=$(tail -c +$((off + 1)) "$img" | head -c 6 | od -An -tx1 -v | tr -d ' \n')
     [[ $magic == 30373037303[12] ]] || break
-    # One uncompressed newc archive: walk to its trailer (early archives
-    # are small; give up on a long one, it is not an early archive).
-    local n=0
-    while :; do
-      ((++n <= 512)) || { echo "${mc[*]:--} cpio-long"; return 0; }
+    # One uncompressed newc archive: walk to its trailer. Early microcode
+    # archives are small, but initramfs-tools 0.148 and dracut 106 also
+    # keep the kernel modules in a long uncompressed archive before the
+    # compressed one.
+    while ((off < size)); do
       hdr=$(tail -c +$((off + 1)) "$img" | head -c 110)
       [[ ${hdr:0:6} == 07070[12] ]] || { echo "- corrupt-cpio@$off"; return 0; }
       filesize=$((16#${hdr:54:8}))
