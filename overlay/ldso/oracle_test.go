@@ -85,9 +85,15 @@ func TestLddOracleHost(t *testing.T) {
 // TestLddOracleLab runs the same comparison on the lab's debootstrapped
 // Debian root, with ldd and realpath run inside it by chroot.
 func TestLddOracleLab(t *testing.T) {
-	lab := testtool.Lab(t)
 	chroot := testtool.Require(t, "chroot")
-	root := labRoot(t, lab)
+	for _, l := range testtool.LabReleases(t) {
+		t.Run(l.Release, func(t *testing.T) { lddOracleIn(t, chroot, l.Env["LAB_ROOT"]) })
+	}
+}
+
+// lddOracleIn compares the closures of every ELF file of a lab root with
+// what that root's own ldd says in a chroot.
+func lddOracleIn(t *testing.T, chroot, root string) {
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/ldd")); err != nil {
 		testtool.Missing(t, "lab root without ldd: %v", err)
 	}
@@ -119,22 +125,6 @@ func TestLddOracleLab(t *testing.T) {
 		},
 	}
 	runOracle(t, lv, Options{})
-}
-
-// labRoot returns the lab's Debian root: LAB_ROOT from lab.env, else
-// $INITRD_REMIX_LAB/root.
-func labRoot(t *testing.T, lab string) string {
-	t.Helper()
-	env, err := os.ReadFile(filepath.Join(lab, "lab.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(env), "\n") {
-		if v, ok := strings.CutPrefix(line, "LAB_ROOT="); ok && v != "" {
-			return strings.Trim(v, `"'`)
-		}
-	}
-	return filepath.Join(lab, "root")
 }
 
 // lddEntry is what ldd says about one file.

@@ -256,7 +256,9 @@ func runReadelfOracle(t *testing.T, root string, full bool) {
 func TestVersionsReadelfOracleHost(t *testing.T) { runReadelfOracle(t, "/", false) }
 
 func TestVersionsReadelfOracleLab(t *testing.T) {
-	runReadelfOracle(t, labRoot(t, testtool.Lab(t)), true)
+	for _, l := range testtool.LabReleases(t) {
+		t.Run(l.Release, func(t *testing.T) { runReadelfOracle(t, l.Env["LAB_ROOT"], true) })
+	}
 }
 
 // hostLoaderOracle asks the host's ld.so (`ld.so --library-path DIR
