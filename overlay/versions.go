@@ -241,14 +241,7 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			if why := blocked[lib]; why != "" {
 				msg += "; the root's " + lib + " cannot replace it: " + why
 			}
-			progs := progsOf[o]
-			if len(progs) == 0 {
-				plan.dlopen = append(plan.dlopen, "dlopen() will fail: "+msg)
-				continue
-			}
-			for _, i := range progs {
-				plan.failing[i] = append(plan.failing[i], msg)
-			}
+			plan.cannotLoad(progsOf[o], msg)
 		}
 	}
 	// An image copy that stays brings its own needs, which the image may
@@ -274,17 +267,22 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			if m.Object != c.path {
 				msg = fmt.Sprintf("%s (the image's copy, kept) loads %s, which needs %s that neither the image nor the root's closure has", c.path, m.Object, m.Soname)
 			}
-			progs := progsOf[o]
-			if len(progs) == 0 {
-				plan.dlopen = append(plan.dlopen, "dlopen() will fail: "+msg)
-				continue
-			}
-			for _, i := range progs {
-				plan.failing[i] = append(plan.failing[i], msg)
-			}
+			plan.cannotLoad(progsOf[o], msg)
 		}
 	}
 	return plan, nil
+}
+
+// cannotLoad records why an object cannot be loaded: the programs that load
+// it at startup cannot run; with none, only a dlopen() of it fails.
+func (plan *versionPlan) cannotLoad(progs []int, msg string) {
+	if len(progs) == 0 {
+		plan.dlopen = append(plan.dlopen, "dlopen() will fail: "+msg)
+		return
+	}
+	for _, i := range progs {
+		plan.failing[i] = append(plan.failing[i], msg)
+	}
 }
 
 // neededOf is the set of versions the objects that will be written need

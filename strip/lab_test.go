@@ -104,26 +104,9 @@ func TestLabApply(t *testing.T) {
 			if f := Assert(img.Tree); len(f) != 0 {
 				t.Fatalf("Assert after Apply: %v", f)
 			}
-			o := filepath.Join(out, name+".img")
-			fo, err := os.Create(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := img.WriteTo(context.Background(), fo, remix.WriteOptions{Mode: remix.Append, Compression: codec.Gzip, Verify: true})
-			fo.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, back := writeBack(t, img, filepath.Join(out, name+".img"), codec.Gzip)
 			if res.NewEntries > 200 {
 				t.Errorf("append wrote %d entries; only the edits belong there", res.NewEntries)
-			}
-			back, err := remix.Open(context.Background(), o, remix.OpenOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer back.Close()
-			if f := Assert(back.Tree); len(f) != 0 {
-				t.Fatalf("Assert on the written image: %v", f)
 			}
 			if _, err := Apply(back.Tree, Options{}); err != ErrAlreadyRescue {
 				t.Errorf("Apply on a rescue image: %v, want ErrAlreadyRescue", err)
@@ -173,24 +156,7 @@ func TestLabReleasesApply(t *testing.T) {
 				if f := Assert(img.Tree); len(f) != 0 {
 					t.Fatalf("Assert after Apply: %v", f)
 				}
-				o := filepath.Join(out, l.Release+"-"+im.Name+".img")
-				fo, err := os.Create(o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, err = img.WriteTo(context.Background(), fo, remix.WriteOptions{Mode: remix.Append, Compression: codec.Zstd, Verify: true})
-				fo.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				back, err := remix.Open(context.Background(), o, remix.OpenOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer back.Close()
-				if f := Assert(back.Tree); len(f) != 0 {
-					t.Fatalf("Assert on the written image: %v", f)
-				}
+				_, back := writeBack(t, img, filepath.Join(out, l.Release+"-"+im.Name+".img"), codec.Zstd)
 				if u := remix.DetectUsrMerge(back.Tree); u.State != layout.State {
 					t.Errorf("usr-merge %s after strip, %s before", u.State, layout.State)
 				}
@@ -198,4 +164,28 @@ func TestLabReleasesApply(t *testing.T) {
 			})
 		}
 	}
+}
+
+// writeBack writes img's edits in append mode to o, reads the result back
+// and checks that its merged tree passes Assert.
+func writeBack(t *testing.T, img *remix.Image, o string, c codec.Codec) (*remix.WriteResult, *remix.Image) {
+	t.Helper()
+	fo, err := os.Create(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := img.WriteTo(context.Background(), fo, remix.WriteOptions{Mode: remix.Append, Compression: c, Verify: true})
+	fo.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := remix.Open(context.Background(), o, remix.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if f := Assert(back.Tree); len(f) != 0 {
+		t.Fatalf("Assert on the written image: %v", f)
+	}
+	return res, back
 }

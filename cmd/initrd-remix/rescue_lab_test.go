@@ -36,6 +36,10 @@ echo "RESCUE-CENSUS md=$md dm=$dm mounted=$mounted disks=$vd"
 exit 7
 `
 
+// passphrasePrompt is what a LUKS unlock prints when it asks; a rescue boot
+// must never show it.
+const passphrasePrompt = `(Please enter passphrase|Enter passphrase|Please unlock disk|Passphrase for)`
+
 var censusRe = regexp.MustCompile(`RESCUE-CENSUS md=(\d+) dm=(\d+) mounted=(\d+) disks=(\d+)`)
 
 // testbed builds (or finds cached) the storage testbed of scripts/testbed.sh.
@@ -148,7 +152,6 @@ func TestRescueLab(t *testing.T) {
 	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	passphrase := `(Please enter passphrase|Enter passphrase|Please unlock disk|Passphrase for)`
 
 	t.Run("positive-control", func(t *testing.T) {
 		// dracut without baked arguments: dracut 059 assembles the md
@@ -183,22 +186,33 @@ func TestRescueLab(t *testing.T) {
 				t.Fatalf("build: exit %d: %s", code, errs)
 			}
 			defer os.Remove(out)
-			log := bootTestbed(t, l, tb, out, args, `RESCUE-CENSUS .*disks=[0-9]+`, true, passphrase, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"])
-			c := censusRe.FindStringSubmatch(log)
-			if c == nil {
-				t.Fatal("no census line in the console log")
-			}
-			if c[1] != "0" || c[2] != "0" || c[3] != "0" {
-				t.Errorf("storage was touched: md=%s dm=%s mounted=%s", c[1], c[2], c[3])
-			}
-			if c[4] != "3" {
-				t.Errorf("the payload saw %s virtio disks, want 3: the hardware was not brought up", c[4])
-			}
-			if !strings.Contains(log, "initrd-remix: running payload") {
-				t.Error("the rescue entry point did not announce the payload")
-			}
+			rescueBoot(t, l, tb, out, args)
 		})
 	}
+}
+
+// rescueBoot boots a rescue image built with the census payload on copies of
+// the testbed with args and checks the census: the payload ran, the three
+// disks are there, and no md array, dm device or mount exists; no
+// passphrase was asked for, no marker reached, no disk changed. It returns
+// the console log.
+func rescueBoot(t *testing.T, l *lab, tb, image, args string) string {
+	t.Helper()
+	log := bootTestbed(t, l, tb, image, args, `RESCUE-CENSUS .*disks=[0-9]+`, true, passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"])
+	c := censusRe.FindStringSubmatch(log)
+	if c == nil {
+		t.Fatal("no census line in the console log")
+	}
+	if c[1] != "0" || c[2] != "0" || c[3] != "0" {
+		t.Errorf("storage was touched: md=%s dm=%s mounted=%s", c[1], c[2], c[3])
+	}
+	if c[4] != "3" {
+		t.Errorf("the payload saw %s virtio disks, want 3: the hardware was not brought up", c[4])
+	}
+	if !strings.Contains(log, "initrd-remix: running payload") {
+		t.Error("the rescue entry point did not announce the payload")
+	}
+	return log
 }
 
 // TestRescueEntryPoint is issue 3 point 4 beyond the payload run: poweroff

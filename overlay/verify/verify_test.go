@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -86,31 +87,13 @@ func TestSymbolVersions(t *testing.T) {
 	eb.Prog(fooProg, []string{"foo"}, []string{libfoo})
 
 	tree := func(libc string) *remix.Tree {
-		tr := remix.NewTree()
-		file := func(name, host string) remix.Entry {
-			b, err := os.ReadFile(host)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)}
-		}
-		for _, e := range []remix.Entry{
-			{Name: "lib64", Mode: newc.TypeDir | 0o755},
-			{Name: "lib", Mode: newc.TypeDir | 0o755},
-			{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
-			{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
-			file("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", ldso),
-			file("lib/x86_64-linux-gnu/libc.so.6", libc),
-			file("lib/x86_64-linux-gnu/libfoo.so.1", libfoo),
-			file("init", initProg),
-			file("weak", weakProg),
-			file("foo", fooProg),
-		} {
-			if _, err := tr.Put(e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tr
+		return elfTree(t, ldso, map[string]string{
+			"lib/x86_64-linux-gnu/libc.so.6":   libc,
+			"lib/x86_64-linux-gnu/libfoo.so.1": libfoo,
+			"init":                             initProg,
+			"weak":                             weakProg,
+			"foo":                              fooProg,
+		})
 	}
 	for _, c := range []struct {
 		name string
@@ -165,27 +148,7 @@ static const struct { unsigned int namesz, descsz, type; char name[4]; char desc
 };
 void _start(void) { for (;;) ; }
 `, (len(json)+4)&^3, len(json)+1, strings.ReplaceAll(json, `"`, `\"`)), "-pie")
-	tr := remix.NewTree()
-	file := func(name, host string) remix.Entry {
-		b, err := os.ReadFile(host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)}
-	}
-	for _, e := range []remix.Entry{
-		{Name: "lib64", Mode: newc.TypeDir | 0o755},
-		{Name: "lib", Mode: newc.TypeDir | 0o755},
-		{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
-		{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
-		file("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", ldso),
-		file("lib/x86_64-linux-gnu/liblz4.so.1", lz4),
-		file("journal", prog),
-	} {
-		if _, err := tr.Put(e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := elfTree(t, ldso, map[string]string{"lib/x86_64-linux-gnu/liblz4.so.1": lz4, "journal": prog})
 	fs, err := Tree(context.Background(), tr)
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +165,37 @@ void _start(void) { for (;;) ; }
 	if lz4Findings == 0 {
 		t.Errorf("no warning about liblz4's missing libxxhash: %v", fs)
 	}
+}
+
+// elfTree is an image of files built on the host: the loader ldso at its
+// x86-64 place (and its /lib64 link), and each file of files (image path
+// -> host path), executable.
+func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
+	t.Helper()
+	tr := remix.NewTree()
+	entries := []remix.Entry{
+		{Name: "lib64", Mode: newc.TypeDir | 0o755},
+		{Name: "lib", Mode: newc.TypeDir | 0o755},
+		{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
+		{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+	}
+	files["lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"] = ldso
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b, err := os.ReadFile(files[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)})
+	}
+	for _, e := range entries {
+		if _, err := tr.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr
 }
