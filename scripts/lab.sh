@@ -427,7 +427,8 @@ for spec in "${images[@]}"; do
       init=$(in_root "$suite" lsinitrd -f init "/lab-images/$name.img" 2>/dev/null | head -c 100 | tr -d '\0' || true)
       [[ $init == '#!/bin/'* ]] || die "$suite/$name: /init is not dracut's shell script" ;;
     dracut-systemd)
-      grep -qx 'usr/lib/systemd/systemd' "${rdir[$suite]}/images/$name.list" || die "$suite/$name: no systemd inside" ;;
+      # usr-merged roots have it in usr/lib, bullseye's unmerged one in lib.
+      grep -qxE '(usr/)?lib/systemd/systemd' "${rdir[$suite]}/images/$name.list" || die "$suite/$name: no systemd inside" ;;
   esac
 done
 
