@@ -144,7 +144,11 @@ func (w *writer) put(src, dest, why string) error {
 		e.Target = target
 		w.links = append(w.links, writtenLink{canon: canon, src: src, dest: dest, target: target})
 	case fi.Mode().IsRegular():
-		if _, kept := w.keep[src]; kept && node != nil && node.Inode.Type() == newc.TypeReg {
+		// The image's copy of a library stays, at this path or wherever
+		// its loader finds that name (an unmerged image's lib/): the
+		// root's is never written beside it, where a program could load
+		// a second, mismatched copy.
+		if _, kept := w.keep[src]; kept && (node == nil || node.Inode.Type() == newc.TypeReg) {
 			w.bySrc[src] = canon
 			return nil
 		}

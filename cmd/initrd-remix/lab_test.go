@@ -93,10 +93,12 @@ func labInspect(t *testing.T, l *lab, im labImage, rootMerged bool) {
 	if len(kv) != 1 || kv[0] != l.env["LAB_KVER"] {
 		t.Errorf("kernel versions %v, want %s", kv, l.env["LAB_KVER"])
 	}
-	// The generators copy the layout of the root they run in.
+	// A merged root gives merged images. On an unmerged root, dracut
+	// copies the root's layout and initramfs-tools merges its image
+	// anyway (0.140 does): either way the layout is whole, never partial.
 	u := remix.DetectUsrMerge(img.Tree)
-	if want := map[bool]string{true: "merged", false: "unmerged"}[rootMerged]; u.State != want {
-		t.Errorf("usr-merge %+v; the %s root's is %s", u, l.release, want)
+	if rootMerged && u.State != "merged" || !rootMerged && u.State != "merged" && u.State != "unmerged" {
+		t.Errorf("usr-merge %+v; the %s root's is merged: %v", u, l.release, rootMerged)
 	}
 	t.Logf("%d segments, %d names, usr-merge %s, generator evidence %v", len(img.Segments), img.Tree.Len(), u.State, strip.Detect(img.Tree).Evidence)
 }
@@ -169,6 +171,16 @@ func TestLabRepackRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, err := orig.Tree.View(true, nil)
+			// repack streams what a generator writes: early microcode
+			// archives, then compressed ones. An uncompressed archive of
+			// other names (Debian 13 keeps its modules in one) takes the
+			// ordinary path.
+			streams := true
+			for _, s := range orig.Segments {
+				if s.Compression == codec.None && !s.Early {
+					streams = false
+				}
+			}
 			orig.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -179,10 +191,9 @@ func TestLabRepackRoundTrip(t *testing.T) {
 				if code != exitOK {
 					t.Fatalf("repack to %s: exit %d: %s", c, code, errs)
 				}
-				// Every generator's image is rewritten as it is read.
 				var res struct{ Streamed bool }
-				if err := json.Unmarshal([]byte(stdout), &res); err != nil || !res.Streamed {
-					t.Errorf("repack to %s did not stream (%v): %s", c, err, stdout)
+				if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Streamed != streams {
+					t.Errorf("repack to %s: streamed %v, want %v (%v): %s", c, res.Streamed, streams, err, stdout)
 				}
 				got, err := remix.Open(context.Background(), o, remix.OpenOptions{})
 				if err != nil {
