@@ -7,6 +7,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/allow"
 )
 
 // dracutEvidence returns what shows dracut built t, and whether its /init is
@@ -28,18 +29,17 @@ func dracutEvidence(t *remix.Tree) (ev []string, systemd bool) {
 
 var dracutHookDirs = []string{"usr/lib/dracut/hooks", "lib/dracut/hooks", "var/lib/dracut/hooks"}
 
-// dracutRootStages only exist to find, mount and switch to the root.
-var dracutRootStages = words("mount pre-mount pre-pivot cleanup netroot initqueue/finished initqueue/timeout")
-
-// dracutKeptStages keep every hook not named after storage; emergency and
-// shutdown hooks only run when asked and are left alone.
-var dracutKeptStages = words("cmdline pre-udev pre-trigger initqueue initqueue/settled initqueue/online")
-
 const (
 	dracutCmdlineHook = "cmdline/99zz-initrd-remix.sh"
 	dracutExecHook    = "00-initrd-remix-rescue.sh"
 )
 
+// dracut fails closed on hooks: every hook of every stage is neutralised
+// unless the allow-list (strip/allow) names it as a hardware step and it
+// runs no storage tool; the rescue's own hooks take over before any mount.
+// The configuration dracut's library sources keeps constant assignments
+// only, baked kernel arguments are dropped, and with systemd the units fail
+// closed too (see systemd).
 func (e *editor) dracut(systemd bool) error {
 	neutral := embedded("neutral-hook.sh")
 	execHook := embedded("dracut-exec-hook.sh")
@@ -58,22 +58,25 @@ func (e *editor) dracut(systemd bool) error {
 		sort.Strings(names)
 		for _, rest := range names {
 			n := byName[rest]
-			stage, base := path.Split(rest)
-			stage = strings.TrimSuffix(stage, "/")
-			var why string
-			switch {
-			case dracutRootStages[stage]:
-				why = stage + " hook: root discovery, mount or switch_root"
-			case dracutKeptStages[stage] && storageName(base):
-				why = stage + " hook about storage"
-			default:
-				continue
-			}
 			body := readAll(n)
-			if isNeutral(n, neutral) || string(body) == string(execHook) || string(body) == string(cmdHook) {
+			if string(body) == string(execHook) || string(body) == string(cmdHook) {
 				continue
 			}
-			if err := e.file(NeutraliseScript, why, n.Path, 0o755, neutral); err != nil {
+			why := allow.DracutHook(rest)
+			bad := allow.StorageCommand(body)
+			if why != "" && bad == "" {
+				e.keep(KeepScript, why, n.Path)
+				continue
+			}
+			if isNeutral(n, neutral) {
+				continue
+			}
+			stage := path.Dir(rest)
+			reason := stage + " hook not on the allow-list of hardware steps"
+			if why != "" {
+				reason = stage + " hook runs " + bad
+			}
+			if err := e.file(NeutraliseScript, reason, n.Path, 0o755, neutral); err != nil {
 				return err
 			}
 		}
@@ -110,6 +113,16 @@ func (e *editor) dracut(systemd bool) error {
 	}
 	if err := e.file(OverrideConfig, "storage switches off by default (the real command line still wins for getarg; the hooks are neutralised too)",
 		"etc/cmdline.d/99-initrd-remix.conf", 0o644, []byte(dracutOffArgs+"\n")); err != nil {
+		return err
+	}
+	_, confs := children(e.t, "etc/conf.d")
+	var sourced []*remix.Node
+	for _, n := range confs {
+		if strings.HasSuffix(n.Path, ".conf") {
+			sourced = append(sourced, n)
+		}
+	}
+	if err := e.plainConfigs(sourced); err != nil {
 		return err
 	}
 	if systemd {

@@ -6,12 +6,13 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/audit"
 )
 
 // FuzzApply feeds arbitrary ORDER files, udev rules and cmdline.d contents
 // (the image text strip parses) through Apply: it must not panic, and
-// whatever it accepts must then pass Assert, so Apply and Assert cannot
-// disagree on any input.
+// whatever it accepts must then pass Assert and the independent audit, so
+// strip can leave nothing running that the audit would catch.
 func FuzzApply(f *testing.F) {
 	f.Add("/scripts/init-premount/mdadm \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n", "RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n", "rd.lvm.lv=vg0/root\n", "64-md-raid-assembly.rules")
 	f.Add("", "", "", "80-drivers.rules")
@@ -36,6 +37,10 @@ func FuzzApply(f *testing.F) {
 		}
 		if f := Assert(tr); len(f) != 0 {
 			t.Fatalf("Assert after Apply: %v", f)
+		}
+		// And the independent audit finds nothing strip left running.
+		if f := audit.Check(tr); len(f) != 0 {
+			t.Fatalf("audit after Apply: %v", f)
 		}
 	})
 }

@@ -2,10 +2,12 @@ package strip
 
 import (
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/allow"
 )
 
 // InitramfsTools is Debian's and Ubuntu's generator: /init is a shell script
@@ -31,9 +33,16 @@ const (
 	itoolsExecComment = "# initrd-remix: hand over to the rescue entry point (never returns)"
 )
 
-// itoolsStorageStages run only to find, unlock, resume and mount the root.
-var itoolsStorageStages = []string{"local-top", "local-block", "local-premount", "local-bottom", "nfs-top", "nfs-premount", "nfs-bottom"}
+// itoolsParamLine is the line initramfs-tools ends every ORDER file with.
+const itoolsParamLine = "[ -e /conf/param.conf ] && . /conf/param.conf"
 
+// initramfsTools fails closed: /init runs the scripts of init-top and
+// init-premount (in their ORDER) and then PID 1 becomes the rescue entry
+// point, so only the allow-listed hardware scripts of those two stages stay
+// (strip/allow); every other script of every stage is neutralised, every
+// ORDER file is rebuilt from the kept scripts alone (it is sourced shell),
+// the boot scripts' mountroot hands over to the rescue, and the sourced
+// configuration files keep only constant assignments.
 func (e *editor) initramfsTools() error {
 	boot := embedded("itools-boot.sh")
 	for _, s := range []string{"scripts/local", "scripts/nfs"} {
@@ -42,74 +51,87 @@ func (e *editor) initramfsTools() error {
 		}
 	}
 	neutral := embedded("neutral-script.sh")
-	for _, st := range itoolsStorageStages {
-		dir := "scripts/" + st
-		_, kids := children(e.t, dir)
-		if kids == nil {
-			continue
-		}
-		for _, n := range kids {
-			b := path.Base(n.Path)
-			if b == "ORDER" || n.Inode.Type() != newc.TypeReg || isNeutral(n, neutral) {
-				continue
-			}
-			if err := e.file(NeutraliseScript, st+" script: storage activation, resume or root mount", n.Path, 0o755, neutral); err != nil {
-				return err
-			}
-		}
-		if n := e.t.Lookup(dir + "/ORDER"); n != nil {
-			if err := e.file(NeutraliseScript, st+" runs nothing", dir+"/ORDER", 0o644, []byte("# initrd-remix: nothing runs here in a rescue image\n")); err != nil {
-				return err
-			}
+	running := map[string]bool{}
+	for _, st := range allow.ItoolsStages() {
+		running[st] = true
+	}
+	// Every stage directory of the image, and init-premount always: its
+	// ORDER is where PID 1 hands over to the rescue.
+	stages := map[string]bool{"init-premount": true}
+	_, stageDirs := children(e.t, "scripts")
+	for _, sd := range stageDirs {
+		if sd.Inode.Type() == newc.TypeDir {
+			stages[path.Base(sd.Path)] = true
 		}
 	}
-	// init-top and init-premount run before the root is looked for; keep
-	// their hardware steps (udev, keymap, modules) and drop storage ones.
-	for _, st := range []string{"init-top", "init-premount"} {
+	for _, st := range sortedKeys(stages) {
 		dir := "scripts/" + st
 		_, kids := children(e.t, dir)
-		dropped := map[string]bool{}
+		kept := map[string]bool{}
 		for _, n := range kids {
 			b := path.Base(n.Path)
-			if b == "ORDER" || n.Inode.Type() != newc.TypeReg || !storageName(b) {
+			if b == "ORDER" || n.Inode.Type() != newc.TypeReg {
 				continue
 			}
-			dropped[b] = true
+			why, bad := "", ""
+			if running[st] {
+				why = allow.ItoolsScript(st + "/" + b)
+				bad = allow.StorageCommand(readAll(n))
+			}
+			if why != "" && bad == "" {
+				kept[b] = true
+				e.keep(KeepScript, why, n.Path)
+				continue
+			}
 			if isNeutral(n, neutral) {
 				continue
 			}
-			if err := e.file(NeutraliseScript, st+" script about storage", n.Path, 0o755, neutral); err != nil {
+			reason := st + " script not on the allow-list of hardware steps"
+			switch {
+			case !running[st]:
+				reason = st + " script: storage activation, resume, root mount or later (never runs in a rescue boot)"
+			case why != "":
+				reason = st + " script runs " + bad
+			}
+			if err := e.file(NeutraliseScript, reason, n.Path, 0o755, neutral); err != nil {
 				return err
 			}
 		}
-		order := string(readAll(e.t.Lookup(dir + "/ORDER")))
-		var out []string
-		for _, line := range strings.Split(order, "\n") {
-			f := strings.Fields(line)
-			if len(f) > 0 && dropped[path.Base(f[0])] {
-				continue
-			}
-			if strings.TrimSpace(line) == itoolsExec || strings.TrimSpace(line) == itoolsExecComment {
-				continue
-			}
-			out = append(out, line)
+		order := e.t.Lookup(dir + "/ORDER")
+		if order == nil && st != "init-premount" {
+			continue
 		}
-		for len(out) > 0 && strings.TrimSpace(out[len(out)-1]) == "" {
-			out = out[:len(out)-1]
+		var out []string
+		if running[st] {
+			for _, line := range strings.Split(string(readAll(order)), "\n") {
+				t := strings.TrimSpace(line)
+				if t == itoolsParamLine {
+					out = append(out, t)
+					continue
+				}
+				f := strings.Fields(t)
+				if len(f) >= 1 && len(f) <= 2 && f[0] == "/scripts/"+st+"/"+path.Base(f[0]) && kept[path.Base(f[0])] && (len(f) == 1 || f[1] == `"$@"`) {
+					out = append(out, f[0]+` "$@"`)
+				}
+			}
+		} else {
+			out = append(out, "# initrd-remix: nothing runs here in a rescue image")
 		}
 		if st == "init-premount" {
 			// ORDER is sourced by /init (PID 1): after the premount
 			// scripts, PID 1 becomes the rescue entry point.
 			out = append(out, itoolsExecComment, itoolsExec)
 		}
-		body := strings.Join(out, "\n")
-		if body != "" {
-			body += "\n"
+		body := strings.Join(out, "\n") + "\n"
+		if string(readAll(order)) == body {
+			continue
 		}
-		if body != order && (st == "init-premount" || order != "") {
-			if err := e.file(NeutraliseScript, st+"/ORDER: storage entries dropped"+map[bool]string{true: ", rescue entry point appended"}[st == "init-premount"], dir+"/ORDER", 0o644, []byte(body)); err != nil {
-				return err
-			}
+		why := st + "/ORDER: only the kept scripts"
+		if st == "init-premount" {
+			why += ", then the rescue entry point"
+		}
+		if err := e.file(NeutraliseScript, why, dir+"/ORDER", 0o644, []byte(body)); err != nil {
+			return err
 		}
 	}
 	if e.t.Lookup("conf/conf.d/resume") != nil {
@@ -117,7 +139,44 @@ func (e *editor) initramfsTools() error {
 			return err
 		}
 	}
+	var confs []*remix.Node
+	for _, c := range []string{"conf/initramfs.conf", "conf/arch.conf"} {
+		if n := e.t.Lookup(c); n != nil {
+			confs = append(confs, n)
+		}
+	}
+	_, dd := children(e.t, "conf/conf.d")
+	confs = append(confs, dd...)
+	if err := e.plainConfigs(confs, "zz-initrd-remix", "resume"); err != nil {
+		return err
+	}
 	return e.file(OverrideConfig, "no resume, whatever conf.d says", "conf/conf.d/zz-initrd-remix", 0o644, []byte("# initrd-remix rescue image\nRESUME=none\n"))
 }
 
-// isNeutral reports whether n is already a neutral script or hook.
+// plainConfigs comments out every line of the sourced shell configuration
+// files that is more than a constant assignment (a command, an expansion, a
+// substitution): /init sources them as PID 1.
+func (e *editor) plainConfigs(files []*remix.Node, skip ...string) error {
+	for _, n := range files {
+		if n.Inode.Type() != newc.TypeReg || slices.Contains(skip, path.Base(n.Path)) {
+			continue
+		}
+		body := string(readAll(n))
+		var out []string
+		changed := false
+		for _, line := range strings.Split(body, "\n") {
+			if !allow.PlainConfigLine(line) {
+				line = disabledMark + line
+				changed = true
+			}
+			out = append(out, line)
+		}
+		if !changed {
+			continue
+		}
+		if err := e.file(DisableLines, "a sourced configuration file: only constant assignments stay, commands and expansions are disabled", n.Path, 0o644, []byte(strings.Join(out, "\n"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -61,6 +61,12 @@ const (
 	NeutraliseScript Kind = "neutralise script"
 	OverrideConfig   Kind = "override config"
 	AddFile          Kind = "add file"
+	DisableLines     Kind = "disable lines"
+
+	// What the allow-list kept, for the plan: nothing is written.
+	KeepUnit      Kind = "keep unit"
+	KeepGenerator Kind = "keep generator"
+	KeepScript    Kind = "keep script"
 )
 
 // Item is one edit of the tree.
@@ -75,6 +81,9 @@ type Plan struct {
 	Generator Generator `json:"generator"`
 	Evidence  []string  `json:"evidence"`
 	Items     []Item    `json:"items"`
+	// Kept lists what the allow-list let run, and why: units, generators,
+	// hooks and scripts (build --dry-run shows it).
+	Kept []Item `json:"kept,omitempty"`
 }
 
 // Options tune Apply.
@@ -182,6 +191,13 @@ func (e *editor) put(kind Kind, why string, ent remix.Entry) error {
 	}
 	e.plan.Items = append(e.plan.Items, Item{Kind: kind, Path: full, Why: why})
 	return nil
+}
+
+// keep records that the allow-list let path run.
+func (e *editor) keep(kind Kind, why, name string) {
+	if !e.check {
+		e.plan.Kept = append(e.plan.Kept, Item{Kind: kind, Path: name, Why: why})
+	}
 }
 
 func (e *editor) file(kind Kind, why, name string, mode uint32, body []byte) error {

@@ -55,6 +55,7 @@ func itoolsTree(t *testing.T, extra ...string) *remix.Tree {
 		"scripts/local-top/", "scripts/local-top/ORDER=/scripts/local-top/cryptroot \"$@\"\n", "scripts/local-top/cryptroot=c\n",
 		"scripts/init-premount/", "scripts/init-premount/ORDER=/scripts/init-premount/mdadm \"$@\"\n/scripts/init-premount/hw \"$@\"\n",
 		"scripts/init-premount/mdadm=m\n", "scripts/init-premount/hw=h\n",
+		"scripts/init-top/", "scripts/init-top/ORDER=/scripts/init-top/udev \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n", "scripts/init-top/udev=u\n",
 		"lib/udev/", "lib/udev/rules.d/", "lib/udev/rules.d/64-md-raid-assembly.rules=RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n",
 		"lib/udev/rules.d/80-drivers.rules=RUN{builtin}+=\"kmod load $env{MODALIAS}\"\n",
 		"lib/udev/rules.d/90-custom.rules=ACTION==\"add\", RUN+=\"/sbin/lvm pvscan --cache\"\n",
@@ -76,13 +77,17 @@ func TestApplySynthetic(t *testing.T) {
 			tree: func(t *testing.T) *remix.Tree { return itoolsTree(t) },
 			gen:  InitramfsTools,
 			touched: []string{"scripts/local", "scripts/nfs", "scripts/local-top/cryptroot", "scripts/local-top/ORDER",
-				"scripts/init-premount/mdadm", "scripts/init-premount/ORDER", "conf/conf.d/resume", "etc/mdadm/mdadm.conf",
+				"scripts/init-premount/mdadm", "scripts/init-premount/hw", "scripts/init-premount/ORDER", "conf/conf.d/resume", "etc/mdadm/mdadm.conf",
 				"etc/udev/rules.d/64-md-raid-assembly.rules", "etc/udev/rules.d/90-custom.rules", Entry, Marker, MountPoint},
-			kept: []string{"scripts/init-premount/hw", "etc/udev/rules.d/80-drivers.rules"},
+			kept: []string{"scripts/init-top/udev", "scripts/init-top/ORDER", "etc/udev/rules.d/80-drivers.rules"},
 			check: func(t *testing.T, tr *remix.Tree) {
+				// Fail closed: hw is no known hardware step, whatever its name.
 				order := string(readAll(tr.Lookup("scripts/init-premount/ORDER")))
-				if strings.Contains(order, "mdadm") || !strings.Contains(order, "/scripts/init-premount/hw") || !strings.HasSuffix(order, itoolsExec+"\n") {
+				if strings.Contains(order, "mdadm") || strings.Contains(order, "/scripts/init-premount/hw") || !strings.HasSuffix(order, itoolsExec+"\n") {
 					t.Errorf("init-premount ORDER:\n%s", order)
+				}
+				if top := string(readAll(tr.Lookup("scripts/init-top/ORDER"))); !strings.Contains(top, "/scripts/init-top/udev \"$@\"") {
+					t.Errorf("init-top ORDER lost udev:\n%s", top)
 				}
 				// The entry point went through the lib -> usr/lib link.
 				if n := tr.Get("usr/lib/initrd-remix/rescue"); n == nil || n.Inode.Mode&0o111 == 0 {
@@ -340,7 +345,7 @@ ENV{MD_MON_THIS}=="?*", PROGRAM="/usr/bin/basename $env{MD_MON_THIS}", ENV{SYSTE
 		{"64-btrfs-dm.rules", `ENV{DM_NAME}=="?*", RUN{builtin}+="btrfs ready /dev/mapper/$env{DM_NAME}"` + "\n", false},
 	} {
 		n := &remix.Node{Path: "usr/lib/udev/rules.d/" + tc.name, Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body)}}
-		why := udevRuleDangerous(tc.name, n)
+		_, _, why := udevEdit(tc.name, readAll(n))
 		if (why == "") != tc.keep {
 			t.Errorf("%s %q: masked=%v (%q), want kept=%v", tc.name, tc.body, why != "", why, tc.keep)
 		}
@@ -363,12 +368,13 @@ func TestUdevStorageToolsUnderAnyName(t *testing.T) {
 		{`PROGRAM=="/usr/sbin/multipath -u %k"`, true},
 		{`IMPORT{program}="/sbin/zpool import -a"`, true},
 		{`ENV{ID_FS_TYPE}=="linux_raid_member", RUN+="/bin/sh -c 'mdadm --incremental $devnode'"`, true},
-		{"# RUN+=\"/sbin/vgchange -ay\"\n" + `RUN+="/bin/true"`, false},
+		{"# RUN+=\"/sbin/vgchange -ay\"\n" + `IMPORT{program}="/lib/udev/ata_id --export $devnode"`, false},
+		{`RUN+="/usr/libexec/hwprobe/probe $devnode"`, true}, // an unknown program, whatever it does
 		{`RUN{builtin}+="kmod load $env{MODALIAS}"`, false},
 		{`ENV{ID_LVM}="lvm"` + "\n" + `SYMLINK+="disk/by-label/$env{ID_FS_LABEL_ENC}"`, false},
 	} {
 		n := &remix.Node{Path: "usr/lib/udev/rules.d/70-local.rules", Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body + "\n")}}
-		why := udevRuleDangerous("70-local.rules", n)
+		_, _, why := udevEdit("70-local.rules", readAll(n))
 		if (why != "") != tc.mask {
 			t.Errorf("%q: masked=%v (%q), want %v", tc.body, why != "", why, tc.mask)
 		}

@@ -6,96 +6,57 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/allow"
+	"github.com/initrd-remix/initrd-remix/strip/unitfile"
+	"github.com/initrd-remix/initrd-remix/strip/units"
 )
 
 // ---- systemd ----
 
-var unitDirs = []string{"usr/lib/systemd/system", "lib/systemd/system", "usr/local/lib/systemd/system", "etc/systemd/system"}
-var generatorDirs = []string{"usr/lib/systemd/system-generators", "lib/systemd/system-generators", "usr/local/lib/systemd/system-generators", "etc/systemd/system-generators"}
+// ours are the units the systemd edit writes itself.
+var ours = map[string]bool{allow.RescueService: true, allow.EmergencyService: true, "initrd.target": true, "default.target": true}
 
-// keptGenerators touch no storage: command-line debugging, gettys, run=.
-var keptGenerators = words("systemd-debug-generator systemd-getty-generator systemd-run-generator systemd-system-update-generator")
-
-// rootUnits lead to the root mount or switch_root; masked by name even when
-// absent, since generators create some of them at boot.
-var rootUnits = []string{
-	"sysroot.mount", "sysroot-usr.mount", "systemd-fsck-root.service", "systemd-fsck-usr.service",
-	"systemd-hibernate-resume.service", "initrd-switch-root.service", "initrd-switch-root.target",
-	"initrd-cleanup.service", "initrd-parse-etc.service", "initrd-root-fs.target", "initrd-root-device.target",
-	"initrd-fs.target", "initrd-usr-fs.target", "dracut-initqueue.service", "dracut-pre-mount.service",
-	"dracut-mount.service", "dracut-pre-pivot.service", "systemd-volatile-root.service",
-	"systemd-ask-password-console.path", "systemd-ask-password-console.service",
-}
-
-// unitFiles lists unit names found in the image's unit directories.
-func unitFiles(t *remix.Tree) map[string]bool {
-	out := map[string]bool{}
-	for _, d := range uniqueDirs(t, unitDirs...) {
-		_, kids := children(t, d)
-		for _, n := range kids {
-			if n.Inode.Type() != newc.TypeDir {
-				out[path.Base(n.Path)] = true
-			}
-		}
-	}
-	return out
-}
-
-// effective returns the node systemd would use for a unit or generator
-// name: etc first, then the vendor directories.
-func effective(t *remix.Tree, dirs []string, name string) *remix.Node {
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if n := t.Lookup(dirs[i] + "/" + name); n != nil {
-			return n
-		}
-	}
-	return nil
-}
-
+// systemd fails closed: every unit the image defines or links is masked
+// unless the allow-list (strip/allow) vouches for it, by name and by the
+// programs it runs; a drop-in that makes an allowed unit run anything else
+// is masked; every generator but the command-line ones, every environment
+// generator and every shutdown program is masked. The rescue entry point
+// becomes the console service, initrd.target and default.target its target,
+// emergency.service the rescue too.
 func (e *editor) systemd() error {
-	names := unitFiles(e.t)
-	var toMask []string
-	for _, u := range rootUnits {
-		toMask = append(toMask, u)
+	set := units.New(e.t)
+	names := map[string]bool{}
+	for _, u := range set.Names() {
+		names[u] = true
+	}
+	for _, u := range allow.RootUnits() {
+		names[u] = true
 	}
 	for _, u := range sortedKeys(names) {
-		if storageName(u) && !strings.HasPrefix(u, "initrd-remix") {
-			toMask = append(toMask, u)
-		}
-	}
-	seen := map[string]bool{}
-	for _, u := range toMask {
-		if seen[u] {
+		if ours[u] || strings.HasPrefix(u, "initrd-remix") {
 			continue
 		}
-		seen[u] = true
-		n := effective(e.t, unitDirs, u)
-		if n != nil && masked(n) {
-			continue
-		}
-		if err := e.mask(MaskUnit, "storage activation, root mount, resume, fsck or switch_root", "etc/systemd/system/"+u); err != nil {
+		if err := e.judgeUnit(set, u); err != nil {
 			return err
 		}
 	}
-	gens := map[string]bool{}
-	for _, d := range uniqueDirs(e.t, generatorDirs...) {
-		_, kids := children(e.t, d)
-		for _, n := range kids {
-			gens[path.Base(n.Path)] = true
-		}
+	if err := e.maskExecutables(MaskGenerator, units.GeneratorDirs, "etc/systemd/system-generators", allow.Generator,
+		"a generator that is not on the allow-list: it could write root, fstab, crypttab, gpt-auto, resume or any other units"); err != nil {
+		return err
 	}
-	for _, g := range sortedKeys(gens) {
-		if keptGenerators[g] {
-			continue
-		}
-		if n := effective(e.t, generatorDirs, g); n != nil && masked(n) {
-			continue
-		}
-		if err := e.mask(MaskGenerator, "generates root, fstab, crypttab, gpt-auto or resume units from the command line", "etc/systemd/system-generators/"+g); err != nil {
-			return err
-		}
+	if err := e.maskExecutables(MaskGenerator, units.EnvGeneratorDirs, "etc/systemd/system-environment-generators", nil,
+		"an environment generator: a program systemd runs at start"); err != nil {
+		return err
 	}
-	if err := e.file(AddFile, "the rescue entry point as a console service", "etc/systemd/system/initrd-remix-rescue.service", 0o644, embedded("rescue.service")); err != nil {
+	if err := e.maskExecutables(MaskGenerator, units.ShutdownDirs, "etc/systemd/system-shutdown", nil,
+		"a program systemd-shutdown runs last (md, dm and LUKS shutdown steps)"); err != nil {
+		return err
+	}
+	if err := e.file(AddFile, "the rescue entry point as a console service", "etc/systemd/system/"+allow.RescueService, 0o644, embedded("rescue.service")); err != nil {
+		return err
+	}
+	if err := e.file(OverrideConfig, "should anything fail, the emergency service is the rescue entry point, not the distribution's emergency shell and hooks",
+		"etc/systemd/system/"+allow.EmergencyService, 0o644, embedded("emergency.service")); err != nil {
 		return err
 	}
 	if err := e.file(OverrideConfig, "initrd.target brings up basic.target (udev, coldplug, modules, console) and the rescue, not the root", "etc/systemd/system/initrd.target", 0o644, embedded("rescue.target")); err != nil {
@@ -103,4 +64,68 @@ func (e *editor) systemd() error {
 	}
 	// A relative link resolves in etc/systemd/system, to the override above.
 	return e.put(OverrideConfig, "default.target is the overridden initrd.target", remix.Entry{Name: "etc/systemd/system/default.target", Mode: newc.TypeSymlink | 0o777, Target: "initrd.target"})
+}
+
+// judgeUnit keeps an allowed unit (masking drop-ins that would make it run
+// something else) and masks every other one.
+func (e *editor) judgeUnit(set *units.Set, u string) error {
+	if _, n := set.Node(u); n != nil && set.Masked(u) {
+		return nil
+	}
+	// A unit is judged as the name it is loaded as, too: an alias link
+	// to a unit of another name is that unit.
+	main, err := set.Main(u)
+	if err != nil {
+		return e.mask(MaskUnit, "unreadable, so not known to be harmless: "+err.Error(), "etc/systemd/system/"+u)
+	}
+	ok, why := allow.Check(u, main)
+	if a := set.Alias(u); ok && a != u {
+		if ok, why = allow.Check(a, main); !ok {
+			why = "an alias of " + a + ": " + why
+		}
+	}
+	if !ok {
+		return e.mask(MaskUnit, why, "etc/systemd/system/"+u)
+	}
+	// The unit may run; no drop-in may make it run anything else.
+	merged := main
+	for _, d := range set.Dropins(u) {
+		if units.Masked(e.t, d.Node) {
+			continue
+		}
+		df, err := units.Parse(e.t, d.Path, d.Node)
+		dwhy := ""
+		if err != nil {
+			dwhy = "unreadable, so not known to be harmless: " + err.Error()
+		} else if dok, w := allow.Check(u, unitfile.Merge(merged, df)); !dok {
+			dwhy = w
+		} else {
+			merged = unitfile.Merge(merged, df)
+			continue
+		}
+		if err := e.mask(MaskUnit, "drop-in of the allowed "+u+": "+dwhy, "etc/systemd/system/"+u+".d/"+d.Name); err != nil {
+			return err
+		}
+	}
+	p, _ := set.Node(u)
+	e.keep(KeepUnit, why, p)
+	return nil
+}
+
+// maskExecutables masks every program in dirs that keep does not allow.
+func (e *editor) maskExecutables(kind Kind, dirs []string, etcDir string, keep func(string) bool, why string) error {
+	progs := units.Executables(e.t, dirs)
+	for _, g := range sortedKeys(progs) {
+		if keep != nil && keep(g) {
+			e.keep(KeepGenerator, "reads only the kernel command line the administrator typed", path.Join(etcDir, g))
+			continue
+		}
+		if units.Masked(e.t, progs[g]) {
+			continue
+		}
+		if err := e.mask(kind, why, path.Join(etcDir, g)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,34 +7,14 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/allow"
+	"github.com/initrd-remix/initrd-remix/strip/udevrule"
 )
 
 // udevRuleWords are name words of rules files that assemble, activate or
 // unlock storage (or only make sense once it is): md, LVM, device-mapper,
 // dm-raid, multipath, btrfs multi-device, bcache, zfs.
 var udevRuleWords = words("md mdadm mdraid raid imsm lvm dm dmraid crypt cryptsetup luks multipath kpartx btrfs bcache zfs iscsi nvmf")
-
-// storageTool matches a command line that runs a storage tool.
-var storageTool = regexp.MustCompile(`\b(mdadm|mdmon|lvm|pvscan|vgchange|lvchange|cryptsetup|systemd-cryptsetup|multipath|kpartx|dmraid|zpool|zfs|iscsiadm|nvme)\b`)
-
-// udevRunsStorageTool reports whether a rules file runs a storage tool from
-// a RUN, PROGRAM or IMPORT{program} key, however the key is spaced
-// (`RUN += "..."`), optioned (`RUN{program}`) or continued over lines
-// (udev joins a line ending in a backslash with the next).
-func udevRunsStorageTool(body []byte) bool {
-	text := strings.ReplaceAll(string(body), "\\\n", "")
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
-		}
-		for _, m := range udevProgram.FindAllStringSubmatch(line, -1) {
-			if storageTool.MatchString(m[1]) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // udevRuleDirs are where udev reads rules, lowest priority first; a file in
 // etc/udev/rules.d overrides a same-named one anywhere else.
@@ -99,21 +79,6 @@ func udevPassive(name string, body []byte) bool {
 	return true
 }
 
-// udevRuleDangerous says why a rules file must not run in a rescue image, or
-// "" if it may.
-func udevRuleDangerous(name string, n *remix.Node) string {
-	if masked(n) || udevPassive(name, readAll(n)) {
-		return ""
-	}
-	if anyToken(name, udevRuleWords) {
-		return "storage rules (md/LVM/dm/crypt/multipath/btrfs) assemble or activate devices on their own"
-	}
-	if udevRunsStorageTool(readAll(n)) {
-		return "runs a storage tool from a udev rule"
-	}
-	return ""
-}
-
 // masked reports whether a unit, generator or rules file is disabled: a
 // link to /dev/null or an empty (or comment-only) file.
 func masked(n *remix.Node) bool {
@@ -140,18 +105,99 @@ func masked(n *remix.Node) bool {
 	return false
 }
 
+// udevRules masks the rules files that assemble, activate or unlock
+// storage by name (but the passive ones), and fails closed on every other
+// file: a rule line that runs a program the allow-list does not know as a
+// read-only udev helper, or that cannot be read, is commented out in an
+// override of the file in etc/udev/rules.d.
 func (e *editor) udevRules() error {
 	eff := effectiveRules(e.t)
 	for _, name := range sortedKeys(eff) {
-		if why := udevRuleDangerous(name, eff[name]); why != "" {
-			// An empty file rather than a /dev/null link: it is a mask
-			// for every udev version and needs no /dev at unpack time.
-			if err := e.file(MaskUdevRule, why, "etc/udev/rules.d/"+name, 0o644, nil); err != nil {
-				return err
-			}
+		n := eff[name]
+		if masked(n) {
+			continue
+		}
+		kind, out, why := udevEdit(name, readAll(n))
+		if why == "" {
+			continue
+		}
+		if err := e.file(kind, why, "etc/udev/rules.d/"+name, 0o644, out); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// udevEdit says what a rules file needs in a rescue image: nothing (why is
+// ""), a mask (MaskUdevRule: an empty file rather than a /dev/null link, a
+// mask for every udev version that needs no /dev at unpack time) for the
+// storage rules named so (but the passive ones), or an override with the
+// rules that run programs not allowed commented out (DisableLines).
+func udevEdit(name string, body []byte) (Kind, []byte, string) {
+	if anyToken(name, udevRuleWords) && !udevPassive(name, body) {
+		return MaskUdevRule, nil, "storage rules (md/LVM/dm/crypt/multipath/btrfs) assemble or activate devices on their own"
+	}
+	out, why := disableUdevLines(body)
+	return DisableLines, out, why
+}
+
+// DisabledMark starts every line strip comments out of a rules file.
+const disabledMark = "# initrd-remix disabled: "
+
+// disableUdevLines returns body with every rule that runs a program not
+// allowed (or that cannot be read) commented out, and why; why is "" when
+// nothing had to be.
+func disableUdevLines(body []byte) ([]byte, string) {
+	lines := strings.Split(string(body), "\n")
+	var progs []string
+	off := map[int]bool{}
+	for _, r := range udevrule.Rules(body) {
+		bad := ""
+		if r.Err != nil {
+			bad = "an unreadable rule (" + r.Err.Error() + ")"
+		}
+		for _, k := range r.Keys {
+			if k.Runs() && !allow.UdevProgram(k.Value) {
+				bad = strings.Fields(k.Value + " ?")[0]
+				break
+			}
+		}
+		if bad == "" {
+			continue
+		}
+		progs = append(progs, bad)
+		for i := r.Line - 1; i < r.Line-1+r.Lines && i < len(lines); i++ {
+			off[i] = true
+		}
+	}
+	if len(off) == 0 {
+		return nil, ""
+	}
+	var b strings.Builder
+	b.WriteString("# initrd-remix: rules that run programs not known to be read-only udev helpers are disabled\n")
+	for i, l := range lines {
+		if i == len(lines)-1 && l == "" {
+			break
+		}
+		if off[i] {
+			b.WriteString(disabledMark)
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String()), "rules that run " + strings.Join(uniq(progs), ", ") + " (not a udev helper known to be read-only) disabled"
+}
+
+func uniq(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -87,6 +87,7 @@ type buildReport struct {
 	Generator strip.Generator `json:"generator"`
 	Evidence  []string        `json:"evidence"`
 	Items     []strip.Item    `json:"items"`
+	Kept      []strip.Item    `json:"kept"`
 	// ModeNote says why the mode differs from the one asked for.
 	ModeNote string `json:"mode_note,omitempty"`
 	// Overlay lists what was added from --root and why.
@@ -307,7 +308,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 		return verifyError{fmt.Errorf("the rescue tree of %s has %d problems:\n  %s", b.input, len(lines), strings.Join(lines, "\n  "))}
 	}
-	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, ModeNote: modeNote,
+	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, Kept: plan.Kept, ModeNote: modeNote,
 		Overlay: ovRep, Findings: findings}
 	if b.dryRun {
 		return printBuild(e, &o, rep, mode)
@@ -389,6 +390,10 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 	}
 	fmt.Fprintf(w, "\n\n%d edits:\n", len(rep.Items))
 	for _, it := range rep.Items {
+		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, termSafe(it.Path), "", termSafe(it.Why))
+	}
+	fmt.Fprintf(w, "\n%d kept by the allow-list (everything else that would run is disabled above):\n", len(rep.Kept))
+	for _, it := range rep.Kept {
 		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, termSafe(it.Path), "", termSafe(it.Why))
 	}
 	return nil

@@ -27,6 +27,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
+	"github.com/initrd-remix/initrd-remix/strip/audit"
 )
 
 // Severity of a Finding: errors make verify fail, warnings are listed.
@@ -41,6 +42,7 @@ const (
 	CheckDangling  = "dangling"  // a symlink leads nowhere inside the image
 	CheckDropped   = "dropped"   // the kernel would skip the entry at boot
 	CheckStrip     = "strip"     // storage activation or switch_root left in
+	CheckRuns      = "runs"      // what the boot would run, judged against the allow-list
 	CheckFormat    = "format"    // the file breaks a rule of the kernel's unpacker that reading does not enforce
 	CheckELF       = "elf"       // an ELF file that cannot be read
 	CheckVersions  = "versions"  // a symbol version an ELF needs is not defined by the library it gets
@@ -152,6 +154,10 @@ func stripAssertions(t *remix.Tree) []Finding {
 	var out []Finding
 	for _, f := range strip.Assert(t) {
 		out = append(out, Finding{Check: CheckStrip, Severity: Error, Path: f.Path, Message: f.Problem})
+	}
+	// What the boot would run, evaluated on its own, not by strip's edits.
+	for _, f := range audit.Check(t) {
+		out = append(out, Finding{Check: CheckRuns, Severity: Error, Path: f.Path, Message: f.Problem})
 	}
 	return out
 }

@@ -1,0 +1,76 @@
+package units
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
+)
+
+func build(t *testing.T, lines ...string) *remix.Tree {
+	t.Helper()
+	tr := remix.NewTree()
+	for _, l := range lines {
+		name, body, _ := strings.Cut(l, "=")
+		e := remix.Entry{Name: name, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(body)}
+		switch {
+		case strings.HasSuffix(name, "/"):
+			e = remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
+		case strings.HasPrefix(body, "-> "):
+			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
+		}
+		if _, err := tr.Put(e); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	return tr
+}
+
+func TestSet(t *testing.T) {
+	tr := build(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
+		"usr/lib/systemd/", "usr/lib/systemd/system/",
+		"usr/lib/systemd/system/a.service=[Service]\nExecStart=/a\n",
+		"usr/lib/systemd/system/t@.service=[Service]\nExecStart=/t %i\n",
+		"usr/lib/systemd/system/a.service.d/", "usr/lib/systemd/system/a.service.d/10-x.conf=[Service]\nExecStartPost=/vendor\n",
+		"usr/lib/systemd/system/a.service.d/20-y.conf=[Service]\nExecStartPost=/y\n",
+		"etc/systemd/system/a.service.d/", "etc/systemd/system/a.service.d/10-x.conf=[Service]\nExecStartPost=/admin\n",
+		"usr/lib/systemd/system/service.d/", "usr/lib/systemd/system/service.d/00-all.conf=[Service]\nEnvironment=X=1\n",
+		"usr/lib/systemd/system/m.service=-> /dev/null",
+		"etc/systemd/system/default.target=-> /usr/lib/systemd/system/initrd.target",
+		"usr/lib/systemd/system/initrd.target=[Unit]\n",
+		"usr/lib/systemd/system/initrd.target.wants/", "usr/lib/systemd/system/initrd.target.wants/b.service=-> ../b.service",
+		"etc/systemd/system/initrd.target.wants/", "etc/systemd/system/initrd.target.wants/c.service=-> /x",
+	)
+	s := New(tr)
+	if got := s.Names(); !reflect.DeepEqual(got, []string{"a.service", "b.service", "c.service", "default.target", "initrd.target", "m.service", "t@.service"}) {
+		t.Errorf("Names = %q", got)
+	}
+	if p, n := s.Node("t@x.service"); n == nil || p != "usr/lib/systemd/system/t@.service" {
+		t.Errorf("instance resolves to %q", p)
+	}
+	if !s.Masked("m.service") || s.Masked("a.service") || !s.Masked("nope.service") {
+		t.Error("Masked")
+	}
+	if a := s.Alias("default.target"); a != "initrd.target" {
+		t.Errorf("Alias = %q", a)
+	}
+	var drops []string
+	for _, d := range s.Dropins("a.service") {
+		drops = append(drops, d.Path)
+	}
+	if want := []string{"usr/lib/systemd/system/service.d/00-all.conf", "etc/systemd/system/a.service.d/10-x.conf", "usr/lib/systemd/system/a.service.d/20-y.conf"}; !reflect.DeepEqual(drops, want) {
+		t.Errorf("Dropins = %q", drops)
+	}
+	f, err := s.Load("a.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Values("Service", "ExecStartPost"); !reflect.DeepEqual(got, []string{"/admin", "/y"}) {
+		t.Errorf("ExecStartPost = %q (the admin's drop-in overrides the vendor's)", got)
+	}
+	if got := s.Links("initrd.target"); !reflect.DeepEqual(got, []string{"b.service", "c.service"}) {
+		t.Errorf("Links = %q", got)
+	}
+}
