@@ -122,6 +122,7 @@ func TestFailClosed(t *testing.T) {
 		{"ORDER runs a command itself", it, []string{"scripts/init-top/ORDER=/scripts/init-top/udev \"$@\"\n/sbin/vgchange -ay\n"}, "scripts/init-top/ORDER", "scripts/init-top/ORDER"},
 		{"allow-listed script assembles", it, []string{"scripts/init-top/udev=#!/bin/sh\nudevd --daemon; mdadm --assemble --scan\n"}, "scripts/init-top/udev", "scripts/init-top/udev"},
 		{"panic script", it, []string{"scripts/panic/", "scripts/panic/hw=#!/bin/sh\nlvm vgchange -ay\n"}, "scripts/panic/hw", ""},
+		{"tmpfiles.d writes to a disk", sd, []string{"usr/lib/tmpfiles.d/", "usr/lib/tmpfiles.d/hw.conf=d /run/hw 0755 - - -\nw /dev/vda - - - - CANARY\n"}, "etc/tmpfiles.d/hw.conf", "usr/lib/tmpfiles.d/hw.conf"},
 		{"conf.d runs a command", it, []string{"conf/conf.d/hw=BOOT=local\nvgchange -ay\n"}, "conf/conf.d/hw", "conf/conf.d/hw"},
 	}
 	for _, tc := range tests {

@@ -274,6 +274,9 @@ func (e *editor) common(opt Options, g Generator) error {
 	if err := e.udevRules(); err != nil {
 		return err
 	}
+	if err := e.tmpfiles(); err != nil {
+		return err
+	}
 	if err := e.storageConfig(); err != nil {
 		return err
 	}

@@ -208,3 +208,41 @@ func sortedKeys[V any](m map[string]V) []string {
 	sortStrings(out)
 	return out
 }
+
+// tmpfiles comments out every tmpfiles.d line that would write into a
+// device or any file outside kernel parameters and the initrd's runtime
+// files (allow.TmpfilesLine), in an override of the same name in
+// etc/tmpfiles.d: the allowed systemd-tmpfiles services apply them.
+func (e *editor) tmpfiles() error {
+	eff := map[string]*remix.Node{}
+	for _, d := range uniqueDirs(e.t, allow.TmpfilesDirs()...) {
+		_, kids := children(e.t, d)
+		for _, n := range kids {
+			if strings.HasSuffix(n.Path, ".conf") {
+				eff[path.Base(n.Path)] = n
+			}
+		}
+	}
+	for _, name := range sortedKeys(eff) {
+		n := eff[name]
+		if masked(n) {
+			continue
+		}
+		lines := strings.Split(string(readAll(n)), "\n")
+		changed := false
+		for i, l := range lines {
+			if !allow.TmpfilesLine(l) {
+				lines[i] = disabledMark + l
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		if err := e.file(DisableLines, "tmpfiles.d lines that would write into a device or a file outside kernel parameters and runtime files disabled",
+			"etc/tmpfiles.d/"+name, 0o644, []byte(strings.Join(lines, "\n"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}

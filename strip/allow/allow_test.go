@@ -91,3 +91,22 @@ func TestPlainConfigLine(t *testing.T) {
 		}
 	}
 }
+
+func TestTmpfilesLine(t *testing.T) {
+	for line, want := range map[string]bool{
+		"d /run/x 0755 root root -":                   true,
+		"w /proc/sys/kernel/printk - - - - 4":         true,
+		"w- /sys/module/x/parameters/y - - - - 1":     true,
+		"w /dev/vda - - - - CANARY":                   false,
+		"w+ /sys/block/md0/md/sync_action - - - - go": false,
+		"F /dev/sdb - - - - x":                        false,
+		"f+ /dev/disk/by-label/x - - - - x":           false,
+		"w /run/%m - - - - x":                         false,
+		"c /dev/fuse 0666 - - - 10:229":               true,
+		"# w /dev/vda":                                true,
+	} {
+		if got := TmpfilesLine(line); got != want {
+			t.Errorf("TmpfilesLine(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

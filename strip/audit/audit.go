@@ -89,6 +89,7 @@ func Check(t *remix.Tree) []Finding {
 		a.add("init", "an /init that is neither systemd nor a known shell init: what it runs cannot be evaluated")
 	}
 	a.sourced()
+	a.tmpfiles()
 	sort.SliceStable(a.out, func(i, j int) bool { return a.out[i].Path < a.out[j].Path })
 	return a.out
 }
@@ -425,4 +426,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// tmpfiles checks the lines systemd-tmpfiles would apply (the effective
+// file of each name): none may write into a device.
+func (a *auditor) tmpfiles() {
+	eff := map[string]*remix.Node{}
+	for _, d := range units.Unique(a.t, allow.TmpfilesDirs()...) {
+		for _, n := range units.List(a.t, d) {
+			if strings.HasSuffix(n.Path, ".conf") {
+				eff[path.Base(n.Path)] = n
+			}
+		}
+	}
+	for _, name := range sortedKeys(eff) {
+		n := eff[name]
+		if n.Inode.Type() == newc.TypeSymlink {
+			n = a.t.Lookup(n.Path)
+		}
+		if units.Masked(a.t, n) {
+			continue
+		}
+		for i, l := range strings.Split(string(units.Read(n)), "\n") {
+			if !allow.TmpfilesLine(l) {
+				a.add(n.Path, "line %d would write outside kernel parameters and runtime files: %q", i+1, strings.TrimSpace(l))
+			}
+		}
+	}
 }
