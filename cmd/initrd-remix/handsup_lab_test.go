@@ -91,80 +91,11 @@ func TestHandsUpLab(t *testing.T) {
 	tb := testbed(t, l)
 	work := t.TempDir()
 	marker := l.env["LAB_MARKER"]
-	if len(marker) < 2 {
-		t.Fatalf("lab.env has no usable LAB_MARKER (%q)", marker)
-	}
-	payload := filepath.Join(work, "handsup.sh")
-	body := fmt.Sprintf(handsUpPayload, strings.ReplaceAll(l.env["LAB_LUKS_UUID"], "-", ""), marker[:len(marker)/2], marker[len(marker)/2:])
-	if err := os.WriteFile(payload, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
-		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+	payload := handsUpPayloadFile(t, l)
+	args := handsUpArgs(l)
 	for _, image := range []string{"itools-zstd", "dracut-sd-baked-xz", "dracut-nosd-baked-lz4"} {
 		t.Run(image, func(t *testing.T) {
-			im := l.image(t, image)
-			out := filepath.Join(work, image+".img")
-			if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--kver", l.env["LAB_KVER"],
-				"--mode", "append", "--run", payload); code != exitOK {
-				t.Fatalf("build: exit %d: %s", code, errs)
-			}
-			defer os.Remove(out)
-			dir := t.TempDir()
-			logf := filepath.Join(dir, "console.log")
-			// The banner's last line comes after the payload's census.
-			argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", out, "--append", args,
-				"--expect", "Leaving the shell starts a new one", "--fail", passphrasePrompt, "--fail", marker,
-				"--timeout", "300", "--log", logf}
-			for _, d := range testbedDisks {
-				c := filepath.Join(dir, d)
-				copyFile(t, filepath.Join(tb, d), c)
-				argv = append(argv, "--disk-rw", c)
-			}
-			res, err := exec.Command("../../scripts/boot.sh", argv...).CombinedOutput()
-			data, _ := os.ReadFile(logf)
-			log := string(data)
-			if err != nil {
-				lines := strings.Split(log, "\n")
-				t.Fatalf("boot: %v\n%s\nlast console lines:\n%s", err, res, strings.Join(lines[max(0, len(lines)-60):], "\n"))
-			}
-			t.Logf("%s", strings.TrimSpace(string(res)))
-			if !strings.Contains(log, "HANDSUP-BEFORE md=0 dm=0") {
-				t.Error("storage was up before the banner's commands ran (want HANDSUP-BEFORE md=0 dm=0)")
-			}
-			c := handsUpRe.FindStringSubmatch(log)
-			if c == nil {
-				t.Fatal("no HANDSUP census line in the console log")
-			}
-			t.Logf("%s", c[0])
-			for _, w := range []struct{ what, got, want string }{
-				{"md arrays (mdadm --assemble --scan)", c[1], "1"},
-				{"dm devices (2 LVs + the LUKS mapping)", c[2], "3"},
-				{"/dev/md/NAME links", c[3], "1"},
-				{"/dev/vg0 LVs (vgchange -ay)", c[4], "2"},
-				{"LUKS2 mappings of the testbed volume (cryptsetup open)", c[5], "1"},
-				{"mounted block devices", c[6], "2"},
-				{"marker in the root LV's /sbin/init", c[7], "ok"},
-				{"GPT ext4 partition mounted", c[8], "ok"},
-				{"exit statuses (mdadm, vgchange, cryptsetup, dd, mount, mount)", c[9], "0,0,0,0,0,0"},
-			} {
-				if w.got != w.want {
-					t.Errorf("%s: %s, want %s", w.what, w.got, w.want)
-				}
-			}
-			// mdadm waits for udev's /dev/md/NAME and says so when the
-			// naming rules are missing.
-			if strings.Contains(log, "timeout waiting for") {
-				t.Error("a command timed out waiting for udev")
-			}
-			for _, line := range []string{"mdadm --assemble --scan", "vgchange -ay", "cryptsetup open DEVICE NAME", "mount -o ro DEVICE /mnt"} {
-				if !strings.Contains(log, "   "+line) {
-					t.Errorf("the banner does not show %q", line)
-				}
-			}
-			if strings.Contains(log, "Not in this image:") {
-				t.Error("the banner says a storage tool is missing; the default preset adds mdadm, lvm and cryptsetup")
-			}
+			handsUpBoot(t, l, tb, l.image(t, image).Path, payload, args)
 		})
 	}
 
@@ -201,4 +132,119 @@ func TestHandsUpLab(t *testing.T) {
 			}
 		}
 	})
+}
+
+// handsUpBoot builds the rescue image of input with the lab's root and the
+// hands-up payload, boots it on copies of the testbed with args and checks
+// every count of the payload's census.
+func handsUpBoot(t *testing.T, l *lab, tb, input, payload, args string) {
+	t.Helper()
+	marker := l.env["LAB_MARKER"]
+	out := filepath.Join(t.TempDir(), filepath.Base(input))
+	if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", input, "--output", out, "--kver", l.env["LAB_KVER"],
+		"--mode", "append", "--run", payload); code != exitOK {
+		t.Fatalf("build: exit %d: %s", code, errs)
+	}
+	defer os.Remove(out)
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "console.log")
+	// The banner's last line comes after the payload's census.
+	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", out, "--append", args,
+		"--expect", "Leaving the shell starts a new one", "--fail", passphrasePrompt, "--fail", marker,
+		"--timeout", "300", "--log", logf}
+	for _, d := range testbedDisks {
+		c := filepath.Join(dir, d)
+		copyFile(t, filepath.Join(tb, d), c)
+		argv = append(argv, "--disk-rw", c)
+	}
+	res, err := exec.Command("../../scripts/boot.sh", argv...).CombinedOutput()
+	data, _ := os.ReadFile(logf)
+	log := string(data)
+	if err != nil {
+		lines := strings.Split(log, "\n")
+		t.Fatalf("boot: %v\n%s\nlast console lines:\n%s", err, res, strings.Join(lines[max(0, len(lines)-60):], "\n"))
+	}
+	t.Logf("%s", strings.TrimSpace(string(res)))
+	if !strings.Contains(log, "HANDSUP-BEFORE md=0 dm=0") {
+		t.Error("storage was up before the banner's commands ran (want HANDSUP-BEFORE md=0 dm=0)")
+	}
+	c := handsUpRe.FindStringSubmatch(log)
+	if c == nil {
+		t.Fatal("no HANDSUP census line in the console log")
+	}
+	t.Logf("%s", c[0])
+	for _, w := range []struct{ what, got, want string }{
+		{"md arrays (mdadm --assemble --scan)", c[1], "1"},
+		{"dm devices (2 LVs + the LUKS mapping)", c[2], "3"},
+		{"/dev/md/NAME links", c[3], "1"},
+		{"/dev/vg0 LVs (vgchange -ay)", c[4], "2"},
+		{"LUKS2 mappings of the testbed volume (cryptsetup open)", c[5], "1"},
+		{"mounted block devices", c[6], "2"},
+		{"marker in the root LV's /sbin/init", c[7], "ok"},
+		{"GPT ext4 partition mounted", c[8], "ok"},
+		{"exit statuses (mdadm, vgchange, cryptsetup, dd, mount, mount)", c[9], "0,0,0,0,0,0"},
+	} {
+		if w.got != w.want {
+			t.Errorf("%s: %s, want %s", w.what, w.got, w.want)
+		}
+	}
+	// mdadm waits for udev's /dev/md/NAME and says so when the
+	// naming rules are missing.
+	if strings.Contains(log, "timeout waiting for") {
+		t.Error("a command timed out waiting for udev")
+	}
+	for _, line := range []string{"mdadm --assemble --scan", "vgchange -ay", "cryptsetup open DEVICE NAME", "mount -o ro DEVICE /mnt"} {
+		if !strings.Contains(log, "   "+line) {
+			t.Errorf("the banner does not show %q", line)
+		}
+	}
+	if strings.Contains(log, "Not in this image:") {
+		t.Error("the banner says a storage tool is missing; the default preset adds mdadm, lvm and cryptsetup")
+	}
+}
+
+// handsUpPayloadFile writes the hands-up payload for lab l.
+func handsUpPayloadFile(t *testing.T, l *lab) string {
+	t.Helper()
+	marker := l.env["LAB_MARKER"]
+	if len(marker) < 2 {
+		t.Fatalf("lab.env has no usable LAB_MARKER (%q)", marker)
+	}
+	payload := filepath.Join(t.TempDir(), "handsup.sh")
+	body := fmt.Sprintf(handsUpPayload, strings.ReplaceAll(l.env["LAB_LUKS_UUID"], "-", ""), marker[:len(marker)/2], marker[len(marker)/2:])
+	if err := os.WriteFile(payload, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return payload
+}
+
+// handsUpArgs is TestRescueLab's command line: every storage switch on.
+func handsUpArgs(l *lab) string {
+	return fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
+		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+}
+
+// TestReleaseHandsUpLab is TestHandsUpLab for the other Debian releases of
+// the lab (issue 15 point 3): the rescue image of each family, built with
+// the release's own root, boots with the release's kernel on the testbed,
+// and the banner's commands bring the storage up by hand. Boots run two at
+// a time.
+func TestReleaseHandsUpLab(t *testing.T) {
+	labs := labReleases(t)
+	if len(labs) < 2 {
+		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
+	}
+	testtool.Require(t, "qemu-system-x86_64")
+	tb := testbed(t, labs[0])
+	for _, l := range labs[1:] {
+		t.Run(l.release, func(t *testing.T) {
+			payload := handsUpPayloadFile(t, l)
+			for _, im := range l.images {
+				t.Run(im.Name, func(t *testing.T) {
+					t.Parallel()
+					handsUpBoot(t, l, tb, im.Path, payload, handsUpArgs(l))
+				})
+			}
+		})
+	}
 }
