@@ -8,6 +8,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/audit"
+	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
 
 // sdTree is a dracut image with systemd as /init, its units as Debian
@@ -45,19 +46,14 @@ func sdTree(t *testing.T, extra ...string) *remix.Tree {
 func add(t *testing.T, tr *remix.Tree, lines ...string) {
 	t.Helper()
 	for _, l := range lines {
-		name, body, _ := strings.Cut(l, "=")
-		var e remix.Entry
-		switch {
-		case strings.HasSuffix(name, "/"):
-			if _, err := tr.MkdirAll(strings.TrimSuffix(name, "/"), 0o755, 0); err != nil {
+		e := striptest.Entry(l)
+		if e.Mode&newc.TypeMask == newc.TypeDir {
+			if _, err := tr.MkdirAll(e.Name, 0o755, 0); err != nil {
 				t.Fatal(err)
 			}
 			continue
-		case strings.HasPrefix(body, "-> "):
-			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
-		default:
-			e = remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(body)}
 		}
+		name := e.Name
 		if _, err := tr.MkdirAll(path.Dir(name), 0o755, 0); err != nil {
 			t.Fatal(err)
 		}

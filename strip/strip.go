@@ -23,11 +23,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/units"
 )
 
 //go:embed files
@@ -216,36 +216,12 @@ func children(t *remix.Tree, dir string) (string, []*remix.Node) {
 	if err != nil || n == nil || n.Inode.Type() != newc.TypeDir {
 		return "", nil
 	}
-	prefix := cdir + "/"
-	if cdir == "." {
-		prefix = ""
-	}
-	var out []*remix.Node
-	for _, node := range t.Nodes() {
-		rest, ok := strings.CutPrefix(node.Path, prefix)
-		if ok && rest != "" && !strings.Contains(rest, "/") && node.Path != "." {
-			out = append(out, node)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return cdir, out
+	return cdir, units.List(t, cdir)
 }
 
-// uniqueDirs resolves each directory and drops duplicates (lib/x and
-// usr/lib/x are one directory in a usr-merged image) and missing ones.
-func uniqueDirs(t *remix.Tree, dirs ...string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, d := range dirs {
-		c, n, err := t.Resolve(d, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeDir || seen[c] {
-			continue
-		}
-		seen[c] = true
-		out = append(out, c)
-	}
-	return out
-}
+// uniqueDirs resolves directories through the image's links, without
+// duplicates (see units.Unique).
+func uniqueDirs(t *remix.Tree, dirs ...string) []string { return units.Unique(t, dirs...) }
 
 func readAll(n *remix.Node) []byte {
 	if n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil {

@@ -7,42 +7,13 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
 
-// tree builds a synthetic image: names ending in "/" are directories,
-// "name -> target" are symlinks, anything else a file with the given body.
-func tree(t *testing.T, entries map[string]string, order ...string) *remix.Tree {
-	t.Helper()
-	tr := remix.NewTree()
-	for _, name := range order {
-		body := entries[name]
-		var e remix.Entry
-		switch {
-		case strings.HasSuffix(name, "/"):
-			e = remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
-		case strings.HasPrefix(body, "-> "):
-			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
-		default:
-			e = remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(body)}
-		}
-		if _, err := tr.Put(e); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	return tr
-}
-
-// layout lists entries in order; bodies after "=".
+// layout builds a synthetic image (see striptest.Tree).
 func layout(t *testing.T, lines ...string) *remix.Tree {
 	t.Helper()
-	m := map[string]string{}
-	var order []string
-	for _, l := range lines {
-		name, body, _ := strings.Cut(l, "=")
-		m[name] = body
-		order = append(order, name)
-	}
-	return tree(t, m, order...)
+	return striptest.Tree(t, lines...)
 }
 
 // usrMerged is the start of every synthetic image: bin, sbin, lib as links.

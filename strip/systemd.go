@@ -90,7 +90,7 @@ func (e *editor) judgeUnit(set *units.Set, u string) error {
 	// The unit may run; no drop-in may make it run anything else.
 	merged := main
 	for _, d := range set.Dropins(u) {
-		if units.Masked(e.t, d.Node) {
+		if units.Masked(d.Node) {
 			continue
 		}
 		df, err := units.Parse(e.t, d.Path, d.Node)
@@ -120,7 +120,7 @@ func (e *editor) maskExecutables(kind Kind, dirs []string, etcDir string, keep f
 			e.keep(KeepGenerator, "reads only the kernel command line the administrator typed", path.Join(etcDir, g))
 			continue
 		}
-		if units.Masked(e.t, progs[g]) {
+		if units.Masked(progs[g]) {
 			continue
 		}
 		if err := e.mask(kind, why, path.Join(etcDir, g)); err != nil {

@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/allow"
 	"github.com/initrd-remix/initrd-remix/strip/udevrule"
+	"github.com/initrd-remix/initrd-remix/strip/units"
 )
 
 // udevRuleWords are name words of rules files that assemble, activate or
@@ -79,31 +79,9 @@ func udevPassive(name string, body []byte) bool {
 	return true
 }
 
-// masked reports whether a unit, generator or rules file is disabled: a
-// link to /dev/null or an empty (or comment-only) file.
-func masked(n *remix.Node) bool {
-	if n == nil {
-		return true
-	}
-	switch n.Inode.Type() {
-	case newc.TypeSymlink:
-		return n.Inode.Target == "/dev/null"
-	case newc.TypeReg:
-		if n.Inode.Size() == 0 {
-			return true
-		}
-		for _, line := range strings.Split(string(readAll(n)), "\n") {
-			line = strings.TrimSpace(line)
-			if line != "" && !strings.HasPrefix(line, "#") {
-				return false
-			}
-		}
-		return true
-	case newc.TypeChar:
-		return n.Inode.RDevMajor == 1 && n.Inode.RDevMinor == 3
-	}
-	return false
-}
+// masked reports whether a unit, generator, rules file or script is
+// disabled (see units.Masked).
+func masked(n *remix.Node) bool { return units.Masked(n) }
 
 // udevRules masks the rules files that assemble, activate or unlock
 // storage by name (but the passive ones), and fails closed on every other

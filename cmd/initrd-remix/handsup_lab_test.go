@@ -230,12 +230,7 @@ func handsUpArgs(l *lab) string {
 // and the banner's commands bring the storage up by hand. Boots run two at
 // a time.
 func TestReleaseHandsUpLab(t *testing.T) {
-	labs := labReleases(t)
-	if len(labs) < 2 {
-		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
-	}
-	testtool.Require(t, "qemu-system-x86_64")
-	tb := testbed(t, labs[0])
+	labs, tb := releaseTestbed(t)
 	for _, l := range labs[1:] {
 		t.Run(l.release, func(t *testing.T) {
 			payload := handsUpPayloadFile(t, l)

@@ -35,12 +35,7 @@ echo "RESCUE-PROGRAMS ran=$ran broken=[$broken]"
 // no dm device and nothing mounted, ask for no passphrase, and leave every
 // disk as it was. Boots run two at a time.
 func TestReleaseRescueLab(t *testing.T) {
-	labs := labReleases(t)
-	if len(labs) < 2 {
-		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
-	}
-	testtool.Require(t, "qemu-system-x86_64")
-	tb := testbed(t, labs[0])
+	labs, tb := releaseTestbed(t)
 	payload := filepath.Join(t.TempDir(), "census.sh")
 	if err := os.WriteFile(payload, []byte(programsPayload+censusPayload), 0o755); err != nil {
 		t.Fatal(err)
@@ -97,4 +92,16 @@ func TestReleaseRescueLab(t *testing.T) {
 			}
 		})
 	}
+}
+
+// releaseTestbed returns the lab's releases (the main one first), which
+// must be more than one, and the storage testbed every release boots on.
+func releaseTestbed(t *testing.T) ([]*lab, string) {
+	t.Helper()
+	labs := labReleases(t)
+	if len(labs) < 2 {
+		testtool.Missing(t, "the lab has no other release (LAB_RELEASES)")
+	}
+	testtool.Require(t, "qemu-system-x86_64")
+	return labs, testbed(t, labs[0])
 }

@@ -99,7 +99,7 @@ func LookupUnit(name string) (Unit, bool) {
 	if u, ok := all[name]; ok {
 		return u, true
 	}
-	if t := Template(name); t != "" {
+	if t := unitfile.Template(name); t != "" {
 		if u, ok := all[t]; ok {
 			return u, true
 		}
@@ -108,17 +108,6 @@ func LookupUnit(name string) (Unit, bool) {
 		return Unit{nil, "a slice (resource control only)"}, true
 	}
 	return Unit{}, false
-}
-
-// Template returns the template of an instance name (foo@bar.service ->
-// foo@.service), or "".
-func Template(name string) string {
-	at := strings.IndexByte(name, '@')
-	dot := strings.LastIndexByte(name, '.')
-	if at < 0 || dot < at || at+1 == dot {
-		return ""
-	}
-	return name[:at+1] + name[dot:]
 }
 
 // Type returns a unit name's type: "service", "socket", ...

@@ -10,7 +10,9 @@ package audit
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -140,7 +142,7 @@ func (a *auditor) systemd(udevWants map[string]string) {
 	for _, u := range bootTargets {
 		push(u, "systemd")
 	}
-	for _, u := range sortedKeys(udevWants) {
+	for _, u := range slices.Sorted(maps.Keys(udevWants)) {
 		push(u, udevWants[u])
 	}
 	for len(queue) > 0 {
@@ -206,8 +208,8 @@ func (a *auditor) systemd(udevWants map[string]string) {
 		{units.ShutdownDirs, nil, "shutdown program"},
 	} {
 		progs := units.Executables(a.t, g.dirs)
-		for _, name := range sortedKeys(progs) {
-			if units.Masked(a.t, progs[name]) || g.keep != nil && g.keep(name) {
+		for _, name := range slices.Sorted(maps.Keys(progs)) {
+			if units.Masked(progs[name]) || g.keep != nil && g.keep(name) {
 				continue
 			}
 			a.add(progs[name].Path, "the %s %s would run and is not on the allow-list", g.what, name)
@@ -231,7 +233,7 @@ func (a *auditor) udev() map[string]string {
 		}
 	}
 	wants := map[string]string{}
-	for _, name := range sortedKeys(eff) {
+	for _, name := range slices.Sorted(maps.Keys(eff)) {
 		n := eff[name]
 		if n.Inode.Type() == newc.TypeSymlink {
 			if n.Inode.Target == "/dev/null" {
@@ -239,7 +241,7 @@ func (a *auditor) udev() map[string]string {
 			}
 			n = a.t.Lookup(n.Path)
 		}
-		if units.Masked(a.t, n) {
+		if units.Masked(n) {
 			continue
 		}
 		if n.Inode.Type() != newc.TypeReg {
@@ -419,15 +421,6 @@ func (a *auditor) sourced() {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // tmpfiles checks the lines systemd-tmpfiles would apply (the effective
 // file of each name): none may write into a device.
 func (a *auditor) tmpfiles() {
@@ -439,12 +432,12 @@ func (a *auditor) tmpfiles() {
 			}
 		}
 	}
-	for _, name := range sortedKeys(eff) {
+	for _, name := range slices.Sorted(maps.Keys(eff)) {
 		n := eff[name]
 		if n.Inode.Type() == newc.TypeSymlink {
 			n = a.t.Lookup(n.Path)
 		}
-		if units.Masked(a.t, n) {
+		if units.Masked(n) {
 			continue
 		}
 		for i, l := range strings.Split(string(units.Read(n)), "\n") {

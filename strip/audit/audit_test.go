@@ -4,28 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
-
-func build(t *testing.T, lines ...string) *remix.Tree {
-	t.Helper()
-	tr := remix.NewTree()
-	for _, l := range lines {
-		name, body, _ := strings.Cut(l, "=")
-		e := remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(body)}
-		switch {
-		case strings.HasSuffix(name, "/"):
-			e = remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
-		case strings.HasPrefix(body, "-> "):
-			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
-		}
-		if _, err := tr.Put(e); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	return tr
-}
 
 var sd = []string{"usr/", "usr/lib/", "usr/lib/systemd/", "usr/lib/systemd/systemd=elf", "init=-> usr/lib/systemd/systemd",
 	"usr/lib/systemd/system/", "usr/lib/systemd/system/initrd.target=[Unit]\nWants=hw.service\n",
@@ -52,19 +32,8 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := Check(build(t, append(append([]string{}, sd...), tc.lines...)...))
-			if tc.want == "" {
-				if len(f) != 0 {
-					t.Errorf("findings: %v", f)
-				}
-				return
-			}
-			for _, x := range f {
-				if strings.Contains(x.Problem, tc.want) {
-					return
-				}
-			}
-			t.Errorf("no finding %q in %v", tc.want, f)
+			f := Check(striptest.Tree(t, append(append([]string{}, sd...), tc.lines...)...))
+			expect(t, f, tc.want)
 		})
 	}
 }
@@ -85,23 +54,30 @@ func TestInitramfsTools(t *testing.T) {
 		{"sourced configuration", []string{"conf/conf.d/", "conf/conf.d/x=X=$(lvm vgchange -ay)\n", "scripts/init-premount/ORDER=exec /usr/lib/initrd-remix/rescue\n"}, "more than an assignment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := build(t, append(append([]string{}, base...), tc.lines...)...)
+			tr := striptest.Tree(t, append(append([]string{}, base...), tc.lines...)...)
 			if k := Kind(tr); k != InitramfsTools {
 				t.Fatalf("Kind = %s", k)
 			}
 			f := Check(tr)
-			if tc.want == "" {
-				if len(f) != 0 {
-					t.Errorf("findings: %v", f)
-				}
-				return
-			}
-			for _, x := range f {
-				if strings.Contains(x.Problem, tc.want) {
-					return
-				}
-			}
-			t.Errorf("no finding %q in %v", tc.want, f)
+			expect(t, f, tc.want)
 		})
 	}
+}
+
+// expect checks that f has a finding whose problem says want, or none at
+// all for an empty want.
+func expect(t *testing.T, f []Finding, want string) {
+	t.Helper()
+	if want == "" {
+		if len(f) != 0 {
+			t.Errorf("findings: %v", f)
+		}
+		return
+	}
+	for _, x := range f {
+		if strings.Contains(x.Problem, want) {
+			return
+		}
+	}
+	t.Errorf("no finding %q in %v", want, f)
 }

@@ -195,3 +195,14 @@ func Program(cmdline string) []string {
 	}
 	return out
 }
+
+// Template returns the template of an instance name (foo@bar.service ->
+// foo@.service), or "" for a name that is not an instance.
+func Template(name string) string {
+	at := strings.IndexByte(name, '@')
+	dot := strings.LastIndexByte(name, '.')
+	if at < 0 || dot < at || at+1 == dot {
+		return ""
+	}
+	return name[:at+1] + name[dot:]
+}

@@ -116,7 +116,7 @@ func isDepDir(b string) bool {
 // Node returns the node that defines name: the highest-priority file of
 // that name, else of its template; nil if none.
 func (s *Set) Node(name string) (string, *remix.Node) {
-	for _, cand := range []string{name, template(name)} {
+	for _, cand := range []string{name, unitfile.Template(name)} {
 		if cand == "" {
 			continue
 		}
@@ -132,18 +132,9 @@ func (s *Set) Node(name string) (string, *remix.Node) {
 	return "", nil
 }
 
-func template(name string) string {
-	at := strings.IndexByte(name, '@')
-	dot := strings.LastIndexByte(name, '.')
-	if at < 0 || dot < at || at+1 == dot {
-		return ""
-	}
-	return name[:at+1] + name[dot:]
-}
-
 // Masked reports whether n masks a unit, generator, rules file or drop-in:
 // a link to /dev/null, an empty or comment-only file, or /dev/null itself.
-func Masked(t *remix.Tree, n *remix.Node) bool {
+func Masked(n *remix.Node) bool {
 	if n == nil {
 		return true
 	}
@@ -178,9 +169,9 @@ func (s *Set) Masked(name string) bool {
 		if err != nil || tn == nil {
 			return true // a dangling link defines nothing systemd can load
 		}
-		return Masked(s.t, tn)
+		return Masked(tn)
 	}
-	return Masked(s.t, n)
+	return Masked(n)
 }
 
 // Alias returns the name a unit is loaded as: when the file defining name
@@ -231,7 +222,7 @@ func (s *Set) Dropins(name string) []Dropin {
 			}
 		}
 	}
-	if t := template(name); t != "" {
+	if t := unitfile.Template(name); t != "" {
 		dirs = append(dirs, t+".d")
 	}
 	dirs = append(dirs, name+".d")
@@ -280,7 +271,7 @@ func (s *Set) Load(name string) (*unitfile.File, error) {
 	}
 	var drops []*unitfile.File
 	for _, d := range s.Dropins(name) {
-		if Masked(s.t, d.Node) {
+		if Masked(d.Node) {
 			continue
 		}
 		f, err := Parse(s.t, d.Path, d.Node)
@@ -319,7 +310,7 @@ func Parse(t *remix.Tree, p string, n *remix.Node) (*unitfile.File, error) {
 func (s *Set) Links(name string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, base := range []string{name, template(name)} {
+	for _, base := range []string{name, unitfile.Template(name)} {
 		if base == "" {
 			continue
 		}

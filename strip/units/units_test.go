@@ -2,34 +2,13 @@ package units
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
 
-func build(t *testing.T, lines ...string) *remix.Tree {
-	t.Helper()
-	tr := remix.NewTree()
-	for _, l := range lines {
-		name, body, _ := strings.Cut(l, "=")
-		e := remix.Entry{Name: name, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(body)}
-		switch {
-		case strings.HasSuffix(name, "/"):
-			e = remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
-		case strings.HasPrefix(body, "-> "):
-			e = remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
-		}
-		if _, err := tr.Put(e); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
-	return tr
-}
-
 func TestSet(t *testing.T) {
-	tr := build(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
+	tr := striptest.Tree(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
 		"usr/lib/systemd/", "usr/lib/systemd/system/",
 		"usr/lib/systemd/system/a.service=[Service]\nExecStart=/a\n",
 		"usr/lib/systemd/system/t@.service=[Service]\nExecStart=/t %i\n",
