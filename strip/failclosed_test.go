@@ -119,6 +119,7 @@ func TestFailClosed(t *testing.T) {
 		{"allow-listed script assembles", it, []string{"scripts/init-top/udev=#!/bin/sh\nudevd --daemon; mdadm --assemble --scan\n"}, "scripts/init-top/udev", "scripts/init-top/udev"},
 		{"panic script", it, []string{"scripts/panic/", "scripts/panic/hw=#!/bin/sh\nlvm vgchange -ay\n"}, "scripts/panic/hw", ""},
 		{"tmpfiles.d writes to a disk", sd, []string{"usr/lib/tmpfiles.d/", "usr/lib/tmpfiles.d/hw.conf=d /run/hw 0755 - - -\nw /dev/vda - - - - CANARY\n"}, "etc/tmpfiles.d/hw.conf", "usr/lib/tmpfiles.d/hw.conf"},
+		{"modprobe.d install command assembles", it, []string{"lib/modprobe.d/", "lib/modprobe.d/hw.conf=softdep a pre: b\ninstall raid1 /sbin/modprobe --ignore-install raid1; /sbin/mdadm --assemble --scan\n"}, "etc/modprobe.d/hw.conf", "lib/modprobe.d/hw.conf"},
 		{"conf.d runs a command", it, []string{"conf/conf.d/hw=BOOT=local\nvgchange -ay\n"}, "conf/conf.d/hw", "conf/conf.d/hw"},
 	}
 	for _, tc := range tests {

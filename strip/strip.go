@@ -250,7 +250,7 @@ func (e *editor) common(opt Options, g Generator) error {
 	if err := e.udevRules(); err != nil {
 		return err
 	}
-	if err := e.tmpfiles(); err != nil {
+	if err := e.configLines(); err != nil {
 		return err
 	}
 	if err := e.storageConfig(); err != nil {

@@ -187,39 +187,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// tmpfiles comments out every tmpfiles.d line that would write into a
-// device or any file outside kernel parameters and the initrd's runtime
-// files (allow.TmpfilesLine), in an override of the same name in
-// etc/tmpfiles.d: the allowed systemd-tmpfiles services apply them.
-func (e *editor) tmpfiles() error {
-	eff := map[string]*remix.Node{}
-	for _, d := range uniqueDirs(e.t, allow.TmpfilesDirs()...) {
-		_, kids := children(e.t, d)
-		for _, n := range kids {
-			if strings.HasSuffix(n.Path, ".conf") {
-				eff[path.Base(n.Path)] = n
-			}
-		}
+// lineFilters are the configuration directories whose lines allowed
+// programs act on (systemd-tmpfiles, libkmod when udev loads a module), with
+// the rule for a line and why a line is disabled.
+func lineFilters() []struct {
+	dirs []string
+	etc  string
+	ok   func(string) bool
+	why  string
+} {
+	return []struct {
+		dirs []string
+		etc  string
+		ok   func(string) bool
+		why  string
+	}{
+		{allow.TmpfilesDirs(), "etc/tmpfiles.d", allow.TmpfilesLine, "tmpfiles.d lines that would write into a device or a file outside kernel parameters and runtime files disabled"},
+		{allow.ModprobeDirs(), "etc/modprobe.d", allow.ModprobeLine, "modprobe.d install/remove commands that run more than modprobe (libkmod runs them when udev loads the module) disabled"},
 	}
-	for _, name := range sortedKeys(eff) {
-		n := eff[name]
-		if masked(n) {
-			continue
-		}
-		lines := strings.Split(string(readAll(n)), "\n")
-		changed := false
-		for i, l := range lines {
-			if !allow.TmpfilesLine(l) {
-				lines[i] = disabledMark + l
-				changed = true
+}
+
+// configLines comments out, in an override of the same name in etc, every
+// line of the effective configuration files that a filter does not allow.
+func (e *editor) configLines() error {
+	for _, lf := range lineFilters() {
+		eff := map[string]*remix.Node{}
+		for _, d := range uniqueDirs(e.t, lf.dirs...) {
+			_, kids := children(e.t, d)
+			for _, n := range kids {
+				if strings.HasSuffix(n.Path, ".conf") {
+					eff[path.Base(n.Path)] = n
+				}
 			}
 		}
-		if !changed {
-			continue
-		}
-		if err := e.file(DisableLines, "tmpfiles.d lines that would write into a device or a file outside kernel parameters and runtime files disabled",
-			"etc/tmpfiles.d/"+name, 0o644, []byte(strings.Join(lines, "\n"))); err != nil {
-			return err
+		for _, name := range sortedKeys(eff) {
+			n := eff[name]
+			if masked(n) {
+				continue
+			}
+			lines := strings.Split(string(readAll(n)), "\n")
+			changed := false
+			for i, l := range lines {
+				if !lf.ok(l) {
+					lines[i] = disabledMark + l
+					changed = true
+				}
+			}
+			if !changed {
+				continue
+			}
+			if err := e.file(DisableLines, lf.why, lf.etc+"/"+name, 0o644, []byte(strings.Join(lines, "\n"))); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -110,3 +110,20 @@ func TestTmpfilesLine(t *testing.T) {
 		}
 	}
 }
+
+func TestModprobeLine(t *testing.T) {
+	for line, want := range map[string]bool{
+		"softdep ohci-hcd pre: ehci-hcd": true,
+		"options raid1 x=1":              true,
+		"install bluetooth /bin/true":    true,
+		"install nouveau /sbin/modprobe --ignore-install nouveau $CMDLINE_OPTS":              true,
+		"install raid1 /sbin/modprobe --ignore-install raid1; /sbin/mdadm --assemble --scan": false,
+		"remove dm_mod /sbin/dmsetup remove_all && /sbin/modprobe -r --ignore-remove dm_mod": false,
+		"install virtio_blk /usr/libexec/hw/prep":                                            false,
+		"install x /bin/true $(vgchange -ay)":                                                false,
+	} {
+		if got := ModprobeLine(line); got != want {
+			t.Errorf("ModprobeLine(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

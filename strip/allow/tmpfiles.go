@@ -1,6 +1,9 @@
 package allow
 
-import "strings"
+import (
+	"path"
+	"strings"
+)
 
 // tmpfilesWrites are the tmpfiles.d line types that write into an existing
 // file (w, w+), or truncate and write one (F, f+): pointed at a block
@@ -43,3 +46,37 @@ var tmpfilesDirs = []string{"lib/tmpfiles.d", "usr/lib/tmpfiles.d", "usr/local/l
 
 // TmpfilesDirs lists them.
 func TmpfilesDirs() []string { return append([]string(nil), tmpfilesDirs...) }
+
+// modprobeCommands are the programs a modprobe.d install or remove command
+// may run: module loading itself, and the no-ops used to blacklist.
+var modprobeCommands = map[string]bool{"modprobe": true, "true": true, "false": true, "echo": true}
+
+// ModprobeLine reports whether a modprobe.d line may stay: an install or
+// remove command (which libkmod runs through a shell instead of loading
+// the module, when udev loads it) only if it runs modprobe and no-ops.
+func ModprobeLine(line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 3 || (f[0] != "install" && f[0] != "remove") {
+		return true
+	}
+	cmd := strings.Join(f[2:], " ")
+	if strings.ContainsAny(cmd, "`<>") || strings.Contains(cmd, "$(") {
+		return false
+	}
+	for _, part := range strings.FieldsFunc(cmd, func(r rune) bool { return r == ';' || r == '&' || r == '|' }) {
+		w := strings.Fields(part)
+		if len(w) == 0 {
+			continue
+		}
+		if !modprobeCommands[path.Base(w[0])] {
+			return false
+		}
+	}
+	return true
+}
+
+// modprobeDirs are where libkmod reads modprobe.d, lowest priority first.
+var modprobeDirs = []string{"lib/modprobe.d", "usr/lib/modprobe.d", "usr/local/lib/modprobe.d", "etc/modprobe.d"}
+
+// ModprobeDirs lists them.
+func ModprobeDirs() []string { return append([]string(nil), modprobeDirs...) }

@@ -91,7 +91,7 @@ func Check(t *remix.Tree) []Finding {
 		a.add("init", "an /init that is neither systemd nor a known shell init: what it runs cannot be evaluated")
 	}
 	a.sourced()
-	a.tmpfiles()
+	a.configLines()
 	sort.SliceStable(a.out, func(i, j int) bool { return a.out[i].Path < a.out[j].Path })
 	return a.out
 }
@@ -421,28 +421,38 @@ func (a *auditor) sourced() {
 	}
 }
 
-// tmpfiles checks the lines systemd-tmpfiles would apply (the effective
-// file of each name): none may write into a device.
-func (a *auditor) tmpfiles() {
-	eff := map[string]*remix.Node{}
-	for _, d := range units.Unique(a.t, allow.TmpfilesDirs()...) {
-		for _, n := range units.List(a.t, d) {
-			if strings.HasSuffix(n.Path, ".conf") {
-				eff[path.Base(n.Path)] = n
+// configLines checks the lines allowed programs act on: tmpfiles.d (none
+// may write into a device) and modprobe.d (no install or remove command
+// may run more than modprobe), in the effective file of each name.
+func (a *auditor) configLines() {
+	for _, c := range []struct {
+		dirs []string
+		ok   func(string) bool
+		what string
+	}{
+		{allow.TmpfilesDirs(), allow.TmpfilesLine, "would write outside kernel parameters and runtime files"},
+		{allow.ModprobeDirs(), allow.ModprobeLine, "runs more than modprobe when the module is loaded"},
+	} {
+		eff := map[string]*remix.Node{}
+		for _, d := range units.Unique(a.t, c.dirs...) {
+			for _, n := range units.List(a.t, d) {
+				if strings.HasSuffix(n.Path, ".conf") {
+					eff[path.Base(n.Path)] = n
+				}
 			}
 		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(eff)) {
-		n := eff[name]
-		if n.Inode.Type() == newc.TypeSymlink {
-			n = a.t.Lookup(n.Path)
-		}
-		if units.Masked(n) {
-			continue
-		}
-		for i, l := range strings.Split(string(units.Read(n)), "\n") {
-			if !allow.TmpfilesLine(l) {
-				a.add(n.Path, "line %d would write outside kernel parameters and runtime files: %q", i+1, strings.TrimSpace(l))
+		for _, name := range slices.Sorted(maps.Keys(eff)) {
+			n := eff[name]
+			if n.Inode.Type() == newc.TypeSymlink {
+				n = a.t.Lookup(n.Path)
+			}
+			if units.Masked(n) {
+				continue
+			}
+			for i, l := range strings.Split(string(units.Read(n)), "\n") {
+				if !c.ok(l) {
+					a.add(n.Path, "line %d %s: %q", i+1, c.what, strings.TrimSpace(l))
+				}
 			}
 		}
 	}
