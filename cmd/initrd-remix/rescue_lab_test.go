@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -100,6 +101,18 @@ func copyFile(t *testing.T, src, dst string) {
 // the testbed's); otherwise QEMU's snapshot mode protects the testbed.
 func bootTestbed(t *testing.T, l *lab, tb, initrd, args, expect string, rw bool, fails ...string) string {
 	t.Helper()
+	log, changed := bootTestbedChanges(t, l, tb, initrd, args, expect, rw, fails...)
+	for _, c := range changed {
+		t.Errorf("%s changed during the boot", c)
+	}
+	return log
+}
+
+// bootTestbedChanges is bootTestbed for a boot that may write: it returns
+// the console log and the names of the writable copies whose sha256 changed
+// (with rw; without, none can).
+func bootTestbedChanges(t *testing.T, l *lab, tb, initrd, args, expect string, rw bool, fails ...string) (string, []string) {
+	t.Helper()
 	logf := filepath.Join(t.TempDir(), "console.log")
 	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", initrd, "--append", args, "--expect", expect,
 		"--timeout", "300", "--log", logf}
@@ -126,12 +139,14 @@ func bootTestbed(t *testing.T, l *lab, tb, initrd, args, expect string, rw bool,
 			strings.Join(lines[max(0, len(lines)-50):], "\n"))
 	}
 	t.Logf("%s: %s", filepath.Base(initrd), strings.TrimSpace(string(out)))
+	var changed []string
 	for c, sum := range want {
 		if got := sha256File(t, c); got != sum {
-			t.Errorf("%s changed during the boot (sha256 %s, was %s)", filepath.Base(c), got, sum)
+			changed = append(changed, fmt.Sprintf("%s (sha256 %s, was %s)", filepath.Base(c), got, sum))
 		}
 	}
-	return string(data)
+	sort.Strings(changed)
+	return string(data), changed
 }
 
 // TestRescueLab is issue 3 points 6 and 7: on the md RAID1 -> LVM (ext4 +
