@@ -291,6 +291,7 @@ func resolveNew(t *testing.T, tree *remix.Tree, p string) string {
 
 var (
 	canaryRe      = regexp.MustCompile(`CANARY-[A-Z]+[^\r\n]*`)
+	canaryTriedRe = regexp.MustCompile(`(hwprobe|hw-settle|hw-extra): [^\r\n]*`)
 	canaryDebugRe = regexp.MustCompile(`(?m)^.*(hw-|CANARY|md|mdadm|lvm|udev).*$`)
 )
 
@@ -415,6 +416,10 @@ func canaryFamily(t *testing.T, l *lab, tb string, im labImage, payload string) 
 		args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 			l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
 		log := rescueBoot(t, l, tb, out, args)
+		// What the canaries that ran did not get to do.
+		if tried := canaryTriedRe.FindAllString(log, -1); len(tried) > 0 {
+			t.Logf("canaries that ran and failed:\n%s", strings.Join(tried, "\n"))
+		}
 		if fired := canaryRe.FindAllString(log, -1); len(fired) > 0 {
 			sort.Strings(fired)
 			t.Errorf("canaries fired in the rescue boot: %q", fired)
