@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,7 +25,8 @@ import (
 type canary struct {
 	marker string
 	// edited: the canonical paths of which --dry-run must list one as
-	// masked, neutralised or disabled.
+	// masked, neutralised or disabled (strip masks by a file of the same
+	// name under etc/).
 	edited []string
 	files  []canaryFile
 }
@@ -103,7 +103,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 	}
 	out := []canary{{
 		marker: "CANARY-UDEV",
-		edited: []string{rules + "/61-hwdb-extra.rules"},
+		edited: []string{rules + "/61-hwdb-extra.rules", "etc/udev/rules.d/61-hwdb-extra.rules"},
 		files: []canaryFile{
 			{path: rules + "/61-hwdb-extra.rules", body: `ACTION=="add", SUBSYSTEM=="block", KERNEL=="vd*", ` + run + `"/usr/libexec/hwprobe/probe $devnode"` + "\n"},
 			{path: "usr/libexec/hwprobe/probe", body: fmt.Sprintf("#!/bin/sh\nout=$(%s --incremental \"$1\" 2>&1) || { echo \"hwprobe: $1: $out\" >/dev/kmsg; exit 0; }\necho \"CANARY-UDEV mdadm --incremental $1 ok\" >/dev/kmsg\n", tools.mdadm)},
@@ -152,7 +152,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 	gen := gens + "/hw-extra-generator"
 	out = append(out, canary{
 		marker: "CANARY-UNIT",
-		edited: []string{units + "/hw-tune.service", units + "/sysinit.target.wants/hw-tune.service"},
+		edited: []string{units + "/hw-tune.service", units + "/sysinit.target.wants/hw-tune.service", "etc/systemd/system/hw-tune.service"},
 		files: []canaryFile{
 			{path: units + "/hw-tune.service", body: "[Unit]\nDescription=Hardware tuning\nDefaultDependencies=no\n" +
 				"After=systemd-udevd.service systemd-udev-trigger.service\nBefore=sysinit.target\n\n" +
@@ -164,7 +164,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 		// The generator's mount is its storage action; the report unit it
 		// also emits prints the marker once the mount is there, rw.
 		marker: "CANARY-GENERATOR",
-		edited: []string{gen},
+		edited: []string{gen, "etc/systemd/system-generators/hw-extra-generator"},
 		files: []canaryFile{{path: gen, body: `#!/bin/sh
 if [ "$1" = report ]; then
 	while read -r dev mnt fs opts rest; do
@@ -194,35 +194,8 @@ echo "hw-extra: units written to $d" >/dev/kmsg
 // nothing may be dropped.
 func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []canary) {
 	t.Helper()
-	copyFile(t, src, dst)
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bw := bufio.NewWriter(f)
-	// The kernel reads an archive's header only at a 4-byte aligned
-	// offset; it skips the zeros before it.
-	bw.Write(make([]byte, (4-st.Size()%4)%4))
-	w := newc.NewWriter(bw)
-	ino := uint32(0x7ca0000)
+	var files []testFile
 	made := map[string]bool{}
-	put := func(h *newc.Header, body string) {
-		ino++
-		h.Ino, h.Mtime, h.Size = ino, 1700000000, int64(len(body))
-		if h.Nlink == 0 {
-			h.Nlink = 1
-		}
-		if err := w.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(w, body); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var mkdirs func(string)
 	mkdirs = func(d string) {
 		if d == "." || made[d] {
@@ -233,7 +206,7 @@ func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []cana
 		}
 		mkdirs(path.Dir(d))
 		made[d] = true
-		put(&newc.Header{Mode: newc.TypeDir | 0o755, Nlink: 2, Name: d}, "")
+		files = append(files, testFile{name: d, mode: newc.TypeDir | 0o755})
 	}
 	var want []string
 	for _, c := range cs {
@@ -241,20 +214,21 @@ func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []cana
 			p := resolveNew(t, tree, cf.path)
 			mkdirs(path.Dir(p))
 			if cf.target != "" {
-				put(&newc.Header{Mode: newc.TypeSymlink | 0o777, Name: p}, cf.target)
+				files = append(files, testFile{name: p, mode: newc.TypeSymlink | 0o777, body: cf.target})
 			} else {
-				put(&newc.Header{Mode: newc.TypeReg | 0o755, Name: p}, cf.body)
+				files = append(files, testFile{name: p, mode: newc.TypeReg | 0o755, body: cf.body})
 			}
 			want = append(want, p)
 		}
 	}
-	if err := w.Close(); err != nil {
+	data, err := os.ReadFile(src)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	// The kernel reads an archive's header only at a 4-byte aligned
+	// offset; it skips the zeros before it.
+	data = append(data, make([]byte, (4-len(data)%4)%4)...)
+	if err := os.WriteFile(dst, append(data, cpioOf(t, files...)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	img, err := remix.Open(context.Background(), dst, remix.OpenOptions{MetadataOnly: true})
@@ -415,14 +389,20 @@ func canaryFamily(t *testing.T, l *lab, tb string, im labImage, payload string) 
 		}
 		args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 			l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
-		log := rescueBoot(t, l, tb, out, args)
-		// What the canaries that ran did not get to do.
-		if tried := canaryTriedRe.FindAllString(log, -1); len(tried) > 0 {
-			t.Logf("canaries that ran and failed:\n%s", strings.Join(tried, "\n"))
-		}
+		// rescueBoot, with the canaries reported before the census is
+		// judged: the boot ends at the census line whatever it says.
+		log, changed := bootTestbedChanges(t, l, tb, out, args, censusExpect, true, passphrasePrompt, l.env["LAB_MARKER"])
 		if fired := canaryRe.FindAllString(log, -1); len(fired) > 0 {
 			sort.Strings(fired)
 			t.Errorf("canaries fired in the rescue boot: %q", fired)
 		}
+		// What the canaries that ran did not get to do.
+		if tried := canaryTriedRe.FindAllString(log, -1); len(tried) > 0 {
+			t.Logf("canaries that ran and failed:\n%s", strings.Join(tried, "\n"))
+		}
+		for _, c := range changed {
+			t.Errorf("%s changed during the boot", c)
+		}
+		checkCensus(t, log)
 	})
 }

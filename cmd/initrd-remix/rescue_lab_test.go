@@ -213,7 +213,18 @@ func TestRescueLab(t *testing.T) {
 // the console log.
 func rescueBoot(t *testing.T, l *lab, tb, image, args string) string {
 	t.Helper()
-	log := bootTestbed(t, l, tb, image, args, `RESCUE-CENSUS .*disks=[0-9]+`, true, passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"])
+	log := bootTestbed(t, l, tb, image, args, censusExpect, true, passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"])
+	checkCensus(t, log)
+	return log
+}
+
+// censusExpect ends a rescue boot at the census line.
+const censusExpect = `RESCUE-CENSUS .*disks=[0-9]+`
+
+// checkCensus checks the census of a rescue boot's console log: the payload
+// ran, the three disks are there, no md array, dm device or mount exists.
+func checkCensus(t *testing.T, log string) {
+	t.Helper()
 	c := censusRe.FindStringSubmatch(log)
 	if c == nil {
 		t.Fatal("no census line in the console log")
@@ -227,7 +238,6 @@ func rescueBoot(t *testing.T, l *lab, tb, image, args string) string {
 	if !strings.Contains(log, "initrd-remix: running payload") {
 		t.Error("the rescue entry point did not announce the payload")
 	}
-	return log
 }
 
 // TestRescueEntryPoint is issue 3 point 4 beyond the payload run: poweroff
