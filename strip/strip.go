@@ -302,6 +302,12 @@ func (e *editor) storageConfig() error {
 			}
 		}
 	}
+	// Without a configuration file mdadm assembles whatever it is given
+	// (AUTO defaults to yes): a program strip does not know that runs
+	// mdadm -I must find AUTO -all too.
+	if e.t.Lookup("etc/mdadm/mdadm.conf") == nil && e.t.Lookup("etc/mdadm.conf") == nil {
+		return e.file(AddFile, "no automatic md assembly by anything that runs mdadm (AUTO -all)", "etc/mdadm/mdadm.conf", 0o644, embedded("mdadm.conf"))
+	}
 	return nil
 }
 
