@@ -147,6 +147,7 @@ func listNames(t *testing.T, tool, image string) []string {
 }
 
 // TestLabRepackRoundTrip rewrites every lab image with every output codec
+// (xz, ten times slower to encode, on every third image of each release)
 // and compares the merged trees entry for entry; the distributions' own
 // listing tools must list the output as they list the input.
 func TestLabRepackRoundTrip(t *testing.T) {
@@ -156,10 +157,15 @@ func TestLabRepackRoundTrip(t *testing.T) {
 	out := t.TempDir()
 	var all []labImage
 	var names []string
+	var slow []bool
 	for _, l := range labReleases(t) {
-		for _, im := range l.images {
+		for k, im := range l.images {
 			all = append(all, im)
 			names = append(names, l.release+"/"+im.Name)
+			// xz encoding takes a minute an image on one core, ten times
+			// the others: every third image of each release (its first
+			// among them) takes it, the others every other codec.
+			slow = append(slow, k%3 == 0)
 		}
 	}
 	for i, im := range all {
@@ -186,6 +192,9 @@ func TestLabRepackRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j, c := range codec.Writable() {
+				if c == codec.XZ && !slow[i] {
+					continue
+				}
 				o := filepath.Join(out, fmt.Sprintf("%d.%s.img", i, c))
 				code, stdout, errs := cli(t, "repack", "--json", "--compress", string(c), im.Path, o)
 				if code != exitOK {
