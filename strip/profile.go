@@ -48,6 +48,7 @@ func profiles() []Profile {
 		initramfsToolsProfile(),
 		dracutSystemdProfile(),
 		dracutShellProfile(),
+		systemdInitrdProfile(),
 		mkinitcpioProfile(),
 		boosterProfile(),
 		tinyInitramfsProfile(),
