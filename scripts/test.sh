@@ -14,6 +14,18 @@ if [[ -z "${INITRD_REMIX_LAB:-}" ]]; then
 fi
 echo "test.sh: lab at $INITRD_REMIX_LAB" >&2
 
+# The storage testbed and the mkosi-initrd image are built from the lab;
+# start them now, beside the first packages' tests (mkosi mostly waits for
+# Debian's archive). The tests that need them wait on their locks, and
+# rebuild them should a background build have failed.
+bg=()
+if [[ "$*" != *-short* ]]; then
+  scripts/testbed.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
+  scripts/mkosi-initrd.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
+fi
+finish() { for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done; }
+trap finish EXIT
+
 gofmt_out=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [[ -n "$gofmt_out" ]]; then
   echo "test.sh: gofmt would change:" >&2
