@@ -123,9 +123,9 @@ type Node struct {
 	Path  string // canonical: no leading slash, no symlinks in its parents; "." is the root
 	Inode *Inode
 
-	seq      int // creation order: parents always have a smaller seq than children
-	gen      int // generation that created this name
-	children int // for directories: how many names it holds
+	seq  int              // creation order: parents always have a smaller seq than children
+	gen  int              // generation that created this name
+	kids map[string]*Node // for directories: the names it holds, by last component
 	// detached: Replace gave the name a new inode where the kernel, given
 	// the bare entry, would write through the old one (a hard-linked file,
 	// a device node); an appended archive must unlink the name first.
@@ -186,6 +186,34 @@ func (t *Tree) Len() int { return len(t.nodes) }
 
 // Get returns the node at a canonical path, or nil.
 func (t *Tree) Get(canonical string) *Node { return t.nodes[canonical] }
+
+// ReadDir returns the names directly inside the directory dir, sorted by
+// name. dir is resolved through the image's own links, the last component
+// included, as the kernel's opendir would; the cost is that of the
+// directory's entries, not of the tree.
+func (t *Tree) ReadDir(dir string) ([]*Node, error) {
+	p, n, err := t.Resolve(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotExist)
+	}
+	if n.Inode.Type() != newc.TypeDir {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotDir)
+	}
+	return n.children(), nil
+}
+
+// children lists a directory node's names sorted by name.
+func (n *Node) children() []*Node {
+	out := make([]*Node, 0, len(n.kids))
+	for _, k := range n.kids {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(a, b int) bool { return baseOf(out[a].Path) < baseOf(out[b].Path) })
+	return out
+}
 
 // Nodes returns every node in creation order, so that each directory comes
 // before what it holds, as an archive must list them.
@@ -424,19 +452,22 @@ func (t *Tree) attach(p string, i *Inode) *Node {
 	i.links++
 	t.nodes[p] = n
 	if parent := t.nodes[parentOf(p)]; parent != nil {
-		parent.children++
+		if parent.kids == nil {
+			parent.kids = map[string]*Node{}
+		}
+		parent.kids[baseOf(p)] = n
 	}
 	return n
 }
 
 func (t *Tree) remove(n *Node) error {
-	if n.Inode.Type() == newc.TypeDir && n.children > 0 {
+	if n.Inode.Type() == newc.TypeDir && len(n.kids) > 0 {
 		return fmt.Errorf("%s: %w", n.Path, ErrDirNotEmpty)
 	}
 	delete(t.nodes, n.Path)
 	n.Inode.links--
 	if parent := t.nodes[parentOf(n.Path)]; parent != nil {
-		parent.children--
+		delete(parent.kids, baseOf(n.Path))
 	}
 	return nil
 }
@@ -466,6 +497,17 @@ func join(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
+}
+
+// ParentPath returns the directory part of a canonical path ("." for a
+// name in the root and for the root itself).
+func ParentPath(canonical string) string { return parentOf(canonical) }
+
+// JoinPath joins a canonical directory and a name in it.
+func JoinPath(dir, name string) string { return join(dir, name) }
+
+func baseOf(p string) string {
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 func parentOf(p string) string {
