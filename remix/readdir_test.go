@@ -99,3 +99,23 @@ func TestReadDir(t *testing.T) {
 		}
 	}
 }
+
+// KernelVersions reads lib/modules through the directory index: a version
+// counts with a modules.dep or a module anywhere below it.
+func TestKernelVersions(t *testing.T) {
+	tr := usrMerged(t)
+	mustPut(t, tr, dir("usr/lib/modules"),
+		dir("usr/lib/modules/6.1-dep"), file("usr/lib/modules/6.1-dep/modules.dep", ""),
+		dir("usr/lib/modules/6.2-deep"), dir("usr/lib/modules/6.2-deep/kernel"), dir("usr/lib/modules/6.2-deep/kernel/fs"),
+		file("usr/lib/modules/6.2-deep/kernel/fs/ext4.ko.zst", "m"),
+		dir("usr/lib/modules/5.0-empty"), dir("usr/lib/modules/5.0-empty/kernel"), file("usr/lib/modules/5.0-empty/kernel/README", ""),
+		dir("usr/lib/modules/4.0-dirko"), dir("usr/lib/modules/4.0-dirko/x.ko"),
+		file("usr/lib/modules/7.0-file", ""),
+	)
+	if got := KernelVersions(tr); !slices.Equal(got, []string{"6.1-dep", "6.2-deep"}) {
+		t.Errorf("KernelVersions = %q", got)
+	}
+	if got := KernelVersions(NewTree()); got != nil {
+		t.Errorf("no lib/modules: %q", got)
+	}
+}
