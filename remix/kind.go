@@ -7,6 +7,10 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
+// Header is a cpio entry's header as read, what OpenOptions.OnEntry sees;
+// callers name it through remix and need not import the cpio package.
+type Header = newc.Header
+
 // The typed constructors below are how stages spell entries, so that no
 // stage needs the cpio type bits: remix.File("etc/x", 0o644, c) rather
 // than a Mode of newc.TypeReg|0o644. perm keeps the permission bits with

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
@@ -159,7 +157,7 @@ func stripAssertions(t *remix.Tree) []Finding {
 func dangling(t *remix.Tree) []Finding {
 	var out []Finding
 	for _, n := range t.Nodes() {
-		if n.Inode.Type() != newc.TypeSymlink {
+		if !n.IsSymlink() {
 			continue
 		}
 		target := n.Inode.Target
@@ -225,7 +223,7 @@ func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if n.Inode.Type() != newc.TypeReg {
+		if !n.IsRegular() {
 			continue
 		}
 		// An executable script must find its interpreter (and, through
@@ -320,19 +318,9 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 	return out, nil
 }
 
-// isScript reports whether a file starts with "#!".
+// isScript reports whether a file starts with "#!" and has more.
 func isScript(n *remix.Node) bool {
-	if n.Inode.Content == nil || n.Inode.Size() < 3 {
-		return false
-	}
-	rc, err := n.Inode.Content.Open()
-	if err != nil {
-		return false
-	}
-	defer rc.Close()
-	var h [2]byte
-	_, err = io.ReadFull(rc, h[:])
-	return err == nil && string(h[:]) == "#!"
+	return n.Inode.Size() >= 3 && remix.IsScript(remix.Head(n.Inode.Content, 2))
 }
 
 // elfKind sorts a regular file of the image: program (PT_INTERP), other
