@@ -106,3 +106,27 @@ func TestInstall(t *testing.T) {
 		})
 	}
 }
+
+func TestPlace(t *testing.T) {
+	tr := usrMerged(t)
+	mustPut(t, tr, file("usr/lib/x", "x"))
+	for _, tc := range []struct {
+		name, want string
+		exists     bool
+		err        error
+	}{
+		{"/lib/x", "usr/lib/x", true, nil},
+		{"lib/new/y", "usr/lib/new/y", false, nil},
+		{"/", ".", true, nil},
+		{"bin", "bin", true, nil}, // the last component is not followed
+		{"lib/x/y", "", false, ErrNotDir},
+	} {
+		p, n, err := tr.Place(tc.name, 3)
+		if p != tc.want || (n != nil) != tc.exists || !errors.Is(err, tc.err) {
+			t.Errorf("Place(%s) = %s, %v, %v; want %s, exists %v, %v", tc.name, p, n, err, tc.want, tc.exists, tc.err)
+		}
+	}
+	if d := tr.Get("usr/lib/new"); d == nil || !d.IsDir() || d.Inode.Mtime != 3 {
+		t.Errorf("parent made by Place: %+v", d)
+	}
+}

@@ -98,6 +98,8 @@ type Inode struct {
 }
 
 // Type returns the file type bits (newc.TypeReg, newc.TypeDir, ...).
+// To retire outside package remix: stages use the predicates (IsDir,
+// IsRegular, IsSymlink, IsDevice ...) and TypeName.
 func (i *Inode) Type() uint32 { return i.Mode & newc.TypeMask }
 
 // Size is the body size written for the inode: content for regular files,
@@ -216,7 +218,8 @@ func (n *Node) children() []*Node {
 }
 
 // Nodes returns every node in creation order, so that each directory comes
-// before what it holds, as an archive must list them.
+// before what it holds, as an archive must list them. It costs the whole
+// tree: to list a directory use ReadDir.
 func (t *Tree) Nodes() []*Node {
 	out := make([]*Node, 0, len(t.nodes))
 	for _, n := range t.nodes {
@@ -357,13 +360,16 @@ func (t *Tree) Put(e Entry) (*Node, error) {
 	return nil, fmt.Errorf("%s: unknown file type %#o", e.Name, typ)
 }
 
-// Replace puts e at its name as a new file of its own. Where Put follows the
-// kernel and writes a regular file's content through to every hard link of
-// the inode already there (and leaves an existing device node as it is),
+// Replace puts e at its name as a new file of its own. Where Put follows
+// the kernel and writes a regular file's content through to every hard link
+// of the inode already there (and leaves an existing device node as it is),
 // Replace unlinks the name first, so the other links keep their content: a
 // program put over one of busybox's hard-linked applet names leaves the
 // other applets intact. In append mode the writer precedes such an entry
 // with one of another type, which makes the kernel unlink the name too.
+// Stages editing an image call Install, which replaces this way and also
+// makes the parents and refuses to replace a directory; Replace is to
+// retire outside package remix.
 func (t *Tree) Replace(e Entry) (*Node, error) {
 	p, old, err := t.Resolve(e.Name, false)
 	if err != nil {
