@@ -177,37 +177,16 @@ func dangling(t *remix.Tree) []Finding {
 
 // runtime tells links into the directories mounted at boot.
 func runtime(target, at string) bool {
-	abs := target
 	if !strings.HasPrefix(target, "/") {
-		dir := "/"
-		if i := strings.LastIndexByte(at, '/'); i >= 0 {
-			dir = "/" + at[:i]
-		}
-		abs = dir + "/" + target
+		target = remix.ParentPath(at) + "/" + target
 	}
-	c := remix.Canonical(cleanAbs(abs))
+	c := remix.Canonical(target)
 	for _, d := range runtimeDirs() {
 		if c == d || strings.HasPrefix(c, d+"/") {
 			return true
 		}
 	}
 	return false
-}
-
-func cleanAbs(p string) string {
-	var parts []string
-	for _, s := range strings.Split(p, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(parts) > 0 {
-				parts = parts[:len(parts)-1]
-			}
-		default:
-			parts = append(parts, s)
-		}
-	}
-	return "/" + strings.Join(parts, "/")
 }
 
 // libraries resolves every ELF program and library, and the interpreter

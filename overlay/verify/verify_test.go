@@ -199,3 +199,24 @@ func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 	}
 	return tr
 }
+
+// Links into what the boot mounts are not dangling, however they get there.
+func TestRuntimeLinks(t *testing.T) {
+	for _, tc := range []struct {
+		target, at string
+		want       bool
+	}{
+		{"/proc/self/mounts", "etc/mtab", true},
+		{"../run/lock", "var/lock", true},
+		{"../../../../run", "var/a/b", true}, // ".." stops at the root
+		{"run", "x", true},
+		{"./dev/null", "x", true},
+		{"/devices", "x", false},
+		{"../etc/x", "var/lock", false},
+		{"/", "x", false},
+	} {
+		if got := runtime(tc.target, tc.at); got != tc.want {
+			t.Errorf("runtime(%q at %s) = %v, want %v", tc.target, tc.at, got, tc.want)
+		}
+	}
+}
