@@ -66,17 +66,27 @@ func KernelVersions(t *Tree) []string {
 	}
 	out := []string{}
 	for _, k := range n.children() {
-		if k.kids["modules.dep"] != nil || hasModule(k) {
+		if k.child("modules.dep") != nil || hasModule(k) {
 			out = append(out, k.Name())
 		}
 	}
 	return out
 }
 
+// child returns the name in directory dir called name, or nil.
+func (dir *Node) child(name string) *Node {
+	for _, k := range dir.kids {
+		if k.Name() == name {
+			return k
+		}
+	}
+	return nil
+}
+
 // hasModule reports whether a regular file below dir is a kernel module.
 func hasModule(dir *Node) bool {
-	for name, k := range dir.kids {
-		if k.Inode.IsRegular() && isModuleFile(name) || hasModule(k) {
+	for _, k := range dir.kids {
+		if k.Inode.IsRegular() && isModuleFile(k.Name()) || hasModule(k) {
 			return true
 		}
 	}

@@ -125,9 +125,9 @@ type Node struct {
 	Path  string // canonical: no leading slash, no symlinks in its parents; "." is the root
 	Inode *Inode
 
-	seq  int              // creation order: parents always have a smaller seq than children
-	gen  int              // generation that created this name
-	kids map[string]*Node // for directories: the names it holds, by last component
+	seq  int     // creation order: parents always have a smaller seq than children
+	gen  int     // generation that created this name
+	kids []*Node // for directories: the names it holds, in no order
 	// detached: Replace gave the name a new inode where the kernel, given
 	// the bare entry, would write through the old one (a hard-linked file,
 	// a device node); an appended archive must unlink the name first.
@@ -209,10 +209,7 @@ func (t *Tree) ReadDir(dir string) ([]*Node, error) {
 
 // children lists a directory node's names sorted by name.
 func (n *Node) children() []*Node {
-	out := make([]*Node, 0, len(n.kids))
-	for _, k := range n.kids {
-		out = append(out, k)
-	}
+	out := append([]*Node(nil), n.kids...)
 	sort.Slice(out, func(a, b int) bool { return baseOf(out[a].Path) < baseOf(out[b].Path) })
 	return out
 }
@@ -458,10 +455,7 @@ func (t *Tree) attach(p string, i *Inode) *Node {
 	i.links++
 	t.nodes[p] = n
 	if parent := t.nodes[parentOf(p)]; parent != nil {
-		if parent.kids == nil {
-			parent.kids = map[string]*Node{}
-		}
-		parent.kids[baseOf(p)] = n
+		parent.kids = append(parent.kids, n)
 	}
 	return n
 }
@@ -473,7 +467,15 @@ func (t *Tree) remove(n *Node) error {
 	delete(t.nodes, n.Path)
 	n.Inode.links--
 	if parent := t.nodes[parentOf(n.Path)]; parent != nil {
-		delete(parent.kids, baseOf(n.Path))
+		for i, k := range parent.kids {
+			if k == n {
+				last := len(parent.kids) - 1
+				parent.kids[i] = parent.kids[last]
+				parent.kids[last] = nil
+				parent.kids = parent.kids[:last]
+				break
+			}
+		}
 	}
 	return nil
 }
