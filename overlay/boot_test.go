@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -73,8 +72,7 @@ func TestPresetBootLab(t *testing.T) {
 	}
 	run = append(run, link)
 	sort.Strings(run)
-	if _, err := img.Tree.Put(remix.Entry{Name: "overlay-selftest", Mode: newc.TypeReg | 0o755,
-		Content: remix.BytesContent(selftestScript(run))}); err != nil {
+	if _, err := img.Tree.Put(remix.File("overlay-selftest", 0o755, remix.BytesContent(selftestScript(run)))); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "rescue.img")

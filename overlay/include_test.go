@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // TestIncludeTruthful copies a tree with modes, owners, mtimes, a relative
@@ -54,10 +53,10 @@ func TestIncludeTruthful(t *testing.T) {
 	}
 
 	tr := synthImage(t, true) // merged: sbin -> usr/sbin is not there, bin and lib are
-	if _, err := tr.Put(remix.Entry{Name: "usr/sbin", Mode: newc.TypeDir | 0o755}); err != nil {
+	if _, err := tr.Put(remix.Dir("usr/sbin", 0o755)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tr.Put(remix.Entry{Name: "sbin", Mode: newc.TypeSymlink | 0o777, Target: "usr/sbin"}); err != nil {
+	if _, err := tr.Put(remix.Symlink("sbin", "usr/sbin")); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Apply(context.Background(), tr, Options{Root: root, Preset: "none",
@@ -65,28 +64,28 @@ func TestIncludeTruthful(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(p string, typ, mode, uid, gid uint32, target string) {
+	check := func(p, typ string, mode, uid, gid uint32, target string) {
 		t.Helper()
 		n := tr.Lookup(p)
 		if n == nil {
 			t.Errorf("%s not in the image", p)
 			return
 		}
-		if n.Inode.Type() != typ || n.Inode.Mode&0o7777 != mode || n.Inode.UID != uid || n.Inode.GID != gid || n.Inode.Target != target {
+		if remix.TypeName(n.Inode.Mode) != typ || n.Perm() != mode || n.Inode.UID != uid || n.Inode.GID != gid || n.Inode.Target != target {
 			t.Errorf("%s: %s %o %d:%d -> %q", p, remix.TypeName(n.Inode.Mode), n.Inode.Mode&0o7777, n.Inode.UID, n.Inode.GID, n.Inode.Target)
 		}
 	}
-	check("etc/rear/local.conf", newc.TypeReg, 0o600, 123, 456, "")
-	check("root/recover.conf", newc.TypeReg, 0o600, 123, 456, "")
-	check("etc/rear/bin/tool", newc.TypeReg, 0o4755, 0, 0, "")
-	check("etc/rear/site.conf", newc.TypeSymlink, 0o777, 0, 0, "local.conf")
-	check("etc/rear/default.conf", newc.TypeSymlink, 0o777, 0, 0, "/etc/alternatives/rear-real")
-	check("etc/alternatives/rear-real", newc.TypeSymlink, 0o777, 0, 0, "/usr/share/rear/real.conf")
-	check("usr/share/rear/real.conf", newc.TypeReg, 0o644, 0, 0, "")
+	check("etc/rear/local.conf", "file", 0o600, 123, 456, "")
+	check("root/recover.conf", "file", 0o600, 123, 456, "")
+	check("etc/rear/bin/tool", "file", 0o4755, 0, 0, "")
+	check("etc/rear/site.conf", "symlink", 0o777, 0, 0, "local.conf")
+	check("etc/rear/default.conf", "symlink", 0o777, 0, 0, "/etc/alternatives/rear-real")
+	check("etc/alternatives/rear-real", "symlink", 0o777, 0, 0, "/usr/share/rear/real.conf")
+	check("usr/share/rear/real.conf", "file", 0o644, 0, 0, "")
 	// sbin/helper landed in usr/sbin, where ../usr/lib/helper would be
 	// usr/usr/lib/helper: rewritten to reach usr/lib/helper.
-	check("usr/sbin/helper", newc.TypeSymlink, 0o777, 0, 0, "../lib/helper")
-	if _, n, err := tr.Resolve("/sbin/helper", true); err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+	check("usr/sbin/helper", "symlink", 0o777, 0, 0, "../lib/helper")
+	if _, n, err := tr.Resolve("/sbin/helper", true); err != nil || n == nil || !n.IsRegular() {
 		t.Errorf("/sbin/helper does not reach the helper (%v)", err)
 	}
 	if n := tr.Lookup("etc/rear/local.conf"); n != nil && n.Inode.Mtime != uint32(mtime.Unix()) {
@@ -106,7 +105,7 @@ func TestHardlinkedImageFile(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "usr/bin/cat"), []byte("not busybox\n"), 0o755)
 	tr := synthImage(t, true)
-	bb, err := tr.Put(remix.Entry{Name: "usr/bin/busybox", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("busybox")})
+	bb, err := tr.Put(remix.File("usr/bin/busybox", 0o755, remix.BytesContent("busybox")))
 	if err != nil {
 		t.Fatal(err)
 	}

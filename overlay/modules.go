@@ -15,7 +15,6 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // maxModule bounds one decompressed module or index file.
@@ -290,7 +289,7 @@ func (a *applier) writeModuleIndexes() error {
 	dir := "lib/modules/" + plan.kver
 	readImg := func(name string) ([]byte, error) {
 		_, n, err := t.Resolve(dir+"/"+name, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil {
+		if err != nil || n == nil || !n.IsRegular() || n.Inode.Content == nil {
 			return nil, nil
 		}
 		rc, err := n.Inode.Content.Open()
@@ -374,8 +373,10 @@ func (a *applier) writeModuleIndexes() error {
 		return fmt.Errorf("image %s: %w", dir, err)
 	}
 	for _, name := range names {
-		c := joinCanon(parent, name)
-		if _, err := t.Put(remix.Entry{Name: c, Mode: newc.TypeReg | 0o644, Mtime: plan.mtime, Content: remix.BytesContent(files[name])}); err != nil {
+		c := remix.JoinPath(parent, name)
+		e := remix.File(c, 0o644, remix.BytesContent(files[name]))
+		e.Mtime = plan.mtime
+		if _, err := t.Put(e); err != nil {
 			return fmt.Errorf("writing %s: %w", c, err)
 		}
 		a.report.Added = append(a.report.Added, Added{Path: c, Type: "file", Source: "generated", Reason: "module index of kernel " + plan.kver})

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -24,7 +23,7 @@ func unpackDir(t *testing.T, tr *remix.Tree, dir, to string) {
 	}
 	for _, n := range tr.Nodes() {
 		rel, ok := strings.CutPrefix(n.Path, canon+"/")
-		if !ok || n.Inode.Type() != newc.TypeReg {
+		if !ok || !n.IsRegular() {
 			continue
 		}
 		dst := filepath.Join(to, rel)

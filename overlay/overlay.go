@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,7 +210,7 @@ func (a *applier) checkProgram(p string) error {
 	head := make([]byte, 4)
 	n, _ := f.Read(head)
 	head = head[:n]
-	if bytes.HasPrefix(head, []byte("\x7fELF")) || bytes.HasPrefix(head, []byte("#!")) {
+	if remix.IsProgram(head) {
 		return nil
 	}
 	return fmt.Errorf("%s (%s) is neither an ELF program nor a #! script", p, phys)
@@ -319,7 +318,7 @@ func (a *applier) maybeProgram(p, why string) {
 	defer f.Close()
 	head := make([]byte, 4)
 	n, _ := f.Read(head)
-	if bytes.HasPrefix(head[:n], []byte("\x7fELF")) || bytes.HasPrefix(head[:n], []byte("#!")) {
+	if remix.IsProgram(head[:n]) {
 		a.program(p, why)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
@@ -136,11 +135,11 @@ func TestReaR3064(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{link, prog, lib} {
-		if _, n, err := img.Tree.Resolve(p, true); err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+		if _, n, err := img.Tree.Resolve(p, true); err != nil || n == nil || !n.IsRegular() {
 			t.Errorf("%s missing from the image (%v)", p, err)
 		}
 	}
-	if n := img.Tree.Lookup(link); n == nil || n.Inode.Type() != newc.TypeSymlink {
+	if n := img.Tree.Lookup(link); n == nil || !n.IsSymlink() {
 		t.Errorf("%s is not a symlink in the image", link)
 	}
 	mustVerify(t, img.Tree)
@@ -218,14 +217,14 @@ func synthImage(t *testing.T, merged bool) *remix.Tree {
 	t.Helper()
 	tr := remix.NewTree()
 	for _, d := range []string{"usr", "usr/bin", "usr/lib", "usr/lib64"} {
-		if _, err := tr.Put(remix.Entry{Name: d, Mode: newc.TypeDir | 0o755}); err != nil {
+		if _, err := tr.Put(remix.Dir(d, 0o755)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, d := range []string{"bin", "lib", "lib64"} {
-		e := remix.Entry{Name: d, Mode: newc.TypeDir | 0o755}
+		e := remix.Dir(d, 0o755)
 		if merged {
-			e = remix.Entry{Name: d, Mode: newc.TypeSymlink | 0o777, Target: "usr/" + d}
+			e = remix.Symlink(d, "usr/"+d)
 		}
 		if _, err := tr.Put(e); err != nil {
 			t.Fatal(err)
@@ -252,11 +251,11 @@ func TestUsrMerge(t *testing.T) {
 			}
 			for _, d := range []string{"bin", "lib", "lib64"} {
 				n := tr.Get(d)
-				want := uint32(newc.TypeDir)
+				want := "dir"
 				if c.imageMerged {
-					want = newc.TypeSymlink
+					want = "symlink"
 				}
-				if n == nil || n.Inode.Type() != want {
+				if n == nil || remix.TypeName(n.Inode.Mode) != want {
 					t.Errorf("/%s changed type in the image", d)
 				}
 			}
@@ -267,7 +266,7 @@ func TestUsrMerge(t *testing.T) {
 				prog = "/usr/bin/sh"
 			}
 			for _, p := range []string{prog, "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"} {
-				if _, n, err := tr.Resolve(p, true); err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+				if _, n, err := tr.Resolve(p, true); err != nil || n == nil || !n.IsRegular() {
 					t.Errorf("%s does not resolve to a file in the image (%v)", p, err)
 				}
 			}

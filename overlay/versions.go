@@ -10,7 +10,6 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // The rule for a library the image already has (see the README, "What
@@ -103,7 +102,7 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			continue // asked for by name: the root's copy replaces the image's
 		}
 		canon, n, err := a.tree.Resolve(o, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+		if err != nil || n == nil || !n.IsRegular() {
 			continue
 		}
 		v, err := img.Versions(o)
@@ -133,7 +132,7 @@ func (a *applier) planVersions(res *ldso.Result) (*versionPlan, error) {
 			continue
 		}
 		canon, n, err := a.tree.Resolve(f.Path, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeReg {
+		if err != nil || n == nil || !n.IsRegular() {
 			continue
 		}
 		v, err := img.Versions(f.Path)

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // writer puts entries of the root into the image, resolving every path
@@ -44,20 +43,6 @@ func newWriter(a *applier) *writer {
 	return &writer{a: a, bySrc: map[string]string{}}
 }
 
-func canonicalDir(c string) string {
-	if i := strings.LastIndexByte(c, '/'); i >= 0 {
-		return c[:i]
-	}
-	return "."
-}
-
-func joinCanon(dir, name string) string {
-	if dir == "." {
-		return name
-	}
-	return dir + "/" + name
-}
-
 // put copies src (a path inside the root whose parents are physical) to
 // dest in the image.
 func (w *writer) put(src, dest, why string) error {
@@ -75,17 +60,12 @@ func (w *writer) put(src, dest, why string) error {
 		uid, gid = st.Uid, st.Gid
 	}
 	mtime := uint32(fi.ModTime().Unix())
-	parent, err := t.MkdirAll(path.Dir(dest), 0o755, mtime)
+	canon, node, err := t.Place(dest, mtime)
 	if err != nil {
 		return fmt.Errorf("image directory for %s: %w", dest, err)
 	}
-	canon := joinCanon(parent, path.Base(dest))
-	if path.Base(dest) == "/" {
-		canon = "."
-	}
-	node := t.Get(canon)
-	perm := cpioPerm(fi.Mode())
-	e := remix.Entry{Name: canon, UID: uid, GID: gid, Mtime: mtime}
+	perm := remix.Perm(fi.Mode())
+	var e remix.Entry
 	typ := "file"
 	switch {
 	case fi.IsDir():
@@ -93,19 +73,19 @@ func (w *writer) put(src, dest, why string) error {
 		if node != nil {
 			// Never a directory over a link (usr-merge) or over what
 			// the image already has: the image's layout wins.
-			if node.Inode.Type() == newc.TypeDir {
+			if node.IsDir() {
 				w.bySrc[src] = canon
 				return nil
 			}
-			if node.Inode.Type() == newc.TypeSymlink {
-				if _, n, err := t.Resolve(canon, true); err == nil && n != nil && n.Inode.Type() == newc.TypeDir {
+			if node.IsSymlink() {
+				if _, n, err := t.Resolve(canon, true); err == nil && n != nil && n.IsDir() {
 					w.bySrc[src] = canon
 					return nil
 				}
 			}
 			return fmt.Errorf("%s: the image has a %s at %s where the root has a directory", src, remix.TypeName(node.Inode.Mode), canon)
 		}
-		e.Mode = newc.TypeDir | perm
+		e = remix.Dir(canon, perm)
 	case fi.Mode()&fs.ModeSymlink != 0:
 		typ = "symlink"
 		target, err := os.Readlink(w.a.host(src))
@@ -116,7 +96,7 @@ func (w *writer) put(src, dest, why string) error {
 			w.bySrc[src] = canon
 			return nil
 		}
-		if node != nil && node.Inode.Type() == newc.TypeSymlink && node.Inode.Target == target {
+		if node != nil && node.IsSymlink() && node.Inode.Target == target {
 			w.bySrc[src] = canon
 			return nil
 		}
@@ -135,46 +115,45 @@ func (w *writer) put(src, dest, why string) error {
 		// the root): the image's own program stays, since its /init and
 		// scripts run with it; what the link leads to is added at its
 		// own path anyway. A name asked for (--add vi) is replaced.
-		if node != nil && node.Inode.Type() == newc.TypeReg && !w.a.requested[src] {
+		if node != nil && node.IsRegular() && !w.a.requested[src] {
 			w.bySrc[src] = canon
 			w.a.report.Skipped = append(w.a.report.Skipped, fmt.Sprintf("/%s: the image's own file kept (the root has a link to %s)", canon, target))
 			return nil
 		}
-		e.Mode = newc.TypeSymlink | 0o777
-		e.Target = target
+		e = remix.Symlink(canon, target)
 		w.links = append(w.links, writtenLink{canon: canon, src: src, dest: dest, target: target})
 	case fi.Mode().IsRegular():
 		// The image's copy of a library stays, at this path or wherever
 		// its loader finds that name (an unmerged image's lib/): the
 		// root's is never written beside it, where a program could load
 		// a second, mismatched copy.
-		if _, kept := w.keep[src]; kept && (node == nil || node.Inode.Type() == newc.TypeReg) {
+		if _, kept := w.keep[src]; kept && (node == nil || node.IsRegular()) {
 			w.bySrc[src] = canon
 			return nil
 		}
-		if node != nil && node.Inode.Type() == newc.TypeDir {
+		if node != nil && node.IsDir() {
 			return fmt.Errorf("%s: the image has a directory at %s where the root has a file", src, canon)
 		}
 		c, err := remix.NewFileContent(w.a.host(src))
 		if err != nil {
 			return err
 		}
-		e.Mode = newc.TypeReg | perm
-		e.Content = c
+		e = remix.File(canon, perm, c)
 	default:
 		// Devices, fifos and sockets of an included tree: as they are.
 		typ = "special"
-		e.Mode = cpioType(fi.Mode()) | perm
+		e = remix.Entry{Name: canon, Mode: remix.CpioMode(fi.Mode())}
 		if st != nil {
 			e.RDevMajor, e.RDevMinor = uint32(st.Rdev>>8&0xfff), uint32(st.Rdev&0xff|st.Rdev>>12&0xfff00)
 		}
 	}
-	// Replace, not Put: the kernel writes a regular file over an existing
-	// one in place, so the root's cat put over one of busybox's hard-linked
-	// applets would turn every applet, /bin/sh included, into cat. Replace
-	// gives the name an inode of its own (and the writer makes the kernel
-	// unlink it first).
-	if _, err := t.Replace(e); err != nil {
+	e.UID, e.GID, e.Mtime = uid, gid, mtime
+	// Install replaces, never Puts: the kernel writes a regular file over
+	// an existing one in place, so the root's cat put over one of
+	// busybox's hard-linked applets would turn every applet, /bin/sh
+	// included, into cat. Install gives the name an inode of its own (and
+	// the writer makes the kernel unlink it first).
+	if _, err := t.Install(e); err != nil {
 		return fmt.Errorf("writing %s (from %s) into the image: %w", canon, src, err)
 	}
 	w.bySrc[src] = canon
@@ -188,9 +167,9 @@ func (w *writer) put(src, dest, why string) error {
 // link is linked into it at the end.
 func (w *writer) keepImageDir(node *remix.Node, canon, src, dest, target string) bool {
 	t := w.a.tree
-	isDir := node.Inode.Type() == newc.TypeDir
-	if node.Inode.Type() == newc.TypeSymlink && node.Inode.Target != target {
-		if _, n, err := t.Resolve(canon, true); err == nil && n != nil && n.Inode.Type() == newc.TypeDir {
+	isDir := node.IsDir()
+	if node.IsSymlink() && node.Inode.Target != target {
+		if _, n, err := t.Resolve(canon, true); err == nil && n != nil && n.IsDir() {
 			isDir = true
 		}
 	}
@@ -226,16 +205,17 @@ func (w *writer) finish() error {
 				continue
 			}
 			img := path.Join(c.imagePath, rel)
-			parent, err := t.MkdirAll(path.Dir(img), 0o755, uint32(fi.ModTime().Unix()))
+			mtime := uint32(fi.ModTime().Unix())
+			canon, old, err := t.Place(img, mtime)
 			if err != nil {
 				return fmt.Errorf("image directory for %s: %w", img, err)
 			}
-			canon := joinCanon(parent, path.Base(img))
-			if t.Get(canon) != nil || canon == w.bySrc[s] {
+			if old != nil || canon == w.bySrc[s] {
 				continue
 			}
-			target := "/" + w.bySrc[s]
-			if _, err := t.Put(remix.Entry{Name: canon, Mode: newc.TypeSymlink | 0o777, Target: target, Mtime: uint32(fi.ModTime().Unix())}); err != nil {
+			e := remix.Symlink(canon, "/"+w.bySrc[s])
+			e.Mtime = mtime
+			if _, err := t.Install(e); err != nil {
 				return fmt.Errorf("writing %s into the image: %w", canon, err)
 			}
 			w.a.report.Added = append(w.a.report.Added, Added{Path: canon, Type: "symlink", Source: s,
@@ -250,47 +230,22 @@ func (w *writer) finish() error {
 		if err != nil || wn == nil {
 			continue // dangling either way: verify lists it
 		}
-		got, _, err := t.Resolve(path.Join("/"+canonicalDir(l.canon), l.target), false)
+		dir := "/" + remix.ParentPath(l.canon)
+		got, _, err := t.Resolve(path.Join(dir, l.target), false)
 		if err == nil && got == want {
 			continue
 		}
-		rel, err := filepath.Rel("/"+canonicalDir(l.canon), "/"+want)
+		rel, err := filepath.Rel(dir, "/"+want)
 		if err != nil {
 			continue
 		}
 		n := t.Get(l.canon)
-		if _, err := t.Put(remix.Entry{Name: l.canon, Mode: newc.TypeSymlink | 0o777, Target: rel, UID: n.Inode.UID, GID: n.Inode.GID, Mtime: n.Inode.Mtime}); err != nil {
+		e := remix.Symlink(l.canon, rel)
+		e.UID, e.GID, e.Mtime = n.Inode.UID, n.Inode.GID, n.Inode.Mtime
+		if _, err := t.Install(e); err != nil {
 			return fmt.Errorf("rewriting link %s into the image: %w", l.canon, err)
 		}
 		w.a.report.Warnings = append(w.a.report.Warnings, fmt.Sprintf("%s: link target %s rewritten to %s to stay valid in the image's layout", l.canon, l.target, rel))
 	}
 	return nil
-}
-
-func cpioPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
-}
-
-func cpioType(m fs.FileMode) uint32 {
-	switch {
-	case m&fs.ModeCharDevice != 0:
-		return newc.TypeChar
-	case m&fs.ModeDevice != 0:
-		return newc.TypeBlock
-	case m&fs.ModeNamedPipe != 0:
-		return newc.TypeFIFO
-	case m&fs.ModeSocket != 0:
-		return newc.TypeSocket
-	}
-	return newc.TypeReg
 }

@@ -4,7 +4,6 @@
 package remix
 
 import (
-	"sort"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix/newc"
@@ -61,31 +60,37 @@ func DetectUsrMerge(t *Tree) UsrMerge {
 // KernelVersions lists the module directories under lib/modules (read
 // through the image's links) that hold modules or a modules.dep.
 func KernelVersions(t *Tree) []string {
-	dir, n, err := t.Resolve("lib/modules", true)
+	_, n, err := t.Resolve("lib/modules", true)
 	if err != nil || n == nil || n.Inode.Type() != newc.TypeDir {
 		return nil
 	}
-	prefix := dir + "/"
-	seen := map[string]bool{}
-	for p, node := range t.nodes {
-		rest, ok := strings.CutPrefix(p, prefix)
-		if !ok {
-			continue
-		}
-		kver, file, ok := strings.Cut(rest, "/")
-		if !ok || seen[kver] {
-			continue
-		}
-		if file == "modules.dep" || (node.Inode.Type() == newc.TypeReg && isModuleFile(file)) {
-			seen[kver] = true
+	out := []string{}
+	for _, k := range n.children() {
+		if k.child("modules.dep") != nil || hasModule(k) {
+			out = append(out, k.Name())
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
+}
+
+// child returns the name in directory dir called name, or nil.
+func (dir *Node) child(name string) *Node {
+	for _, k := range dir.kids {
+		if k.Name() == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// hasModule reports whether a regular file below dir is a kernel module.
+func hasModule(dir *Node) bool {
+	for _, k := range dir.kids {
+		if k.Inode.IsRegular() && isModuleFile(k.Name()) || hasModule(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func isModuleFile(p string) bool {

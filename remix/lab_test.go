@@ -1,10 +1,12 @@
 package remix
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/testtool"
@@ -48,5 +50,48 @@ func TestLabRewriteIsMultiFrame(t *testing.T) {
 			}
 			t.Logf("%s: %d streams, %d bytes", c, streams, res.Bytes)
 		})
+	}
+}
+
+// TestLabFSPassesFSTest: the io/fs view of a real image's tree passes
+// testing/fstest, every file read back through it, and the dynamic loader
+// is reached through the image's own usr-merge link.
+func TestLabFSPassesFSTest(t *testing.T) {
+	lab := testtool.Lab(t)
+	for _, name := range []string{"itools-gzip", "dracut-nosd-gzip"} {
+		t.Run(name, func(t *testing.T) {
+			img := open(t, filepath.Join(lab, "images", name+".img"))
+			mountRuntime(t, img.Tree)
+			if err := fstest.TestFS(img.Tree.FS(), "init", "usr/bin", "etc"); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := fs.Stat(img.Tree.FS(), "lib64/ld-linux-x86-64.so.2"); err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("the loader through lib64: %v, %v", fi, err)
+			}
+		})
+	}
+}
+
+// mountRuntime gives the links into what the boot mounts (etc/mtab ->
+// /proc/self/mounts, var/lock -> /run/lock) a file to reach, as the
+// mounts will: fstest opens every name, and a dangling link fails Open.
+func mountRuntime(t *testing.T, tr *Tree) {
+	for _, n := range tr.Nodes() {
+		if !n.IsSymlink() {
+			continue
+		}
+		if _, tn, err := tr.Resolve(n.Path, true); err == nil && tn != nil {
+			continue
+		}
+		target := n.Inode.Target
+		if !strings.HasPrefix(target, "/") {
+			target = ParentPath(n.Path) + "/" + target
+		}
+		if c := Canonical(target); !strings.HasPrefix(c, "proc/") && !strings.HasPrefix(c, "run/") && c != "run" {
+			t.Fatalf("%s -> %s: dangling outside the runtime mounts", n.Path, n.Inode.Target)
+		}
+		if _, err := tr.Install(File(target, 0o644, nil)); err != nil {
+			t.Fatalf("%s -> %s: %v", n.Path, n.Inode.Target, err)
+		}
 	}
 }

@@ -98,6 +98,8 @@ type Inode struct {
 }
 
 // Type returns the file type bits (newc.TypeReg, newc.TypeDir, ...).
+// To retire outside package remix: stages use the predicates (IsDir,
+// IsRegular, IsSymlink, IsDevice ...) and TypeName.
 func (i *Inode) Type() uint32 { return i.Mode & newc.TypeMask }
 
 // Size is the body size written for the inode: content for regular files,
@@ -123,9 +125,9 @@ type Node struct {
 	Path  string // canonical: no leading slash, no symlinks in its parents; "." is the root
 	Inode *Inode
 
-	seq      int // creation order: parents always have a smaller seq than children
-	gen      int // generation that created this name
-	children int // for directories: how many names it holds
+	seq  int     // creation order: parents always have a smaller seq than children
+	gen  int     // generation that created this name
+	kids []*Node // for directories: the names it holds, in no order
 	// detached: Replace gave the name a new inode where the kernel, given
 	// the bare entry, would write through the old one (a hard-linked file,
 	// a device node); an appended archive must unlink the name first.
@@ -187,8 +189,34 @@ func (t *Tree) Len() int { return len(t.nodes) }
 // Get returns the node at a canonical path, or nil.
 func (t *Tree) Get(canonical string) *Node { return t.nodes[canonical] }
 
+// ReadDir returns the names directly inside the directory dir, sorted by
+// name. dir is resolved through the image's own links, the last component
+// included, as the kernel's opendir would; the cost is that of the
+// directory's entries, not of the tree.
+func (t *Tree) ReadDir(dir string) ([]*Node, error) {
+	p, n, err := t.Resolve(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotExist)
+	}
+	if n.Inode.Type() != newc.TypeDir {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotDir)
+	}
+	return n.children(), nil
+}
+
+// children lists a directory node's names sorted by name.
+func (n *Node) children() []*Node {
+	out := append([]*Node(nil), n.kids...)
+	sort.Slice(out, func(a, b int) bool { return baseOf(out[a].Path) < baseOf(out[b].Path) })
+	return out
+}
+
 // Nodes returns every node in creation order, so that each directory comes
-// before what it holds, as an archive must list them.
+// before what it holds, as an archive must list them. It costs the whole
+// tree: to list a directory use ReadDir.
 func (t *Tree) Nodes() []*Node {
 	out := make([]*Node, 0, len(t.nodes))
 	for _, n := range t.nodes {
@@ -329,13 +357,16 @@ func (t *Tree) Put(e Entry) (*Node, error) {
 	return nil, fmt.Errorf("%s: unknown file type %#o", e.Name, typ)
 }
 
-// Replace puts e at its name as a new file of its own. Where Put follows the
-// kernel and writes a regular file's content through to every hard link of
-// the inode already there (and leaves an existing device node as it is),
+// Replace puts e at its name as a new file of its own. Where Put follows
+// the kernel and writes a regular file's content through to every hard link
+// of the inode already there (and leaves an existing device node as it is),
 // Replace unlinks the name first, so the other links keep their content: a
 // program put over one of busybox's hard-linked applet names leaves the
 // other applets intact. In append mode the writer precedes such an entry
 // with one of another type, which makes the kernel unlink the name too.
+// Stages editing an image call Install, which replaces this way and also
+// makes the parents and refuses to replace a directory; Replace is to
+// retire outside package remix.
 func (t *Tree) Replace(e Entry) (*Node, error) {
 	p, old, err := t.Resolve(e.Name, false)
 	if err != nil {
@@ -424,19 +455,27 @@ func (t *Tree) attach(p string, i *Inode) *Node {
 	i.links++
 	t.nodes[p] = n
 	if parent := t.nodes[parentOf(p)]; parent != nil {
-		parent.children++
+		parent.kids = append(parent.kids, n)
 	}
 	return n
 }
 
 func (t *Tree) remove(n *Node) error {
-	if n.Inode.Type() == newc.TypeDir && n.children > 0 {
+	if n.Inode.Type() == newc.TypeDir && len(n.kids) > 0 {
 		return fmt.Errorf("%s: %w", n.Path, ErrDirNotEmpty)
 	}
 	delete(t.nodes, n.Path)
 	n.Inode.links--
 	if parent := t.nodes[parentOf(n.Path)]; parent != nil {
-		parent.children--
+		for i, k := range parent.kids {
+			if k == n {
+				last := len(parent.kids) - 1
+				parent.kids[i] = parent.kids[last]
+				parent.kids[last] = nil
+				parent.kids = parent.kids[:last]
+				break
+			}
+		}
 	}
 	return nil
 }
@@ -466,6 +505,17 @@ func join(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
+}
+
+// ParentPath returns the directory part of a canonical path ("." for a
+// name in the root and for the root itself).
+func ParentPath(canonical string) string { return parentOf(canonical) }
+
+// JoinPath joins a canonical directory and a name in it.
+func JoinPath(dir, name string) string { return join(dir, name) }
+
+func baseOf(p string) string {
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 func parentOf(p string) string {

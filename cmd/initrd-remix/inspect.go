@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
@@ -89,7 +88,7 @@ memory whole.
 	var raw []rawEntry
 	opt := remix.OpenOptions{MetadataOnly: true, ScanOptions: scan}
 	if *files {
-		opt.OnEntry = func(seg *remix.Segment, h *newc.Header, target string) {
+		opt.OnEntry = func(seg *remix.Segment, h *remix.Header, target string) {
 			raw = append(raw, rawEntry{Segment: seg.Index, Name: h.Name, Type: remix.TypeName(h.Mode), Mode: h.Mode & 0o7777,
 				UID: h.UID, GID: h.GID, Size: h.Size, Mtime: h.Mtime, Nlink: h.Nlink, Ino: h.Ino,
 				RDevMajor: h.RDevMajor, RDevMinor: h.RDevMinor, Target: target})

@@ -7,82 +7,36 @@ package treefs
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
-	"strings"
 	"syscall"
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // maxFile bounds what one Open reads into memory: bodies spooled to disk
 // are read whole, because debug/elf needs random access.
 const maxFile = 1 << 30
 
-// FS is an ldso.FS over a tree. It indexes directories once when created;
-// the tree must not change while it is used.
+// FS is an ldso.FS over a tree: names are physical (the resolver follows
+// links itself), looked up without following any link, and listings come
+// from the tree's own directory index. The tree must not change while it
+// is used.
 type FS struct {
-	t    *remix.Tree
-	dirs map[string][]string // canonical directory -> names in it
+	t *remix.Tree
 }
 
 // New returns the FS of t.
-func New(t *remix.Tree) *FS {
-	f := &FS{t: t, dirs: map[string][]string{}}
-	for _, n := range t.Nodes() {
-		if n.Path == "." {
-			continue
-		}
-		dir, name := ".", n.Path
-		if i := strings.LastIndexByte(n.Path, '/'); i >= 0 {
-			dir, name = n.Path[:i], n.Path[i+1:]
-		}
-		f.dirs[dir] = append(f.dirs[dir], name)
-	}
-	return f
-}
+func New(t *remix.Tree) *FS { return &FS{t: t} }
 
 var _ ldso.FS = (*FS)(nil)
 
-func canonical(name string) string { return remix.Canonical(name) }
-
 func (f *FS) node(op, name string) (*remix.Node, error) {
-	n := f.t.Get(canonical(name))
+	n := f.t.Get(remix.Canonical(name))
 	if n == nil {
 		return nil, &fs.PathError{Op: op, Path: name, Err: syscall.ENOENT}
 	}
 	return n, nil
-}
-
-// Mode converts cpio mode bits to an fs.FileMode.
-func Mode(m uint32) fs.FileMode {
-	perm := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		perm |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		perm |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		perm |= fs.ModeSticky
-	}
-	switch m & newc.TypeMask {
-	case newc.TypeDir:
-		perm |= fs.ModeDir
-	case newc.TypeSymlink:
-		perm |= fs.ModeSymlink
-	case newc.TypeChar:
-		perm |= fs.ModeDevice | fs.ModeCharDevice
-	case newc.TypeBlock:
-		perm |= fs.ModeDevice
-	case newc.TypeFIFO:
-		perm |= fs.ModeNamedPipe
-	case newc.TypeSocket:
-		perm |= fs.ModeSocket
-	}
-	return perm
 }
 
 // Lstat implements ldso.FS.
@@ -91,7 +45,7 @@ func (f *FS) Lstat(name string) (fs.FileMode, error) {
 	if err != nil {
 		return 0, err
 	}
-	return Mode(n.Inode.Mode), nil
+	return n.Inode.FileMode(), nil
 }
 
 // Readlink implements ldso.FS.
@@ -100,7 +54,7 @@ func (f *FS) Readlink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if n.Inode.Type() != newc.TypeSymlink {
+	if !n.IsSymlink() {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: syscall.EINVAL}
 	}
 	return n.Inode.Target, nil
@@ -112,10 +66,18 @@ func (f *FS) ReadDir(name string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.Inode.Type() != newc.TypeDir {
+	if !n.IsDir() {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: syscall.ENOTDIR}
 	}
-	return f.dirs[canonical(name)], nil
+	kids, err := f.t.ReadDir(n.Path)
+	if err != nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
+	}
+	names := make([]string, len(kids))
+	for i, k := range kids {
+		names[i] = k.Name()
+	}
+	return names, nil
 }
 
 // Open implements ldso.FS.
@@ -124,27 +86,18 @@ func (f *FS) Open(name string) (ldso.FileReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.Inode.Type() != newc.TypeReg {
+	if !n.IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file")}
 	}
-	c := n.Inode.Content
-	if c == nil {
-		return reader{bytes.NewReader(nil)}, nil
-	}
-	if b, ok := c.(remix.BytesContent); ok {
+	if b, ok := n.Inode.Content.(remix.BytesContent); ok {
 		return reader{bytes.NewReader(b)}, nil
 	}
-	if c.Size() > maxFile {
+	if n.Inode.Size() > maxFile {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("larger than %d bytes", maxFile)}
 	}
-	rc, err := c.Open()
+	b, err := f.t.FS().ReadFile(n.Path)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxFile))
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+		return nil, err
 	}
 	return reader{bytes.NewReader(b)}, nil
 }

@@ -8,20 +8,19 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 func tree(t *testing.T) *remix.Tree {
 	t.Helper()
 	tr := remix.NewTree()
 	for _, e := range []remix.Entry{
-		{Name: "usr", Mode: newc.TypeDir | 0o755},
-		{Name: "usr/bin", Mode: newc.TypeDir | 0o755},
-		{Name: "bin", Mode: newc.TypeSymlink | 0o777, Target: "usr/bin"},
-		{Name: "usr/bin/tool", Mode: newc.TypeReg | 0o4755, Content: remix.BytesContent("#!/bin/sh\necho hi\n")},
-		{Name: "usr/bin/run", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/usr/bin/tool\n")},
-		{Name: "dev", Mode: newc.TypeDir | 0o755},
-		{Name: "dev/console", Mode: newc.TypeChar | 0o600, RDevMajor: 5, RDevMinor: 1},
+		remix.Dir("usr", 0o755),
+		remix.Dir("usr/bin", 0o755),
+		remix.Symlink("bin", "usr/bin"),
+		remix.File("usr/bin/tool", 0o4755, remix.BytesContent("#!/bin/sh\necho hi\n")),
+		remix.File("usr/bin/run", 0o755, remix.BytesContent("#!/usr/bin/tool\n")),
+		remix.Dir("dev", 0o755),
+		remix.CharDev("dev/console", 0o600, 5, 1),
 	} {
 		if _, err := tr.Put(e); err != nil {
 			t.Fatal(err)

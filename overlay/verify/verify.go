@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 	"github.com/initrd-remix/initrd-remix/strip/audit"
 )
@@ -165,7 +163,7 @@ func stripAssertions(t *remix.Tree) []Finding {
 func dangling(t *remix.Tree) []Finding {
 	var out []Finding
 	for _, n := range t.Nodes() {
-		if n.Inode.Type() != newc.TypeSymlink {
+		if !n.IsSymlink() {
 			continue
 		}
 		target := n.Inode.Target
@@ -185,37 +183,16 @@ func dangling(t *remix.Tree) []Finding {
 
 // runtime tells links into the directories mounted at boot.
 func runtime(target, at string) bool {
-	abs := target
 	if !strings.HasPrefix(target, "/") {
-		dir := "/"
-		if i := strings.LastIndexByte(at, '/'); i >= 0 {
-			dir = "/" + at[:i]
-		}
-		abs = dir + "/" + target
+		target = remix.ParentPath(at) + "/" + target
 	}
-	c := remix.Canonical(cleanAbs(abs))
+	c := remix.Canonical(target)
 	for _, d := range runtimeDirs() {
 		if c == d || strings.HasPrefix(c, d+"/") {
 			return true
 		}
 	}
 	return false
-}
-
-func cleanAbs(p string) string {
-	var parts []string
-	for _, s := range strings.Split(p, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(parts) > 0 {
-				parts = parts[:len(parts)-1]
-			}
-		default:
-			parts = append(parts, s)
-		}
-	}
-	return "/" + strings.Join(parts, "/")
 }
 
 // libraries resolves every ELF program and library, and the interpreter
@@ -231,7 +208,7 @@ func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if n.Inode.Type() != newc.TypeReg {
+		if !n.IsRegular() {
 			continue
 		}
 		// An executable script must find its interpreter (and, through
@@ -326,19 +303,9 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 	return out, nil
 }
 
-// isScript reports whether a file starts with "#!".
+// isScript reports whether a file starts with "#!" and has more.
 func isScript(n *remix.Node) bool {
-	if n.Inode.Content == nil || n.Inode.Size() < 3 {
-		return false
-	}
-	rc, err := n.Inode.Content.Open()
-	if err != nil {
-		return false
-	}
-	defer rc.Close()
-	var h [2]byte
-	_, err = io.ReadFull(rc, h[:])
-	return err == nil && string(h[:]) == "#!"
+	return n.Inode.Size() >= 3 && remix.IsScript(remix.Head(n.Inode.Content, 2))
 }
 
 // elfKind sorts a regular file of the image: program (PT_INTERP), other

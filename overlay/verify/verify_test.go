@@ -11,25 +11,24 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 func TestTreeFindings(t *testing.T) {
 	tr := remix.NewTree()
 	link := func(name, target string) remix.Entry {
-		return remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: target}
+		return remix.Symlink(name, target)
 	}
 	for _, e := range []remix.Entry{
-		{Name: "etc", Mode: newc.TypeDir | 0o755},
-		{Name: "etc/hostname", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("x\n")},
+		remix.Dir("etc", 0o755),
+		remix.File("etc/hostname", 0o644, remix.BytesContent("x\n")),
 		link("etc/ok", "hostname"),
 		link("etc/gone", "../nothere"),
 		link("etc/mask", "/dev/null"),
 		link("etc/mtab", "../proc/self/mounts"),
 		link("etc/a", "b"),
 		link("etc/b", "a"),
-		{Name: "run.sh", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/bin/sh\n")},
-		{Name: "notes.sh", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("#!/bin/sh\n")}, // not executable: not checked
+		remix.File("run.sh", 0o755, remix.BytesContent("#!/bin/sh\n")),
+		remix.File("notes.sh", 0o644, remix.BytesContent("#!/bin/sh\n")), // not executable: not checked
 	} {
 		if _, err := tr.Put(e); err != nil {
 			t.Fatal(err)
@@ -174,10 +173,10 @@ func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 	t.Helper()
 	tr := remix.NewTree()
 	entries := []remix.Entry{
-		{Name: "lib64", Mode: newc.TypeDir | 0o755},
-		{Name: "lib", Mode: newc.TypeDir | 0o755},
-		{Name: "lib/x86_64-linux-gnu", Mode: newc.TypeDir | 0o755},
-		{Name: "lib64/ld-linux-x86-64.so.2", Mode: newc.TypeSymlink | 0o777, Target: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+		remix.Dir("lib64", 0o755),
+		remix.Dir("lib", 0o755),
+		remix.Dir("lib/x86_64-linux-gnu", 0o755),
+		remix.Symlink("lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
 	}
 	files["lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"] = ldso
 	names := make([]string, 0, len(files))
@@ -190,7 +189,7 @@ func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries = append(entries, remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(b)})
+		entries = append(entries, remix.File(name, 0o755, remix.BytesContent(b)))
 	}
 	for _, e := range entries {
 		if _, err := tr.Put(e); err != nil {
@@ -198,4 +197,25 @@ func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 		}
 	}
 	return tr
+}
+
+// Links into what the boot mounts are not dangling, however they get there.
+func TestRuntimeLinks(t *testing.T) {
+	for _, tc := range []struct {
+		target, at string
+		want       bool
+	}{
+		{"/proc/self/mounts", "etc/mtab", true},
+		{"../run/lock", "var/lock", true},
+		{"../../../../run", "var/a/b", true}, // ".." stops at the root
+		{"run", "x", true},
+		{"./dev/null", "x", true},
+		{"/devices", "x", false},
+		{"../etc/x", "var/lock", false},
+		{"/", "x", false},
+	} {
+		if got := runtime(tc.target, tc.at); got != tc.want {
+			t.Errorf("runtime(%q at %s) = %v, want %v", tc.target, tc.at, got, tc.want)
+		}
+	}
 }
