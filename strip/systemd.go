@@ -52,18 +52,18 @@ func (e *editor) systemd() error {
 		"a program systemd-shutdown runs last (md, dm and LUKS shutdown steps)"); err != nil {
 		return err
 	}
-	if err := e.file(AddFile, "the rescue entry point as a console service", "etc/systemd/system/"+allow.RescueService, 0o644, embedded("rescue.service")); err != nil {
+	if err := e.file(AddFile, "the rescue entry point as a console service", e.unitPath(allow.RescueService), 0o644, embedded("rescue.service")); err != nil {
 		return err
 	}
 	if err := e.file(OverrideConfig, "should anything fail, the emergency service is the rescue entry point, not the distribution's emergency shell and hooks",
-		"etc/systemd/system/"+allow.EmergencyService, 0o644, embedded("emergency.service")); err != nil {
+		e.unitPath(allow.EmergencyService), 0o644, embedded("emergency.service")); err != nil {
 		return err
 	}
-	if err := e.file(OverrideConfig, "initrd.target brings up basic.target (udev, coldplug, modules, console) and the rescue, not the root", "etc/systemd/system/initrd.target", 0o644, embedded("rescue.target")); err != nil {
+	if err := e.file(OverrideConfig, "initrd.target brings up basic.target (udev, coldplug, modules, console) and the rescue, not the root", e.unitPath("initrd.target"), 0o644, embedded("rescue.target")); err != nil {
 		return err
 	}
 	// A relative link resolves in etc/systemd/system, to the override above.
-	return e.put(OverrideConfig, "default.target is the overridden initrd.target", remix.Entry{Name: "etc/systemd/system/default.target", Mode: newc.TypeSymlink | 0o777, Target: "initrd.target"})
+	return e.put(OverrideConfig, "default.target is the overridden initrd.target", remix.Entry{Name: e.unitPath("default.target"), Mode: newc.TypeSymlink | 0o777, Target: "initrd.target"})
 }
 
 // judgeUnit keeps an allowed unit (masking drop-ins that would make it run
@@ -76,7 +76,7 @@ func (e *editor) judgeUnit(set *units.Set, u string) error {
 	// to a unit of another name is that unit.
 	main, err := set.Main(u)
 	if err != nil {
-		return e.mask(MaskUnit, "unreadable, so not known to be harmless: "+err.Error(), "etc/systemd/system/"+u)
+		return e.mask(MaskUnit, "unreadable, so not known to be harmless: "+err.Error(), e.unitPath(u))
 	}
 	ok, why := allow.Check(u, main)
 	if a := set.Alias(u); ok && a != u {
@@ -85,7 +85,7 @@ func (e *editor) judgeUnit(set *units.Set, u string) error {
 		}
 	}
 	if !ok {
-		return e.mask(MaskUnit, why, "etc/systemd/system/"+u)
+		return e.mask(MaskUnit, why, e.unitPath(u))
 	}
 	// The unit may run; no drop-in may make it run anything else.
 	merged := main
@@ -103,7 +103,7 @@ func (e *editor) judgeUnit(set *units.Set, u string) error {
 			merged = unitfile.Merge(merged, df)
 			continue
 		}
-		if err := e.mask(MaskUnit, "drop-in of the allowed "+u+": "+dwhy, "etc/systemd/system/"+u+".d/"+d.Name); err != nil {
+		if err := e.mask(MaskUnit, "drop-in of the allowed "+u+": "+dwhy, e.unitPath(u+".d/"+d.Name)); err != nil {
 			return err
 		}
 	}
@@ -128,4 +128,16 @@ func (e *editor) maskExecutables(kind Kind, dirs []string, etcDir string, keep f
 		}
 	}
 	return nil
+}
+
+// unitPath is where an edit of a unit file (or drop-in, "NAME.d/FILE")
+// goes: etc/systemd/system, which overrides every vendor directory, unless
+// the image defines it in etc/systemd/system.control, the one directory
+// systemd ranks higher; there the edit must replace that file.
+func (e *editor) unitPath(rel string) string {
+	ctl := "etc/systemd/system.control/" + rel
+	if _, n, err := e.t.Resolve(ctl, false); err == nil && n != nil {
+		return ctl
+	}
+	return "etc/systemd/system/" + rel
 }

@@ -88,6 +88,22 @@ func units() map[string]Unit {
 	}
 }
 
+// programDirs are where the allowed programs live; a program of an allowed
+// name anywhere else (/usr/libexec/x/systemd-udevd) is not the one the
+// allow-list means.
+var programDirs = map[string]bool{"/bin": true, "/sbin": true, "/usr/bin": true, "/usr/sbin": true,
+	"/lib/systemd": true, "/usr/lib/systemd": true, "/lib/udev": true, "/usr/lib/udev": true, "/usr/lib/initrd-remix": true}
+
+// systemDir reports whether a program named in a unit or rule is a bare
+// name (found on the standard search path, or in udev's directory) or an
+// absolute path in one of programDirs.
+func systemDir(program string) bool {
+	if !strings.Contains(program, "/") {
+		return true
+	}
+	return programDirs[path.Dir(program)]
+}
+
 // SystemctlVerbs are the only systemctl verbs an allowed unit may use.
 var systemctlVerbs = map[string]bool{"poweroff": true, "reboot": true, "halt": true, "kexec": true}
 
@@ -121,6 +137,9 @@ func Type(name string) string {
 // CommandAllowed reports whether an allowed unit with rule u may run the
 // command line cmd (its program and, for systemctl, its verb).
 func CommandAllowed(u Unit, program, cmd string) bool {
+	if !systemDir(program) {
+		return false
+	}
 	base := path.Base(program)
 	ok := false
 	for _, p := range u.Programs {
@@ -193,6 +212,9 @@ func UdevProgram(cmdline string) bool {
 	prog := f[0]
 	if strings.Contains(prog, "$") || strings.Contains(prog, "%") || strings.Contains(prog, ":") && !strings.HasPrefix(prog, "/") {
 		// $env{REMOVE_CMD}, socket:..., %c: not a program known here.
+		return false
+	}
+	if !systemDir(prog) {
 		return false
 	}
 	base := path.Base(prog)

@@ -25,6 +25,8 @@ func TestUdevProgram(t *testing.T) {
 		"/sbin/initqueue --onetime x":         false,
 		"/usr/bin/udevadm trigger -s block":   true,
 		"/usr/libexec/hwprobe/probe $devnode": false,
+		"/usr/libexec/hw/ata_id --export x":   false, // an allowed name in another directory
+		"../../tmp/scsi_id":                   false,
 	} {
 		if got := UdevProgram(cmd); got != want {
 			t.Errorf("UdevProgram(%q) = %v, want %v", cmd, got, want)
@@ -50,6 +52,7 @@ func TestCheck(t *testing.T) {
 		{"systemd-poweroff.service", "[Service]\nExecStart=systemctl --force poweroff\n", true},
 		{"systemd-poweroff.service", "[Service]\nExecStart=systemctl start lvm2-activation.service\n", false},
 		{"vdo.service", "[Service]\nExecStart=/usr/bin/vdo start\n", false},
+		{"systemd-udevd.service", "[Service]\nExecStart=/usr/libexec/hw/systemd-udevd\n", false},
 		{"systemd-journald.socket", "[Socket]\nListenStream=/run/systemd/journal/stdout\n", true}, // activates systemd-journald.service by its name
 		{"systemd-journald-dev-log.socket", "[Socket]\nService=systemd-journald.service\n", true},
 		{"syslog.socket", "[Socket]\nListenDatagram=/run/systemd/journal/syslog\n", false},

@@ -16,7 +16,8 @@ import (
 )
 
 // Dirs is systemd's unit search path in an initrd, highest priority first.
-var Dirs = []string{"etc/systemd/system", "usr/local/lib/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"}
+var Dirs = []string{"etc/systemd/system.control", "etc/systemd/system", "etc/systemd/system.attached",
+	"usr/local/lib/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"}
 
 // GeneratorDirs hold the generators systemd runs before loading units,
 // highest priority first.
