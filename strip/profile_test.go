@@ -74,15 +74,7 @@ func TestDetect(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := layout(t, tc.lines...)
-			d := Detect(tr)
-			if d.Generator != tc.want {
-				t.Fatalf("Detect = %s (%v), want %s", d.Generator, d.Evidence, tc.want)
-			}
-			for _, ev := range tc.evidence {
-				if !slices.Contains(d.Evidence, ev) {
-					t.Errorf("evidence %q missing from %q", ev, d.Evidence)
-				}
-			}
+			expectDetect(t, tr, tc.want, tc.evidence)
 			_, err := Apply(tr, Options{})
 			if tc.refusal == "" {
 				return
@@ -92,5 +84,19 @@ func TestDetect(t *testing.T) {
 				t.Errorf("Apply: %v, want an UnsupportedError saying %q", err, tc.refusal)
 			}
 		})
+	}
+}
+
+// expectDetect checks that Detect names want with every piece of evidence.
+func expectDetect(t *testing.T, tr *remix.Tree, want Generator, evidence []string) {
+	t.Helper()
+	d := Detect(tr)
+	if d.Generator != want {
+		t.Fatalf("Detect = %s (%v), want %s", d.Generator, d.Evidence, want)
+	}
+	for _, ev := range evidence {
+		if !slices.Contains(d.Evidence, ev) {
+			t.Errorf("evidence %q missing from %q", ev, d.Evidence)
+		}
 	}
 }

@@ -106,15 +106,7 @@ func TestSystemdInitrdDetect(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := tc.tree(t)
-			d := Detect(tr)
-			if d.Generator != tc.want {
-				t.Fatalf("Detect = %s (%v), want %s", d.Generator, d.Evidence, tc.want)
-			}
-			for _, ev := range tc.evidence {
-				if !slices.Contains(d.Evidence, ev) {
-					t.Errorf("evidence %q missing from %q", ev, d.Evidence)
-				}
-			}
+			expectDetect(t, tr, tc.want, tc.evidence)
 			_, err := Apply(tr, Options{})
 			if (err == nil) != (tc.want != Unknown) {
 				t.Errorf("Apply: %v", err)

@@ -1,7 +1,6 @@
 package strip
 
 import (
-	"path"
 	"regexp"
 	"strings"
 
@@ -22,16 +21,7 @@ var udevRuleDirs = []string{"lib/udev/rules.d", "usr/lib/udev/rules.d", "usr/loc
 
 // effectiveRules returns, by file name, the rules file udev would use.
 func effectiveRules(t *remix.Tree) map[string]*remix.Node {
-	eff := map[string]*remix.Node{}
-	for _, d := range uniqueDirs(t, udevRuleDirs...) {
-		_, kids := children(t, d)
-		for _, n := range kids {
-			if strings.HasSuffix(n.Path, ".rules") {
-				eff[path.Base(n.Path)] = n
-			}
-		}
-	}
-	return eff
+	return units.Effective(t, udevRuleDirs, ".rules")
 }
 
 // udevPassiveRules only describe device-mapper and md devices that already
@@ -187,21 +177,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// lineFilters are the configuration directories whose lines allowed
-// programs act on (systemd-tmpfiles, libkmod when udev loads a module), with
-// the rule for a line and why a line is disabled.
-func lineFilters() []struct {
+// lineFilter is a configuration directory whose lines an allowed program
+// acts on (systemd-tmpfiles, libkmod when udev loads a module), with the
+// rule for a line and why a line is disabled.
+type lineFilter struct {
 	dirs []string
 	etc  string
 	ok   func(string) bool
 	why  string
-} {
-	return []struct {
-		dirs []string
-		etc  string
-		ok   func(string) bool
-		why  string
-	}{
+}
+
+// lineFilters lists them.
+func lineFilters() []lineFilter {
+	return []lineFilter{
 		{allow.TmpfilesDirs(), "etc/tmpfiles.d", allow.TmpfilesLine, "tmpfiles.d lines that would write into a device or a file outside kernel parameters and runtime files disabled"},
 		{allow.ModprobeDirs(), "etc/modprobe.d", allow.ModprobeLine, "modprobe.d install/remove commands that run more than modprobe (libkmod runs them when udev loads the module) disabled"},
 	}
@@ -211,15 +199,7 @@ func lineFilters() []struct {
 // line of the effective configuration files that a filter does not allow.
 func (e *editor) configLines() error {
 	for _, lf := range lineFilters() {
-		eff := map[string]*remix.Node{}
-		for _, d := range uniqueDirs(e.t, lf.dirs...) {
-			_, kids := children(e.t, d)
-			for _, n := range kids {
-				if strings.HasSuffix(n.Path, ".conf") {
-					eff[path.Base(n.Path)] = n
-				}
-			}
-		}
+		eff := units.Effective(e.t, lf.dirs, ".conf")
 		for _, name := range sortedKeys(eff) {
 			n := eff[name]
 			if masked(n) {

@@ -224,14 +224,7 @@ var udevRuleDirs = []string{"lib/udev/rules.d", "usr/lib/udev/rules.d", "usr/loc
 // udev checks every program the effective rules files run and returns the
 // units their ENV{SYSTEMD_WANTS} ask systemd to start, with where.
 func (a *auditor) udev() map[string]string {
-	eff := map[string]*remix.Node{}
-	for _, d := range units.Unique(a.t, udevRuleDirs...) {
-		for _, n := range units.List(a.t, d) {
-			if strings.HasSuffix(n.Path, ".rules") {
-				eff[path.Base(n.Path)] = n
-			}
-		}
-	}
+	eff := units.Effective(a.t, udevRuleDirs, ".rules")
 	wants := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(eff)) {
 		n := eff[name]
@@ -433,14 +426,7 @@ func (a *auditor) configLines() {
 		{allow.TmpfilesDirs(), allow.TmpfilesLine, "would write outside kernel parameters and runtime files"},
 		{allow.ModprobeDirs(), allow.ModprobeLine, "runs more than modprobe when the module is loaded"},
 	} {
-		eff := map[string]*remix.Node{}
-		for _, d := range units.Unique(a.t, c.dirs...) {
-			for _, n := range units.List(a.t, d) {
-				if strings.HasSuffix(n.Path, ".conf") {
-					eff[path.Base(n.Path)] = n
-				}
-			}
-		}
+		eff := units.Effective(a.t, c.dirs, ".conf")
 		for _, name := range slices.Sorted(maps.Keys(eff)) {
 			n := eff[name]
 			if n.Inode.Type() == newc.TypeSymlink {

@@ -350,3 +350,19 @@ func Executables(t *remix.Tree, dirs []string) map[string]*remix.Node {
 	}
 	return out
 }
+
+// Effective returns, by file name, the file that wins among the files
+// ending in suffix in dirs (lowest priority first): a file in a later
+// directory overrides a same-named one, as udev, tmpfiles.d and
+// modprobe.d read their configuration.
+func Effective(t *remix.Tree, dirs []string, suffix string) map[string]*remix.Node {
+	eff := map[string]*remix.Node{}
+	for _, d := range Unique(t, dirs...) {
+		for _, n := range List(t, d) {
+			if strings.HasSuffix(n.Path, suffix) {
+				eff[path.Base(n.Path)] = n
+			}
+		}
+	}
+	return eff
+}
