@@ -24,10 +24,11 @@
 #                      and LAB_RELEASES, the other releases' directories
 #   releases/<suite>/  a lab of the same shape (root/, images/, vmlinuz,
 #                      lab.env; the marker disk is the main lab's) for each
-#                      other release: Debian 13 (trixie) and 11 (bullseye,
-#                      its root without usr-merge), one image per family
-#                      (initramfs-tools zstd, dracut with systemd zstd,
-#                      dracut without systemd gzip with baked arguments)
+#                      other release: Debian 13 (trixie), 11 (bullseye,
+#                      its root without usr-merge) and unstable (sid), one
+#                      image per family (initramfs-tools zstd, dracut with
+#                      systemd zstd, dracut without systemd gzip with baked
+#                      arguments)
 #
 # The lab lives in ${INITRD_REMIX_CACHE:-${XDG_CACHE_HOME:-~/.cache}/initrd-remix}
 # as lab-<hash>, the hash being the first 12 hex digits of a sha256 over this
@@ -45,8 +46,8 @@
 #                    bookworm (/etc/apt/sources.list.d/*.sources, sources.list)
 #   LAB_JOBS         debootstraps and generators run at once (default: CPUs,
 #                    at most 4)
-#   LAB_RELEASES     the other releases (default "trixie bullseye"; "" for
-#                    none)
+#   LAB_RELEASES     the other releases (default "trixie bullseye sid"; ""
+#                    for none)
 #   LAB_KEEP_FAILED  keep a failed build's directory (removed by the next run)
 #   LAB_PRUNE=1      remove older lab-* directories after a successful build
 # Downloaded packages are kept in <cache>/debs for the next build.
@@ -72,7 +73,7 @@ recipe_hash() {
       printf '%s\n' "$f"
       sha256sum <"$f"
     done
-    echo "releases: ${LAB_RELEASES-trixie bullseye}"
+    echo "releases: ${LAB_RELEASES-trixie bullseye sid}"
   ) | sha256sum | cut -c1-12
 }
 hash=$(recipe_hash)
@@ -215,17 +216,17 @@ busybox=$(find "$work/bb" -type f -path '*/bin/busybox' | head -n 1)
 
 # The releases: bookworm is the main lab (the directory itself); each other
 # release is a lab of the same shape in releases/<suite>/, with its own root,
-# kernel and images. LAB_RELEASES picks the others (default: trixie and
-# bullseye; bullseye's root is left unmerged, the last release that allows
-# one).
-read -r -a releases <<<"${LAB_RELEASES-trixie bullseye}"
+# kernel and images. LAB_RELEASES picks the others (default: trixie,
+# bullseye and sid; bullseye's root is left unmerged, the last release that
+# allows one).
+read -r -a releases <<<"${LAB_RELEASES-trixie bullseye sid}"
 suites=(bookworm "${releases[@]}")
 declare -A rdir=()
 for suite in "${suites[@]}"; do
   case $suite in
     bookworm) rdir[$suite]=$work ;;
-    bullseye | trixie) rdir[$suite]=$work/releases/$suite ;;
-    *) die "LAB_RELEASES: no recipe for $suite (known: trixie bullseye)" ;;
+    bullseye | trixie | sid) rdir[$suite]=$work/releases/$suite ;;
+    *) die "LAB_RELEASES: no recipe for $suite (known: trixie bullseye sid)" ;;
   esac
   mkdir -p "${rdir[$suite]}/images" "${rdir[$suite]}/root"
 done
@@ -300,6 +301,20 @@ for suite in "${suites[@]}"; do
     bullseye) opts+=(--components=main,contrib,non-free --no-merged-usr) ;;
     *) opts+=(--components=main,non-free-firmware) ;;
   esac
+  if [[ $suite == sid ]]; then
+    # In sid the kernel pulls dracut, which conflicts with initramfs-tools:
+    # the root is made without initramfs-tools, which replaces dracut
+    # afterwards (scripts/lab/sid-initramfs-tools.sh; dracut-core stays).
+    # switch_root moved to util-linux-extra, which dracut without systemd
+    # needs and nothing pulls in.
+    incl=(util-linux-extra)
+    for p in "${pkgs[@]}"; do
+      [[ $p == initramfs-tools || $p == cryptsetup-initramfs ]] || incl+=("$p")
+    done
+    start_job "debootstrap-$suite" sh -c 'r=$1 fix=$2; shift 2; env INITRD=No debootstrap "$@" && "$fix" "$r"' sh \
+      "$r" "$here/lab/sid-initramfs-tools.sh" "${opts[@]}" --include="$(IFS=,; echo "${incl[*]}")" "$suite" "$r" "$mirror"
+    continue
+  fi
   start_job "debootstrap-$suite" env INITRD=No debootstrap "${opts[@]}" \
     --include="$(IFS=,; echo "${pkgs[*]}")" "$suite" "$r" "$mirror"
 done
@@ -343,7 +358,8 @@ EOF
   printf 'name\tfamily\tcompression\tmicrocode\tbaked\n' >"${rdir[$suite]}/images/manifest.tsv"
 done
 
-# image_done SUITE NAME FAMILY COMPRESSION BAKED: measures and records an image.
+# image_done SUITE NAME FAMILY COMPRESSION BAKED: measures an image, and
+# records its manifest line in images/.manifest-NAME.
 image_done() {
   local suite=$1 name=$2 family=$3 comp=$4 baked=$5 img info mc seg out=${rdir[$1]}/images
   img=$(root_of "$suite")/lab-images/$name.img
@@ -358,7 +374,7 @@ image_done() {
     in_root "$suite" lsinitrd "/lab-images/$name.img" >"$out/$name.lsinitrd" 2>&1 || die "$suite/$name: lsinitrd failed"
   fi
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$family" "$seg" "$([[ $mc == - ]] && echo no || echo yes)" "$baked" \
-    >>"$out/manifest.tsv"
+    >"$out/.manifest-$name"
   log "$suite/$name: $(du -m "$img" | cut -f1) MiB, main segment $seg, early microcode: ${mc/#-/none}"
 }
 
@@ -417,11 +433,11 @@ for spec in "${images[@]}"; do
 done
 wait_jobs "generators"
 
-step "measure and list the images"
-for spec in "${images[@]}"; do
-  read -r suite name family comp baked <<<"$spec"
-  image_done "$suite" "$name" "$family" "$comp" "$baked"
-  # The flavour is what /init is: systemd, or dracut's shell script.
+# measure_image SUITE NAME FAMILY COMPRESSION BAKED: image_done, then checks
+# the flavour: what /init is, systemd or dracut's shell script.
+measure_image() {
+  local suite=$1 name=$2 family=$3 init
+  image_done "$@"
   case $family in
     dracut-shell)
       init=$(in_root "$suite" lsinitrd -f init "/lab-images/$name.img" 2>/dev/null | head -c 100 | tr -d '\0' || true)
@@ -430,6 +446,28 @@ for spec in "${images[@]}"; do
       # usr-merged roots have it in usr/lib, bullseye's unmerged one in lib.
       grep -qxE '(usr/)?lib/systemd/systemd' "${rdir[$suite]}/images/$name.list" || die "$suite/$name: no systemd inside" ;;
   esac
+}
+# start_fn NAME FUNCTION ARGS...: start_job for a function of this script
+# (in a subshell; its output in logs/NAME.log).
+start_fn() {
+  local name=$1
+  shift
+  while ((${#job_name[@]} >= jobs_max)); do reap; done
+  ("$@") </dev/null >"$work/logs/$name.log" 2>&1 &
+  job_name[$!]=$name job_start[$!]=$SECONDS
+}
+step "measure and list the images ($jobs_max at a time)"
+for spec in "${images[@]}"; do
+  read -r suite name family comp baked <<<"$spec"
+  start_fn "measure-$suite-$name" measure_image "$suite" "$name" "$family" "$comp" "$baked"
+done
+wait_jobs "measuring"
+# The manifests in the order of the images, and what was measured.
+for spec in "${images[@]}"; do
+  read -r suite name _ <<<"$spec"
+  cat "${rdir[$suite]}/images/.manifest-$name" >>"${rdir[$suite]}/images/manifest.tsv"
+  rm "${rdir[$suite]}/images/.manifest-$name"
+  grep -h '^\[lab' "$work/logs/measure-$suite-$name.log" >&2 || true
 done
 
 step "kernels and boot arguments"

@@ -95,6 +95,7 @@ func TestHandsUpLab(t *testing.T) {
 	args := handsUpArgs(l)
 	for _, image := range []string{"itools-zstd", "dracut-sd-baked-xz", "dracut-nosd-baked-lz4"} {
 		t.Run(image, func(t *testing.T) {
+			t.Parallel()
 			handsUpBoot(t, l, tb, l.image(t, image).Path, payload, args)
 		})
 	}
@@ -102,6 +103,7 @@ func TestHandsUpLab(t *testing.T) {
 	// dracut with systemd unlocks LUKS with systemd-cryptsetup and ships no
 	// cryptsetup: built without the preset, the banner must not offer it.
 	t.Run("dracut-sd-zstd/preset-none-banner", func(t *testing.T) {
+		t.Parallel()
 		im := l.image(t, "dracut-sd-zstd")
 		out := filepath.Join(work, "none.img")
 		if code, _, errs := cli(t, "build", "-q", "--preset", "none", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out,

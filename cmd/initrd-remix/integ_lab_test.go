@@ -524,6 +524,7 @@ func TestLabHookBadInputs(t *testing.T) {
 // plugin produced, with the kernel and options its boot entry names: it
 // must reach the rescue shell and must not reach the root on the disk.
 func TestLabPluginRescueBoot(t *testing.T) {
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	c := newLabCopy(t, l, makeBinary(t))

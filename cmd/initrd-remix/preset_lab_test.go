@@ -22,6 +22,7 @@ import (
 // cannot load exits 126/127 or prints "error while loading shared libraries";
 // anything else, a usage message included, means its main() ran.
 func TestRescuePresetProgramsStart(t *testing.T) {
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	im := l.image(t, "itools-zstd")

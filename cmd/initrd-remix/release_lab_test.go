@@ -26,7 +26,7 @@ echo "RESCUE-PROGRAMS ran=$ran broken=[$broken]"
 `
 
 // TestReleaseRescueLab is TestRescueLab for the other Debian releases of the
-// lab (scripts/lab.sh: trixie, and bullseye with a root without usr-merge),
+// lab (scripts/lab.sh: trixie, sid, and bullseye with a root without usr-merge),
 // each booted with its own kernel on the same md RAID1 -> LVM (ext4 + LUKS2)
 // + GPT testbed. The positive control shows that the release's original
 // dracut image, from its baked arguments alone, assembles the array and

@@ -157,7 +157,7 @@ func bootTestbedChanges(t *testing.T, l *lab, tb, initrd, args, expect string, r
 // booted with root=, rd.auto=1, rd.lvm.lv=, rd.luks.uuid= and resume= on the
 // command line: the payload must run and find no md array, no dm device and
 // nothing mounted, no passphrase may be asked for, and no disk may change.
-// Boots run one after another.
+// Boots run two at a time.
 func TestRescueLab(t *testing.T) {
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
@@ -169,6 +169,7 @@ func TestRescueLab(t *testing.T) {
 	}
 
 	t.Run("positive-control", func(t *testing.T) {
+		t.Parallel()
 		// dracut without baked arguments: dracut 059 assembles the md
 		// array named by rd.md.uuid= and activates the LV named by
 		// rd.lvm.lv=; rd.luks=0 keeps it from asking for the LUKS
@@ -194,6 +195,7 @@ func TestRescueLab(t *testing.T) {
 	}
 	for _, m := range matrix {
 		t.Run(m.image+"/"+m.mode, func(t *testing.T) {
+			t.Parallel()
 			im := l.image(t, m.image)
 			out := filepath.Join(work, m.image+"."+m.mode+".img")
 			if code, _, errs := cli(t, "build", "-q", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--kver", l.env["LAB_KVER"],
@@ -266,6 +268,7 @@ func TestRescueEntryPoint(t *testing.T) {
 		{"skip-payload", "dracut-nosd-gzip", off, "root=/dev/vda " + strip.SkipPayloadArg, `payload skipped \(initrd_remix\.payload=0\)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			im := l.image(t, tc.image)
 			out := filepath.Join(work, tc.image+"."+filepath.Base(tc.payload)+".img")
 			if code, _, errs := cli(t, "build", "-q", "--force", "--root", l.env["LAB_ROOT"], "--input", im.Path, "--output", out, "--run", tc.payload); code != exitOK {

@@ -39,61 +39,53 @@ apt_mirror() {
 # ("-" for none, else a comma list such as GenuineIntel,AuthenticAMD), and
 # the format of the first segment after them, by magic number (gzip, zstd,
 # xz, lz4, bzip2, lzma, lzo, cpio, none, or unknown:<hex>). It walks the
-# newc headers itself, so it needs nothing but coreutils.
+# newc headers itself in perl (perl-base is essential in Debian), seeking
+# over the bodies: initramfs-tools 0.148 and dracut 106 on keep the kernel
+# modules in a long uncompressed archive before the compressed one, a
+# thousand entries and more.
 first_segment_info() {
-  local img=$1 off=0 size mc=() hdr magic namesize filesize name pad
-  size=$(stat -c %s "$img") || return 1
-  while ((off < size)); do
-    # Skip zero padding between segments.
-    local z
-    z=$(tail -c +$((off + 1)) "$img" | head -c 4096 | od -An -tx1 -v | awk '
-      BEGIN { n = 0 }
-      { for (i = 1; i <= NF; i++) { if ($i != "00") { print n; exit } n++ } }
-      END { print "zero", n }' | head -n 1)
-    case $z in
-      "zero 0") off=$size; break ;;               # end of file
-      zero*) off=$((off + ${z#zero })); continue ;; # 4 KiB of zeros
-    esac
-    off=$((off + z))
-    magic=$(tail -c +$((off + 1)) "$img" | head -c 6 | od -An -tx1 -v | tr -d ' \n')
-    [[ $magic == 30373037303[12] ]] || break
-    # One uncompressed newc archive: walk to its trailer. Early microcode
-    # archives are small, but initramfs-tools 0.148 and dracut 106 also
-    # keep the kernel modules in a long uncompressed archive before the
-    # compressed one.
-    while ((off < size)); do
-      hdr=$(tail -c +$((off + 1)) "$img" | head -c 110)
-      [[ ${hdr:0:6} == 07070[12] ]] || { echo "- corrupt-cpio@$off"; return 0; }
-      filesize=$((16#${hdr:54:8}))
-      namesize=$((16#${hdr:94:8}))
-      name=$(tail -c +$((off + 111)) "$img" | head -c $((namesize - 1)))
-      off=$((off + 110 + namesize))
-      off=$(((off + 3) & ~3))
-      off=$((off + filesize))
-      off=$(((off + 3) & ~3))
-      [[ $name == TRAILER!!! ]] && break
-      case $name in
-        kernel/x86/microcode/*.bin) name=${name##*/}; mc+=("${name%.bin}") ;;
-      esac
-    done
-  done
-  if ((off >= size)); then
-    magic=none
-  else
-    local hex
-    hex=$(tail -c +$((off + 1)) "$img" | head -c 6 | od -An -tx1 -v | tr -d ' \n')
-    case $hex in
-      1f8b*|1f9e*) magic=gzip ;;
-      28b52ffd*) magic=zstd ;;
-      fd377a585a00*) magic=xz ;;
-      02214c18*) magic=lz4 ;;
-      425a68*) magic=bzip2 ;;
-      5d0000*) magic=lzma ;;
-      894c5a4f*) magic=lzo ;;
-      303730373031*|303730373032*) magic=cpio ;;
-      *) magic=unknown:$hex ;;
-    esac
-  fi
-  local IFS=,
-  echo "${mc[*]:--} $magic"
+  perl -e '
+    use strict; use warnings;
+    my $img = shift;
+    open(my $f, "<:raw", $img) or die "$img: $!\n";
+    my $size = -s $f;
+    my ($off, @mc) = (0);
+    sub at { my ($o, $n) = @_; seek($f, $o, 0) or return ""; my $b = ""; read($f, $b, $n); return $b }
+    SEG: while ($off < $size) {
+      # Skip zero padding between segments.
+      my $chunk = at($off, 4096);
+      if ($chunk =~ /^(\0*)/ && length($1) == length($chunk)) {
+        last SEG if length($chunk) == 0;
+        $off += length($chunk); next SEG;
+      }
+      $off += length($1);
+      last SEG unless at($off, 6) =~ /^07070[12]$/;
+      # One uncompressed newc archive: walk to its trailer.
+      while ($off < $size) {
+        my $hdr = at($off, 110);
+        if ($hdr !~ /^07070[12]/ || length($hdr) < 110) { print "- corrupt-cpio\@$off\n"; exit 0 }
+        my $filesize = hex(substr($hdr, 54, 8));
+        my $namesize = hex(substr($hdr, 94, 8));
+        my $name = at($off + 110, $namesize - 1);
+        $off += 110 + $namesize; $off = ($off + 3) & ~3;
+        $off += $filesize;       $off = ($off + 3) & ~3;
+        last if $name eq "TRAILER!!!";
+        push @mc, $1 if $name =~ m{^kernel/x86/microcode/([^/]*)\.bin$};
+      }
+    }
+    my $magic = "none";
+    if ($off < $size) {
+      my $hex = unpack("H*", at($off, 6));
+      $magic = $hex =~ /^1f8b|^1f9e/ ? "gzip"
+        : $hex =~ /^28b52ffd/ ? "zstd"
+        : $hex =~ /^fd377a585a00/ ? "xz"
+        : $hex =~ /^02214c18/ ? "lz4"
+        : $hex =~ /^425a68/ ? "bzip2"
+        : $hex =~ /^5d0000/ ? "lzma"
+        : $hex =~ /^894c5a4f/ ? "lzo"
+        : $hex =~ /^30373037303[12]/ ? "cpio"
+        : "unknown:$hex";
+    }
+    print((@mc ? join(",", @mc) : "-"), " $magic\n");
+  ' "$1"
 }
