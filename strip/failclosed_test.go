@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/audit"
 	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
@@ -47,18 +46,14 @@ func add(t *testing.T, tr *remix.Tree, lines ...string) {
 	t.Helper()
 	for _, l := range lines {
 		e := striptest.Entry(l)
-		if e.Mode&newc.TypeMask == newc.TypeDir {
+		if remix.FileMode(e.Mode).IsDir() {
 			if _, err := tr.MkdirAll(e.Name, 0o755, 0); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		name := e.Name
-		if _, err := tr.MkdirAll(path.Dir(name), 0o755, 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tr.Replace(e); err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if _, err := tr.Install(e); err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
 		}
 	}
 }

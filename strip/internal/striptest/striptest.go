@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // Tree builds a tree from lines in order: "dir/" is a directory,
@@ -28,9 +27,9 @@ func Entry(line string) remix.Entry {
 	name, body, _ := strings.Cut(line, "=")
 	switch {
 	case strings.HasSuffix(name, "/"):
-		return remix.Entry{Name: strings.TrimSuffix(name, "/"), Mode: newc.TypeDir | 0o755}
+		return remix.Dir(strings.TrimSuffix(name, "/"), 0o755)
 	case strings.HasPrefix(body, "-> "):
-		return remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: strings.TrimPrefix(body, "-> ")}
+		return remix.Symlink(name, strings.TrimPrefix(body, "-> "))
 	}
-	return remix.Entry{Name: name, Mode: newc.TypeReg | 0o755, Content: remix.BytesContent(body)}
+	return remix.File(name, 0o755, remix.BytesContent(body))
 }
