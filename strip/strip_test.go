@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
-// layout builds a synthetic image (see striptest.Tree).
+// layout builds a synthetic image (see treetest.Tree).
 func layout(t *testing.T, lines ...string) *remix.Tree {
 	t.Helper()
-	return striptest.Tree(t, lines...)
+	return treetest.Tree(t, lines...)
 }
 
 // usrMerged is the start of every synthetic image: bin, sbin, lib as links.

@@ -4,11 +4,11 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 func TestSet(t *testing.T) {
-	tr := striptest.Tree(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
+	tr := treetest.Tree(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
 		"usr/lib/systemd/", "usr/lib/systemd/system/",
 		"usr/lib/systemd/system/a.service=[Service]\nExecStart=/a\n",
 		"usr/lib/systemd/system/t@.service=[Service]\nExecStart=/t %i\n",
@@ -58,7 +58,7 @@ func TestSet(t *testing.T) {
 // links listed and not followed, nothing of a sibling whose name starts
 // the same way.
 func TestBelow(t *testing.T) {
-	tr := striptest.Tree(t, "h/", "h/pre-udev/", "h/pre-udev/10-a.sh=a", "h/initqueue/", "h/initqueue/finished/",
+	tr := treetest.Tree(t, "h/", "h/pre-udev/", "h/pre-udev/10-a.sh=a", "h/initqueue/", "h/initqueue/finished/",
 		"h/initqueue/finished/x.sh=x", "h/l=-> /other", "other/", "other/o.sh=o", "h-b/", "h-b/z.sh=z", "h/pre-udev/00-b.sh=b")
 	var got []string
 	for _, n := range Below(tr, "h") {
