@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // TestLabApply strips every lab image, checks the plan against what the

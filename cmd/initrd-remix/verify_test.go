@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix/imagetest"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // dynamicProgram returns a dynamically linked program of this machine.
