@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // presetPrograms returns the rescue preset's programs the lab root has,

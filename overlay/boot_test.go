@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // selftestScript runs every program once in the booted image and prints

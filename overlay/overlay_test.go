@@ -8,32 +8,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
-// labEnv returns a value of the lab's lab.env.
+// labEnv returns a value of the main lab's lab.env.
 func labEnv(t testing.TB, key string) string {
 	t.Helper()
-	lab := testtool.Lab(t)
-	b, err := os.ReadFile(filepath.Join(lab, "lab.env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+"="); ok {
-			return strings.Trim(v, `"'`)
-		}
-	}
-	t.Fatalf("lab.env has no %s", key)
-	return ""
+	return testtool.OpenLab(t).Var(t, key)
 }
 
 func openLabImage(t *testing.T, name string) *remix.Image {
 	t.Helper()
-	img, err := remix.Open(context.Background(), filepath.Join(labEnv(t, "LAB_IMAGES"), name+".img"), remix.OpenOptions{})
+	img, err := remix.Open(context.Background(), testtool.OpenLab(t).Image(t, name).Path, remix.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,21 +205,15 @@ func synthRoot(t *testing.T, labRoot string, merged bool) string {
 // synthImage is an image tree in the given layout holding nothing else.
 func synthImage(t *testing.T, merged bool) *remix.Tree {
 	t.Helper()
-	tr := remix.NewTree()
-	for _, d := range []string{"usr", "usr/bin", "usr/lib", "usr/lib64"} {
-		if _, err := tr.Put(remix.Dir(d, 0o755)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	entries := []remix.Entry{remix.Dir("usr", 0o755), remix.Dir("usr/bin", 0o755), remix.Dir("usr/lib", 0o755), remix.Dir("usr/lib64", 0o755)}
 	for _, d := range []string{"bin", "lib", "lib64"} {
 		e := remix.Dir(d, 0o755)
 		if merged {
 			e = remix.Symlink(d, "usr/"+d)
 		}
-		if _, err := tr.Put(e); err != nil {
-			t.Fatal(err)
-		}
+		entries = append(entries, e)
 	}
+	tr := treetest.Of(t, entries...)
 	tr.SetGeneration(1)
 	return tr
 }

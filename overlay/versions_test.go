@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 const libcPath = "/usr/lib/x86_64-linux-gnu/libc.so.6"

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
@@ -18,23 +19,23 @@ import (
 // of targetLen bytes. It is tiny on disk and in decompressed bytes.
 func manyEntries(t testing.TB, c codec.Codec, n, nameLen, symEvery, targetLen int) []byte {
 	t.Helper()
-	es := []ent{{name: ".", mode: dirMode}}
+	es := []ent{{Name: ".", Mode: dirMode}}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("f%07d", i)
 		if len(name) < nameLen {
 			name += strings.Repeat("x", nameLen-len(name))
 		}
-		e := ent{name: name, mode: fileMode}
+		e := ent{Name: name, Mode: fileMode}
 		if symEvery > 0 && i%symEvery == 0 {
-			e = ent{name: name, mode: linkMode, body: strings.Repeat("t", max(targetLen, 1))}
+			e = ent{Name: name, Mode: linkMode, Body: strings.Repeat("t", max(targetLen, 1))}
 		}
 		es = append(es, e)
 	}
-	a := archive(t, es...)
+	a := imagetest.Archive(t, es...)
 	if c == codec.None {
 		return a
 	}
-	return compress(t, c, a)
+	return imagetest.Compress(t, c, a)
 }
 
 // chargeOf is what an entry costs the metadata budget.

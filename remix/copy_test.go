@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 )
 
 // TestCopyToMakesTheSameOutput: an output filled by OpenOptions.CopyTo and
@@ -18,7 +19,7 @@ import (
 // early archives).
 func TestCopyToMakesTheSameOutput(t *testing.T) {
 	in := distroImage(t, codec.Gzip)
-	inPath := writeFile(t, in)
+	inPath := imagetest.WriteImage(t, "initrd.img", in)
 	for _, mode := range []WriteMode{Append, Rewrite} {
 		t.Run(string(mode), func(t *testing.T) {
 			edit := func(img *Image) {
@@ -86,7 +87,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 // TestCopyToFailureFailsOpen: a copy that cannot be written makes Open
 // fail (naming it), without disturbing or hanging the decoding.
 func TestCopyToFailureFailsOpen(t *testing.T) {
-	inPath := writeFile(t, distroImage(t, codec.Gzip))
+	inPath := imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip))
 	for _, after := range []int{0, 100} {
 		_, err := Open(context.Background(), inPath, OpenOptions{CopyTo: &failingWriter{after: after}})
 		if err == nil || !strings.Contains(err.Error(), "copy to the output") || !strings.Contains(err.Error(), "disk full") {

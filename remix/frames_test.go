@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
@@ -37,11 +38,11 @@ func entryOffsets(t testing.TB, arch []byte) []int {
 // linkedArchive holds a hard-link pair (data on the second name, as GNU cpio
 // writes it) between other entries, so a cut can fall between the two.
 func linkedArchive(t testing.TB) []byte {
-	return archive(t, ent{name: "etc", mode: dirMode}, ent{name: "etc/a", mode: fileMode, body: "first"},
-		ent{name: "etc/ln1", mode: fileMode, ino: 7, nlink: 2},
-		ent{name: "etc/b", mode: fileMode, body: strings.Repeat("b", 1000)},
-		ent{name: "etc/ln2", mode: fileMode, ino: 7, nlink: 2, body: "shared body"},
-		ent{name: "etc/c", mode: linkMode, body: "a"})
+	return imagetest.Archive(t, ent{Name: "etc", Mode: dirMode}, ent{Name: "etc/a", Mode: fileMode, Body: "first"},
+		ent{Name: "etc/ln1", Mode: fileMode, Ino: 7, Nlink: 2},
+		ent{Name: "etc/b", Mode: fileMode, Body: strings.Repeat("b", 1000)},
+		ent{Name: "etc/ln2", Mode: fileMode, Ino: 7, Nlink: 2, Body: "shared body"},
+		ent{Name: "etc/c", Mode: linkMode, Body: "a"})
 }
 
 // seen is what Scan reports about an image.
@@ -80,27 +81,27 @@ func TestArchivesContinueAcrossSegments(t *testing.T) {
 		want    []segWant
 		wantErr string
 	}{
-		{"split over 2 zstd frames", cat(compress(t, codec.Zstd, head), compress(t, codec.Zstd, tail)),
+		{"split over 2 zstd frames", cat(imagetest.Compress(t, codec.Zstd, head), imagetest.Compress(t, codec.Zstd, tail)),
 			[]segWant{{codec.Zstd, 1, false, true}, {codec.Zstd, 0, true, false}}, ""},
-		{"split over 2 gzip members", cat(compress(t, codec.Gzip, head), compress(t, codec.Gzip, tail)),
+		{"split over 2 gzip members", cat(imagetest.Compress(t, codec.Gzip, head), imagetest.Compress(t, codec.Gzip, tail)),
 			[]segWant{{codec.Gzip, 1, false, true}, {codec.Gzip, 0, true, false}}, ""},
-		{"uncompressed then zstd", cat(head, compress(t, codec.Zstd, tail)),
+		{"uncompressed then zstd", cat(head, imagetest.Compress(t, codec.Zstd, tail)),
 			[]segWant{{codec.None, 1, false, true}, {codec.Zstd, 0, true, false}}, ""},
 		{"uncompressed, zero padding, uncompressed", cat(head, make([]byte, 8), tail),
 			[]segWant{{codec.None, 1, false, true}, {codec.None, 0, true, false}}, ""},
-		{"zstd, then xz starting a second archive after the trailer", cat(compress(t, codec.Zstd, arch), compress(t, codec.XZ, archive(t, ent{name: "z", mode: fileMode}))),
+		{"zstd, then xz starting a second archive after the trailer", cat(imagetest.Compress(t, codec.Zstd, arch), imagetest.Compress(t, codec.XZ, imagetest.Archive(t, ent{Name: "z", Mode: fileMode}))),
 			[]segWant{{codec.Zstd, 1, false, false}, {codec.XZ, 1, false, false}}, ""},
-		{"three frames, the middle one a single entry", cat(compress(t, codec.Zstd, arch[:offs[2]]), compress(t, codec.Zstd, arch[offs[2]:offs[3]]), compress(t, codec.Zstd, arch[offs[3]:])),
+		{"three frames, the middle one a single entry", cat(imagetest.Compress(t, codec.Zstd, arch[:offs[2]]), imagetest.Compress(t, codec.Zstd, arch[offs[2]:offs[3]]), imagetest.Compress(t, codec.Zstd, arch[offs[3]:])),
 			[]segWant{{codec.Zstd, 1, false, true}, {codec.Zstd, 0, true, true}, {codec.Zstd, 0, true, false}}, ""},
 		{"unterminated uncompressed archive at the end of the file", unterminated,
 			[]segWant{{codec.None, 1, false, true}}, ""},
-		{"unterminated compressed archive at the end of the file", compress(t, codec.Zstd, unterminated),
+		{"unterminated compressed archive at the end of the file", imagetest.Compress(t, codec.Zstd, unterminated),
 			[]segWant{{codec.Zstd, 1, false, true}}, ""},
-		{"zstd frame cut inside an entry", cat(compress(t, codec.Zstd, arch[:cut+7]), compress(t, codec.Zstd, arch[cut+7:])),
+		{"zstd frame cut inside an entry", cat(imagetest.Compress(t, codec.Zstd, arch[:cut+7]), imagetest.Compress(t, codec.Zstd, arch[cut+7:])),
 			nil, "ends inside a cpio entry"},
-		{"gzip member cut inside a body", cat(compress(t, codec.Gzip, arch[:offs[4]-10]), compress(t, codec.Gzip, arch[offs[4]-10:])),
+		{"gzip member cut inside a body", cat(imagetest.Compress(t, codec.Gzip, arch[:offs[4]-10]), imagetest.Compress(t, codec.Gzip, arch[offs[4]-10:])),
 			nil, "ends inside a cpio entry"},
-		{"frame cut before the body padding", cat(compress(t, codec.Zstd, arch[:offs[2]-1]), compress(t, codec.Zstd, arch[offs[2]-1:])),
+		{"frame cut before the body padding", cat(imagetest.Compress(t, codec.Zstd, arch[:offs[2]-1]), imagetest.Compress(t, codec.Zstd, arch[offs[2]-1:])),
 			nil, "ends inside a cpio entry"},
 	}
 	for _, tc := range tests {
@@ -145,7 +146,7 @@ func TestHardLinksGroupAcrossFrames(t *testing.T) {
 	cut := entryOffsets(t, arch)[3]
 	for _, c := range []codec.Codec{codec.Zstd, codec.Gzip, codec.None} {
 		t.Run(string(c), func(t *testing.T) {
-			img := open(t, writeFile(t, cat(compress(t, c, arch[:cut]), compress(t, c, arch[cut:]))))
+			img := open(t, imagetest.WriteImage(t, "initrd.img", cat(imagetest.Compress(t, c, arch[:cut]), imagetest.Compress(t, c, arch[cut:]))))
 			ln1, ln2 := img.Tree.Get("etc/ln1"), img.Tree.Get("etc/ln2")
 			if ln1 == nil || ln2 == nil || ln1.Inode != ln2.Inode {
 				t.Fatalf("etc/ln1 and etc/ln2 must share an inode")
@@ -163,17 +164,17 @@ func TestHardLinksGroupAcrossFrames(t *testing.T) {
 // inode number collides would be linked to the old file (and its body
 // written into it).
 func TestAppendClosesAnUnterminatedArchive(t *testing.T) {
-	old := archive(t, ent{name: "etc", mode: dirMode, ino: 9},
-		ent{name: "etc/old1", mode: fileMode, ino: 1, nlink: 2},
-		ent{name: "etc/old2", mode: fileMode, ino: 1, nlink: 2, body: "old body"})
+	old := imagetest.Archive(t, ent{Name: "etc", Mode: dirMode, Ino: 9},
+		ent{Name: "etc/old1", Mode: fileMode, Ino: 1, Nlink: 2},
+		ent{Name: "etc/old2", Mode: fileMode, Ino: 1, Nlink: 2, Body: "old body"})
 	old = old[:len(old)-124] // no trailer
 	for _, c := range []codec.Codec{codec.None, codec.Zstd} {
 		t.Run("input "+string(c), func(t *testing.T) {
 			in := old
 			if c != codec.None {
-				in = compress(t, c, old)
+				in = imagetest.Compress(t, c, old)
 			}
-			img := open(t, writeFile(t, in))
+			img := open(t, imagetest.WriteImage(t, "initrd.img", in))
 			if last := img.Segments[len(img.Segments)-1]; !last.Unterminated {
 				t.Fatalf("input's last segment must be unterminated: %+v", last)
 			}
@@ -209,15 +210,15 @@ func TestAppendClosesAnUnterminatedArchive(t *testing.T) {
 // framedImage is distroImage with enough data to fill several small frames.
 func framedImage(t testing.TB) []byte {
 	var es []ent
-	es = append(es, ent{name: "usr", mode: dirMode}, ent{name: "usr/lib", mode: dirMode})
+	es = append(es, ent{Name: "usr", Mode: dirMode}, ent{Name: "usr/lib", Mode: dirMode})
 	for i := range 40 {
-		es = append(es, ent{name: fmt.Sprintf("usr/lib/f%02d", i), mode: fileMode, body: strings.Repeat(fmt.Sprintf("body of %d ", i), 50+i*20)})
+		es = append(es, ent{Name: fmt.Sprintf("usr/lib/f%02d", i), Mode: fileMode, Body: strings.Repeat(fmt.Sprintf("body of %d ", i), 50+i*20)})
 		if i%10 == 3 {
-			es = append(es, ent{name: fmt.Sprintf("usr/lib/l%02da", i), mode: fileMode, ino: uint32(1000 + i), nlink: 2},
-				ent{name: fmt.Sprintf("usr/lib/l%02db", i), mode: fileMode, ino: uint32(1000 + i), nlink: 2, body: strings.Repeat("linked ", 300)})
+			es = append(es, ent{Name: fmt.Sprintf("usr/lib/l%02da", i), Mode: fileMode, Ino: uint32(1000 + i), Nlink: 2},
+				ent{Name: fmt.Sprintf("usr/lib/l%02db", i), Mode: fileMode, Ino: uint32(1000 + i), Nlink: 2, Body: strings.Repeat("linked ", 300)})
 		}
 	}
-	return cat(distroImage(t, codec.Gzip), compress(t, codec.Zstd, archive(t, es...)))
+	return cat(distroImage(t, codec.Gzip), imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, es...)))
 }
 
 // TestRewriteCutsFramesAtEntryBoundaries: zstd and gzip output is several
@@ -229,7 +230,7 @@ func TestRewriteCutsFramesAtEntryBoundaries(t *testing.T) {
 		t.Run(string(c), func(t *testing.T) {
 			var first []byte
 			for _, threads := range []int{1, 2, 5} {
-				img := open(t, writeFile(t, in))
+				img := open(t, imagetest.WriteImage(t, "initrd.img", in))
 				want := view(t, img)
 				out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: c, Concurrency: threads, FrameSize: 4 << 10, Verify: true})
 				data, err := os.ReadFile(out)
@@ -301,7 +302,7 @@ func checkCLIList(t *testing.T, cmd string, stream []byte, want []FileInfo) {
 // TestVerifyCatchesBrokenFrames: a write whose streams were cut inside an
 // entry, lost a stream, or started a new archive must fail verification.
 func TestVerifyCatchesBrokenFrames(t *testing.T) {
-	img := open(t, writeFile(t, framedImage(t)))
+	img := open(t, imagetest.WriteImage(t, "initrd.img", framedImage(t)))
 	out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: codec.Zstd, FrameSize: 4 << 10})
 	good, err := os.ReadFile(out)
 	if err != nil {
@@ -323,11 +324,11 @@ func TestVerifyCatchesBrokenFrames(t *testing.T) {
 		part    []byte
 		wantErr string
 	}{
-		{"cut inside an entry", cat(compress(t, codec.Zstd, raw[:second+50]), compress(t, codec.Zstd, raw[second+50:])), "inside a cpio entry"},
+		{"cut inside an entry", cat(imagetest.Compress(t, codec.Zstd, raw[:second+50]), imagetest.Compress(t, codec.Zstd, raw[second+50:])), "inside a cpio entry"},
 		{"a frame lost", cat(part[:s.segs[1].Offset], part[s.segs[2].Offset:]), "entry"},
-		{"a trailer between frames", cat(compress(t, codec.Zstd, cat(frames[0], archive(t))), part[s.segs[1].Offset:]), "starts a new archive"},
+		{"a trailer between frames", cat(imagetest.Compress(t, codec.Zstd, cat(frames[0], imagetest.Archive(t))), part[s.segs[1].Offset:]), "starts a new archive"},
 		{"the last frame lost", part[:s.segs[len(s.segs)-1].Offset], "more were written"},
-		{"the trailer lost", cat(part[:s.segs[len(s.segs)-1].Offset], compress(t, codec.Zstd, frames[len(frames)-1][:len(frames[len(frames)-1])-124])), "the last one terminated"},
+		{"the trailer lost", cat(part[:s.segs[len(s.segs)-1].Offset], imagetest.Compress(t, codec.Zstd, frames[len(frames)-1][:len(frames[len(frames)-1])-124])), "the last one terminated"},
 		{"undamaged", part, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
+	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )

@@ -11,55 +11,12 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
-type ent struct {
-	name  string
-	mode  uint32
-	body  string
-	ino   uint32
-	nlink uint32
-	rdev  [2]uint32
-	mtime uint32
-	uid   uint32
-}
-
-func archive(t testing.TB, es ...ent) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := newc.NewWriter(&buf)
-	for i, e := range es {
-		h := &newc.Header{Name: e.name, Mode: e.mode, Ino: e.ino, Nlink: e.nlink, Mtime: e.mtime, UID: e.uid,
-			RDevMajor: e.rdev[0], RDevMinor: e.rdev[1], Size: int64(len(e.body))}
-		if h.Ino == 0 {
-			h.Ino = uint32(i + 100)
-		}
-		if h.Nlink == 0 {
-			h.Nlink = 1
-		}
-		if err := w.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, e.body)
-	}
-	w.Close()
-	return buf.Bytes()
-}
-
-func compress(t testing.TB, c codec.Codec, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := codec.NewWriter(c, &buf, codec.WriterOptions{Concurrency: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+// ent is one entry of a test archive.
+type ent = imagetest.Entry
 
 const (
 	dirMode  = newc.TypeDir | 0o755
@@ -71,37 +28,28 @@ const (
 // a main compressed archive (usr-merged), zero padding, and a second
 // compressed segment that overrides files, as an appended update would.
 func distroImage(t testing.TB, last codec.Codec) []byte {
-	early := archive(t, ent{name: ".", mode: dirMode}, ent{name: "early_cpio", mode: fileMode, body: "1\n"},
-		ent{name: "kernel", mode: dirMode}, ent{name: "kernel/x86", mode: dirMode}, ent{name: "kernel/x86/microcode", mode: dirMode},
-		ent{name: "kernel/x86/microcode/GenuineIntel.bin", mode: fileMode, body: strings.Repeat("\x01µcode", 500)})
-	main := archive(t, ent{name: ".", mode: dirMode, mtime: 5}, ent{name: "usr", mode: dirMode}, ent{name: "usr/bin", mode: dirMode},
-		ent{name: "usr/lib", mode: dirMode}, ent{name: "bin", mode: linkMode, body: "usr/bin"}, ent{name: "lib", mode: linkMode, body: "usr/lib"},
-		ent{name: "init", mode: fileMode | 0o755, body: "#!/bin/sh\nexec /bin/sh\n"},
-		ent{name: "dev", mode: dirMode}, ent{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: [2]uint32{5, 1}},
-		ent{name: "usr/bin/sh", mode: fileMode | 0o755, body: strings.Repeat("ELF sh ", 3000)},
-		ent{name: "usr/bin/ln1", mode: fileMode | 0o755, ino: 7, nlink: 2},
-		ent{name: "usr/bin/ln2", mode: fileMode | 0o755, ino: 7, nlink: 2, body: "hardlinked"},
-		ent{name: "usr/lib/modules", mode: dirMode}, ent{name: "usr/lib/modules/6.1.0-test", mode: dirMode},
-		ent{name: "usr/lib/modules/6.1.0-test/modules.dep", mode: fileMode, body: "kernel/x.ko:\n"},
-		ent{name: "etc", mode: dirMode}, ent{name: "etc/old", mode: fileMode, body: "stale"})
-	update := archive(t, ent{name: "etc/old", mode: fileMode, body: "fresh", uid: 3},
-		ent{name: "bin/added", mode: fileMode | 0o755, body: "through the usr-merge link"},
-		ent{name: "etc/setuid", mode: newc.TypeReg | 0o4755, body: "s"})
+	early := imagetest.Archive(t, ent{Name: ".", Mode: dirMode}, ent{Name: "early_cpio", Mode: fileMode, Body: "1\n"},
+		ent{Name: "kernel", Mode: dirMode}, ent{Name: "kernel/x86", Mode: dirMode}, ent{Name: "kernel/x86/microcode", Mode: dirMode},
+		ent{Name: "kernel/x86/microcode/GenuineIntel.bin", Mode: fileMode, Body: strings.Repeat("\x01µcode", 500)})
+	main := imagetest.Archive(t, ent{Name: ".", Mode: dirMode, Mtime: 5}, ent{Name: "usr", Mode: dirMode}, ent{Name: "usr/bin", Mode: dirMode},
+		ent{Name: "usr/lib", Mode: dirMode}, ent{Name: "bin", Mode: linkMode, Body: "usr/bin"}, ent{Name: "lib", Mode: linkMode, Body: "usr/lib"},
+		ent{Name: "init", Mode: fileMode | 0o755, Body: "#!/bin/sh\nexec /bin/sh\n"},
+		ent{Name: "dev", Mode: dirMode}, ent{Name: "dev/console", Mode: newc.TypeChar | 0o600, RDev: [2]uint32{5, 1}},
+		ent{Name: "usr/bin/sh", Mode: fileMode | 0o755, Body: strings.Repeat("ELF sh ", 3000)},
+		ent{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Ino: 7, Nlink: 2},
+		ent{Name: "usr/bin/ln2", Mode: fileMode | 0o755, Ino: 7, Nlink: 2, Body: "hardlinked"},
+		ent{Name: "usr/lib/modules", Mode: dirMode}, ent{Name: "usr/lib/modules/6.1.0-test", Mode: dirMode},
+		ent{Name: "usr/lib/modules/6.1.0-test/modules.dep", Mode: fileMode, Body: "kernel/x.ko:\n"},
+		ent{Name: "etc", Mode: dirMode}, ent{Name: "etc/old", Mode: fileMode, Body: "stale"})
+	update := imagetest.Archive(t, ent{Name: "etc/old", Mode: fileMode, Body: "fresh", UID: 3},
+		ent{Name: "bin/added", Mode: fileMode | 0o755, Body: "through the usr-merge link"},
+		ent{Name: "etc/setuid", Mode: newc.TypeReg | 0o4755, Body: "s"})
 	var img []byte
 	img = append(img, early...)
-	img = append(img, compress(t, codec.Zstd, main)...)
+	img = append(img, imagetest.Compress(t, codec.Zstd, main)...)
 	img = append(img, make([]byte, 7)...)
-	img = append(img, compress(t, last, update)...)
+	img = append(img, imagetest.Compress(t, last, update)...)
 	return img
-}
-
-func writeFile(t testing.TB, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "initrd.img")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func open(t testing.TB, p string) *Image {
@@ -124,7 +72,7 @@ func view(t testing.TB, img *Image) []FileInfo {
 }
 
 func TestOpenReadsSegmentsAndMergesLikeTheKernel(t *testing.T) {
-	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	img := open(t, imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip)))
 	if len(img.Segments) != 3 {
 		t.Fatalf("segments: %+v", img.Segments)
 	}
@@ -183,7 +131,7 @@ func rewrite(t testing.TB, img *Image, opt WriteOptions) (string, *WriteResult) 
 
 func TestRewriteKeepsTheMergedTreeWithEveryCodec(t *testing.T) {
 	in := distroImage(t, codec.XZ)
-	img := open(t, writeFile(t, in))
+	img := open(t, imagetest.WriteImage(t, "initrd.img", in))
 	want := view(t, img)
 	for _, c := range codec.Writable() {
 		t.Run(string(c), func(t *testing.T) {
@@ -214,11 +162,11 @@ func TestAppendKeepsTheOriginalAndAddsOnlyEdits(t *testing.T) {
 			if last == codec.None {
 				// An uncompressed main archive of odd length: the new
 				// segment must still start 4-byte aligned.
-				in = archive(t, ent{name: "a", mode: fileMode, body: "x"}, ent{name: "etc", mode: dirMode})
+				in = imagetest.Archive(t, ent{Name: "a", Mode: fileMode, Body: "x"}, ent{Name: "etc", Mode: dirMode})
 			} else {
 				in = distroImage(t, last)
 			}
-			img := open(t, writeFile(t, in))
+			img := open(t, imagetest.WriteImage(t, "initrd.img", in))
 			img.Tree.SetGeneration(img.EditGeneration())
 			if _, err := img.Tree.Put(Entry{Name: "etc/rescue", Mode: fileMode, Content: BytesContent("edit")}); err != nil {
 				t.Fatal(err)
@@ -251,13 +199,13 @@ func TestBadInputIsRefusedWithTheOffset(t *testing.T) {
 		{"unknown magic", []byte("MZ\x90\x00 a PE file"), "unknown magic"},
 		{"lzo with a bad header", append([]byte("\x89LZO\x00\r\n\x1a\n"), make([]byte, 40)...), "lzo"},
 		{"misaligned archive", append([]byte{0x1f}, good...), "unknown magic"},
-		{"junk inside a compressed stream", compress(t, codec.Gzip, []byte("hello world, not cpio")), "junk within compressed archive"},
-		{"compressed stream ends inside an archive", compress(t, codec.Zstd, archive(t, ent{name: "a", mode: fileMode, body: "x"})[:40]), "truncated"},
-		{"junk after an uncompressed archive", append(archive(t, ent{name: "a", mode: fileMode}), "XYZ"...), "unknown magic"},
+		{"junk inside a compressed stream", imagetest.Compress(t, codec.Gzip, []byte("hello world, not cpio")), "junk within compressed archive"},
+		{"compressed stream ends inside an archive", imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, ent{Name: "a", Mode: fileMode, Body: "x"})[:40]), "truncated"},
+		{"junk after an uncompressed archive", append(imagetest.Archive(t, ent{Name: "a", Mode: fileMode}), "XYZ"...), "unknown magic"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Open(context.Background(), writeFile(t, tc.data), OpenOptions{})
+			_, err := Open(context.Background(), imagetest.WriteImage(t, "initrd.img", tc.data), OpenOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "initrd.img") {
 				t.Fatalf("err = %v, want it to name the file and contain %q", err, tc.want)
 			}
@@ -298,7 +246,7 @@ func TestTruncatedImagesFailAtEveryOffset(t *testing.T) {
 }
 
 func TestDecompressedSizeIsBounded(t *testing.T) {
-	bomb := compress(t, codec.Zstd, archive(t, ent{name: "big", mode: fileMode, body: strings.Repeat("\x00", 4<<20)}))
+	bomb := imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, ent{Name: "big", Mode: fileMode, Body: strings.Repeat("\x00", 4<<20)}))
 	_, err := Read(context.Background(), bytes.NewReader(bomb), OpenOptions{ScanOptions: ScanOptions{MaxUncompressed: 1 << 20}})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
@@ -306,9 +254,9 @@ func TestDecompressedSizeIsBounded(t *testing.T) {
 }
 
 func TestNamesCannotEscapeTheImage(t *testing.T) {
-	data := archive(t, ent{name: "/etc", mode: dirMode}, ent{name: "../../etc/passwd", mode: fileMode, body: "x"},
-		ent{name: "etc/../../../../shadow", mode: fileMode, body: "y"}, ent{name: "lnk", mode: linkMode, body: "/../../.."},
-		ent{name: "lnk/etc/through", mode: fileMode, body: "z"})
+	data := imagetest.Archive(t, ent{Name: "/etc", Mode: dirMode}, ent{Name: "../../etc/passwd", Mode: fileMode, Body: "x"},
+		ent{Name: "etc/../../../../shadow", Mode: fileMode, Body: "y"}, ent{Name: "lnk", Mode: linkMode, Body: "/../../.."},
+		ent{Name: "lnk/etc/through", Mode: fileMode, Body: "z"})
 	img, err := Read(context.Background(), bytes.NewReader(data), OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -328,15 +276,15 @@ func TestNamesCannotEscapeTheImage(t *testing.T) {
 
 func FuzzScan(f *testing.F) {
 	f.Add(distroImage(f, codec.Gzip))
-	f.Add(archive(f, ent{name: "a", mode: fileMode, body: "x"}))
-	f.Add(compress(f, codec.LZ4, archive(f, ent{name: "a", mode: fileMode, body: "x"})))
-	f.Add(compress(f, codec.XZ, archive(f, ent{name: "a", mode: linkMode, body: "b"})))
+	f.Add(imagetest.Archive(f, ent{Name: "a", Mode: fileMode, Body: "x"}))
+	f.Add(imagetest.Compress(f, codec.LZ4, imagetest.Archive(f, ent{Name: "a", Mode: fileMode, Body: "x"})))
+	f.Add(imagetest.Compress(f, codec.XZ, imagetest.Archive(f, ent{Name: "a", Mode: linkMode, Body: "b"})))
 	// One archive over two zstd frames, over an uncompressed part and a
 	// gzip member, and without a trailer.
-	two := archive(f, ent{name: "a", mode: fileMode, ino: 3, nlink: 2}, ent{name: "b", mode: fileMode, ino: 3, nlink: 2, body: "x"})
-	f.Add(cat(compress(f, codec.Zstd, two[:112]), compress(f, codec.Zstd, two[112:])))
-	f.Add(cat(two[:112], compress(f, codec.Gzip, two[112:])))
-	f.Add(compress(f, codec.Zstd, two[:len(two)-124]))
+	two := imagetest.Archive(f, ent{Name: "a", Mode: fileMode, Ino: 3, Nlink: 2}, ent{Name: "b", Mode: fileMode, Ino: 3, Nlink: 2, Body: "x"})
+	f.Add(cat(imagetest.Compress(f, codec.Zstd, two[:112]), imagetest.Compress(f, codec.Zstd, two[112:])))
+	f.Add(cat(two[:112], imagetest.Compress(f, codec.Gzip, two[112:])))
+	f.Add(imagetest.Compress(f, codec.Zstd, two[:len(two)-124]))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := Read(context.Background(), bytes.NewReader(data), OpenOptions{ScanOptions: ScanOptions{MaxUncompressed: 64 << 20}})
 		if err == nil {
@@ -349,7 +297,7 @@ func FuzzScan(f *testing.F) {
 // TestVerifyCatchesCorruptedOutput damages a written image in ways an
 // encoder or file-system bug could, and expects Verify to name the entry.
 func TestVerifyCatchesCorruptedOutput(t *testing.T) {
-	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	img := open(t, imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip)))
 	out, res := rewrite(t, img, WriteOptions{Mode: Rewrite, Compression: codec.None})
 	good, err := os.ReadFile(out)
 	if err != nil {
@@ -389,7 +337,7 @@ func TestVerifyCatchesCorruptedOutput(t *testing.T) {
 // TestKeepContentSkipsBodies: bodies the filter rejects are not kept, an
 // append of edits still works, and a rewrite that needs them says why.
 func TestKeepContentSkipsBodies(t *testing.T) {
-	p := writeFile(t, distroImage(t, codec.Gzip))
+	p := imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip))
 	img, err := Open(context.Background(), p, OpenOptions{KeepContent: func(name string, size int64) bool {
 		return !strings.HasPrefix(name, "usr/bin/")
 	}})
@@ -424,7 +372,7 @@ func TestKeepContentSkipsBodies(t *testing.T) {
 func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
 	for _, mode := range []WriteMode{Append, Rewrite} {
 		t.Run(string(mode), func(t *testing.T) {
-			img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+			img := open(t, imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip)))
 			img.Tree.SetGeneration(img.EditGeneration())
 			if _, err := img.Tree.Replace(Entry{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Content: BytesContent("replaced")}); err != nil {
 				t.Fatal(err)
@@ -447,7 +395,7 @@ func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
 		})
 	}
 	// Put keeps the kernel's write-through semantics.
-	img := open(t, writeFile(t, distroImage(t, codec.Gzip)))
+	img := open(t, imagetest.WriteImage(t, "initrd.img", distroImage(t, codec.Gzip)))
 	if _, err := img.Tree.Put(Entry{Name: "usr/bin/ln1", Mode: fileMode | 0o755, Content: BytesContent("through")}); err != nil {
 		t.Fatal(err)
 	}

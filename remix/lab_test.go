@@ -3,13 +3,12 @@ package remix
 import (
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // TestLabRewriteIsMultiFrame: a real image rewritten to zstd or gzip comes
@@ -17,8 +16,7 @@ import (
 // every stream after the first continuing the archive, and reads back to the
 // same merged tree. It fails if the writer ever stops cutting frames.
 func TestLabRewriteIsMultiFrame(t *testing.T) {
-	lab := testtool.Lab(t)
-	in := filepath.Join(lab, "images", "itools-zstd.img")
+	in := testtool.OpenLab(t).Image(t, "itools-zstd").Path
 	if _, err := os.Stat(in); err != nil {
 		t.Fatalf("lab image: %v", err)
 	}
@@ -57,10 +55,10 @@ func TestLabRewriteIsMultiFrame(t *testing.T) {
 // testing/fstest, every file read back through it, and the dynamic loader
 // is reached through the image's own usr-merge link.
 func TestLabFSPassesFSTest(t *testing.T) {
-	lab := testtool.Lab(t)
+	lab := testtool.OpenLab(t)
 	for _, name := range []string{"itools-gzip", "dracut-nosd-gzip"} {
 		t.Run(name, func(t *testing.T) {
-			img := open(t, filepath.Join(lab, "images", name+".img"))
+			img := open(t, lab.Image(t, name).Path)
 			mountRuntime(t, img.Tree)
 			if err := fstest.TestFS(img.Tree.FS(), "init", "usr/bin", "etc"); err != nil {
 				t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
@@ -62,27 +63,27 @@ func repackFile(t *testing.T, in string, opt WriteOptions) (string, *WriteResult
 // generator writes stream, the others are read again.
 func TestRepackIsTheOrdinaryRewrite(t *testing.T) {
 	big := strings.Repeat("0123456789abcdef", 700) // spans several 4 KiB frames
-	mainEntries := []ent{{name: ".", mode: dirMode, mtime: 9}, {name: "usr", mode: dirMode}, {name: "usr/bin", mode: dirMode},
-		{name: "usr/lib", mode: dirMode}, {name: "bin", mode: linkMode, body: "usr/bin"}, {name: "lib", mode: linkMode, body: "usr/lib"},
-		{name: "init", mode: fileMode | 0o755, body: "#!/bin/sh\n"}, {name: "dev", mode: dirMode},
-		{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: [2]uint32{5, 1}},
-		{name: "usr/bin/busybox", mode: fileMode | 0o755, ino: 7, nlink: 3},
-		{name: "usr/bin/big", mode: fileMode, body: big},
-		{name: "usr/bin/sh", mode: fileMode | 0o755, ino: 7, nlink: 3},
-		{name: "usr/bin/ls", mode: fileMode | 0o755, ino: 7, nlink: 3, body: "busybox body"},
-		{name: "lib/modules", mode: dirMode}, // through the usr-merge link
-		{name: "lib/modules/m.ko", mode: fileMode, body: big + "module"},
-		{name: "empty", mode: fileMode}, {name: "fifo", mode: newc.TypeFIFO | 0o644}}
+	mainEntries := []ent{{Name: ".", Mode: dirMode, Mtime: 9}, {Name: "usr", Mode: dirMode}, {Name: "usr/bin", Mode: dirMode},
+		{Name: "usr/lib", Mode: dirMode}, {Name: "bin", Mode: linkMode, Body: "usr/bin"}, {Name: "lib", Mode: linkMode, Body: "usr/lib"},
+		{Name: "init", Mode: fileMode | 0o755, Body: "#!/bin/sh\n"}, {Name: "dev", Mode: dirMode},
+		{Name: "dev/console", Mode: newc.TypeChar | 0o600, RDev: [2]uint32{5, 1}},
+		{Name: "usr/bin/busybox", Mode: fileMode | 0o755, Ino: 7, Nlink: 3},
+		{Name: "usr/bin/big", Mode: fileMode, Body: big},
+		{Name: "usr/bin/sh", Mode: fileMode | 0o755, Ino: 7, Nlink: 3},
+		{Name: "usr/bin/ls", Mode: fileMode | 0o755, Ino: 7, Nlink: 3, Body: "busybox body"},
+		{Name: "lib/modules", Mode: dirMode}, // through the usr-merge link
+		{Name: "lib/modules/m.ko", Mode: fileMode, Body: big + "module"},
+		{Name: "empty", Mode: fileMode}, {Name: "fifo", Mode: newc.TypeFIFO | 0o644}}
 	with := func(es []ent, more ...ent) []ent { return append(append([]ent{}, es...), more...) }
-	early := archive(t, ent{name: ".", mode: dirMode}, ent{name: "kernel", mode: dirMode}, ent{name: "kernel/x86", mode: dirMode},
-		ent{name: "kernel/x86/microcode", mode: dirMode}, ent{name: "kernel/x86/microcode/AuthenticAMD.bin", mode: fileMode, body: "ucode"})
-	z := func(es ...ent) []byte { return compress(t, codec.Zstd, archive(t, es...)) }
+	early := imagetest.Archive(t, ent{Name: ".", Mode: dirMode}, ent{Name: "kernel", Mode: dirMode}, ent{Name: "kernel/x86", Mode: dirMode},
+		ent{Name: "kernel/x86/microcode", Mode: dirMode}, ent{Name: "kernel/x86/microcode/AuthenticAMD.bin", Mode: fileMode, Body: "ucode"})
+	z := func(es ...ent) []byte { return imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, es...)) }
 	// Two zstd frames continuing one archive, as Repack itself writes.
-	whole := archive(t, mainEntries...)
+	whole := imagetest.Archive(t, mainEntries...)
 	offs := entryOffsets(t, whole)
 	cut := offs[len(offs)/2]
-	framed := cat(compress(t, codec.Zstd, whole[:cut]), compress(t, codec.Zstd, whole[cut:]))
-	unterminated := archive(t, ent{name: "kernel", mode: dirMode})
+	framed := cat(imagetest.Compress(t, codec.Zstd, whole[:cut]), imagetest.Compress(t, codec.Zstd, whole[cut:]))
+	unterminated := imagetest.Archive(t, ent{Name: "kernel", Mode: dirMode})
 	unterminated = unterminated[:len(unterminated)-entryLen("TRAILER!!!", 0)]
 
 	for _, tc := range []struct {
@@ -94,22 +95,22 @@ func TestRepackIsTheOrdinaryRewrite(t *testing.T) {
 		{"early microcode then main", cat(early, z(mainEntries...)), true},
 		{"no root entry", z(mainEntries[1:]...), true},
 		{"several frames", cat(early, framed), true},
-		{"gzip input", cat(early, compress(t, codec.Gzip, whole)), true},
+		{"gzip input", cat(early, imagetest.Compress(t, codec.Gzip, whole)), true},
 		{"root entry late", z(with(mainEntries[1:], mainEntries[0])...), false},
-		{"overriding segment", cat(early, z(mainEntries...), z(ent{name: "init", mode: fileMode, body: "new"})), false},
-		{"name given twice", z(with(mainEntries, ent{name: "usr/bin/big", mode: fileMode, body: "again"})...), false},
-		{"type changed", z(with(mainEntries, ent{name: "empty", mode: dirMode})...), false},
-		{"hard link data on the first name", z(ent{name: ".", mode: dirMode}, ent{name: "a", mode: fileMode, ino: 3, nlink: 2, body: "data"},
-			ent{name: "b", mode: fileMode, ino: 3, nlink: 2}), false},
-		{"fewer hard links than announced", z(ent{name: ".", mode: dirMode}, ent{name: "a", mode: fileMode, ino: 3, nlink: 3},
-			ent{name: "b", mode: fileMode, ino: 3, nlink: 3, body: "data"}), false},
-		{"dropped entry", z(ent{name: ".", mode: dirMode}, ent{name: "missing/parent", mode: fileMode, body: "x"}), false},
-		{"uncompressed main archive", archive(t, mainEntries...), false},
+		{"overriding segment", cat(early, z(mainEntries...), z(ent{Name: "init", Mode: fileMode, Body: "new"})), false},
+		{"name given twice", z(with(mainEntries, ent{Name: "usr/bin/big", Mode: fileMode, Body: "again"})...), false},
+		{"type changed", z(with(mainEntries, ent{Name: "empty", Mode: dirMode})...), false},
+		{"hard link data on the first name", z(ent{Name: ".", Mode: dirMode}, ent{Name: "a", Mode: fileMode, Ino: 3, Nlink: 2, Body: "data"},
+			ent{Name: "b", Mode: fileMode, Ino: 3, Nlink: 2}), false},
+		{"fewer hard links than announced", z(ent{Name: ".", Mode: dirMode}, ent{Name: "a", Mode: fileMode, Ino: 3, Nlink: 3},
+			ent{Name: "b", Mode: fileMode, Ino: 3, Nlink: 3, Body: "data"}), false},
+		{"dropped entry", z(ent{Name: ".", Mode: dirMode}, ent{Name: "missing/parent", Mode: fileMode, Body: "x"}), false},
+		{"uncompressed main archive", imagetest.Archive(t, mainEntries...), false},
 		{"early archive continued", cat(unterminated, z(mainEntries[1:]...)), false},
 	} {
 		for _, c := range []codec.Codec{codec.Zstd, codec.Gzip, codec.None, codec.LZ4, codec.XZ} {
 			t.Run(tc.name+"/"+string(c), func(t *testing.T) {
-				in := writeFile(t, tc.image)
+				in := imagetest.WriteImage(t, "initrd.img", tc.image)
 				opt := WriteOptions{Compression: c, Verify: true, FrameSize: 4 << 10}
 				want := ordinaryRewrite(t, in, opt)
 				p, res := repackFile(t, in, opt)
@@ -146,8 +147,8 @@ func entryLen(name string, body int) int {
 // TestRepackVerifiesStreamedBodies: a streamed body is not kept, so the check
 // compares a hash of what reads back with the hash taken while copying it.
 func TestRepackVerifiesStreamedBodies(t *testing.T) {
-	in := writeFile(t, compress(t, codec.Zstd, archive(t, ent{name: ".", mode: dirMode},
-		ent{name: "payload", mode: fileMode, body: strings.Repeat("rescue payload ", 100)})))
+	in := imagetest.WriteImage(t, "initrd.img", imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, ent{Name: ".", Mode: dirMode},
+		ent{Name: "payload", Mode: fileMode, Body: strings.Repeat("rescue payload ", 100)})))
 	p, res := repackFile(t, in, WriteOptions{Compression: codec.None, Verify: true})
 	if !res.Streamed {
 		t.Fatal("a plain archive must stream")
@@ -174,7 +175,7 @@ func TestRepackVerifiesStreamedBodies(t *testing.T) {
 // TestRepackFailsCleanlyOnBadInput: a truncated or corrupt input is an error
 // naming the file, from the streaming path as from the ordinary one.
 func TestRepackFailsCleanlyOnBadInput(t *testing.T) {
-	good := cat(archive(t, ent{name: ".", mode: dirMode}), compress(t, codec.Zstd, archive(t, ent{name: "a", mode: fileMode, body: strings.Repeat("x", 5000)})))
+	good := cat(imagetest.Archive(t, ent{Name: ".", Mode: dirMode}), imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, ent{Name: "a", Mode: fileMode, Body: strings.Repeat("x", 5000)})))
 	for _, tc := range []struct {
 		name string
 		data []byte
@@ -184,7 +185,7 @@ func TestRepackFailsCleanlyOnBadInput(t *testing.T) {
 		{"not an initrd", []byte("hello, world")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := writeFile(t, tc.data)
+			in := imagetest.WriteImage(t, "initrd.img", tc.data)
 			out, err := os.Create(filepath.Join(t.TempDir(), "out.img"))
 			if err != nil {
 				t.Fatal(err)
@@ -202,11 +203,11 @@ func TestRepackFailsCleanlyOnBadInput(t *testing.T) {
 // error and leaves no goroutine behind (encoder workers, checker, copy).
 func TestRepackStopsWhenCancelled(t *testing.T) {
 	var es []ent
-	es = append(es, ent{name: ".", mode: dirMode})
+	es = append(es, ent{Name: ".", Mode: dirMode})
 	for i := 0; i < 300; i++ {
-		es = append(es, ent{name: fmt.Sprintf("f%03d", i), mode: fileMode, body: strings.Repeat(fmt.Sprint(i), 3000)})
+		es = append(es, ent{Name: fmt.Sprintf("f%03d", i), Mode: fileMode, Body: strings.Repeat(fmt.Sprint(i), 3000)})
 	}
-	in := writeFile(t, compress(t, codec.Zstd, archive(t, es...)))
+	in := imagetest.WriteImage(t, "initrd.img", imagetest.Compress(t, codec.Zstd, imagetest.Archive(t, es...)))
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, err := os.Create(filepath.Join(t.TempDir(), "out.img"))

@@ -6,27 +6,28 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 )
 
 // TestScanErrorSaysOffsetOnce: an error names the file once and each
 // offset once, however many layers it went through.
 func TestScanErrorSaysOffsetOnce(t *testing.T) {
-	good := archive(t, ent{name: ".", mode: dirMode}, ent{name: "a", mode: fileMode, body: "hello"})
+	good := imagetest.Archive(t, ent{Name: ".", Mode: dirMode}, ent{Name: "a", Mode: fileMode, Body: "hello"})
 	badMagic := append([]byte("0707X1"), good[6:]...)
 	tests := []struct {
 		name string
 		data []byte
 	}{
 		{"bad magic, uncompressed", badMagic},
-		{"bad magic in a stream", compress(t, codec.Zstd, badMagic)},
+		{"bad magic in a stream", imagetest.Compress(t, codec.Zstd, badMagic)},
 		{"truncated, uncompressed", good[:len(good)-130]},
-		{"stream ends inside an entry", compress(t, codec.Gzip, good[:len(good)-130])},
+		{"stream ends inside an entry", imagetest.Compress(t, codec.Gzip, good[:len(good)-130])},
 		{"metadata limit", manyEntries(t, codec.Zstd, 50, 8, 0, 0)},
 	}
 	offset := regexp.MustCompile(`(?:decompressed )?offset \d+`)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeFile(t, tc.data)
+			p := imagetest.WriteImage(t, "initrd.img", tc.data)
 			_, err := Open(context.Background(), p, OpenOptions{ScanOptions: ScanOptions{MaxMetadata: 10 * EntryCost}})
 			if err == nil {
 				t.Fatal("no error")

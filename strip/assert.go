@@ -2,9 +2,9 @@ package strip
 
 import (
 	"bytes"
+	"io/fs"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // Finding is one thing left in a rescue image that could activate storage or
@@ -41,7 +41,7 @@ func Assert(t *remix.Tree) []Finding {
 			out = append(out, f)
 		}
 	}
-	if n := t.Lookup(Payload); n != nil && (n.Inode.Type() != newc.TypeReg || n.Inode.Mode&0o111 == 0) {
+	if n := t.Lookup(Payload); n != nil && (!n.IsRegular() || n.Inode.Mode&0o111 == 0) {
 		out = append(out, Finding{Path: Payload, Problem: "payload is not an executable file"})
 	}
 	return out
@@ -56,14 +56,15 @@ func (e *editor) compare(kind Kind, why string, ent remix.Entry) {
 		return
 	}
 	problem := ""
+	want := remix.FileMode(ent.Mode).Type()
 	switch {
 	case n == nil:
 		problem = "missing"
-	case n.Inode.Type() != ent.Mode&newc.TypeMask:
+	case n.Inode.FileMode().Type() != want:
 		problem = "is a " + remix.TypeName(n.Inode.Mode) + ", want a " + remix.TypeName(ent.Mode)
-	case ent.Mode&newc.TypeMask == newc.TypeSymlink && n.Inode.Target != ent.Target:
+	case want == fs.ModeSymlink && n.Inode.Target != ent.Target:
 		problem = "links to " + n.Inode.Target + ", want " + ent.Target
-	case ent.Mode&newc.TypeMask == newc.TypeReg:
+	case want.IsRegular():
 		want := readContent(ent.Content)
 		if !bytes.Equal(readAll(n), want) {
 			problem = "content differs from what initrd-remix writes"
@@ -74,11 +75,4 @@ func (e *editor) compare(kind Kind, why string, ent remix.Entry) {
 	if problem != "" {
 		e.findings = append(e.findings, Finding{Path: p, Problem: string(kind) + " not in effect (" + why + "): " + problem})
 	}
-}
-
-func readContent(c remix.Content) []byte {
-	if c == nil {
-		return nil
-	}
-	return readAll(&remix.Node{Inode: &remix.Inode{Mode: newc.TypeReg, Content: c}})
 }

@@ -2,12 +2,11 @@ package strip
 
 import (
 	"path"
-	"sort"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/allow"
+	"github.com/initrd-remix/initrd-remix/strip/units"
 )
 
 // dracutEvidence returns what shows dracut built t, and whether its /init is
@@ -17,10 +16,10 @@ func dracutEvidence(t *remix.Tree) (ev []string, systemd bool) {
 	if ev == nil {
 		return nil, false
 	}
-	if n := t.Lookup("init"); n != nil && n.Inode.Type() == newc.TypeSymlink && strings.HasSuffix(n.Inode.Target, "systemd") {
+	if n := t.Lookup("init"); n != nil && n.IsSymlink() && strings.HasSuffix(n.Inode.Target, "systemd") {
 		systemd = true
 	}
-	if d := t.Lookup("etc/systemd/system/default.target"); d != nil && d.Inode.Type() == newc.TypeSymlink && strings.HasSuffix(d.Inode.Target, "initrd.target") {
+	if d := t.Lookup("etc/systemd/system/default.target"); d != nil && d.IsSymlink() && strings.HasSuffix(d.Inode.Target, "initrd.target") {
 		ev = append(ev, "etc/systemd/system/default.target -> "+d.Inode.Target)
 		systemd = true
 	}
@@ -44,20 +43,13 @@ func (e *editor) dracut(systemd bool) error {
 	neutral := embedded("neutral-hook.sh")
 	execHook := embedded("dracut-exec-hook.sh")
 	cmdHook := embedded("dracut-cmdline-hook.sh")
-	hookDirs := uniqueDirs(e.t, dracutHookDirs...)
+	hookDirs := units.Unique(e.t, dracutHookDirs...)
 	for _, hd := range hookDirs {
-		var names []string
-		byName := map[string]*remix.Node{}
-		for _, n := range e.t.Nodes() {
-			rest, ok := strings.CutPrefix(n.Path, hd+"/")
-			if ok && n.Inode.Type() == newc.TypeReg && strings.HasSuffix(rest, ".sh") {
-				names = append(names, rest)
-				byName[rest] = n
+		for _, n := range units.Below(e.t, hd) {
+			rest := strings.TrimPrefix(n.Path, hd+"/")
+			if !n.IsRegular() || !strings.HasSuffix(rest, ".sh") {
+				continue
 			}
-		}
-		sort.Strings(names)
-		for _, rest := range names {
-			n := byName[rest]
 			body := readAll(n)
 			if string(body) == string(execHook) || string(body) == string(cmdHook) {
 				continue
@@ -101,7 +93,7 @@ func (e *editor) dracut(systemd bool) error {
 	}
 	// Baked kernel arguments (host-only images): root=, rd.lvm.lv=,
 	// rd.luks.uuid=, resume= are read by dracut's getarg.
-	_, kids := children(e.t, "etc/cmdline.d")
+	kids, _ := e.t.ReadDir("etc/cmdline.d")
 	for _, n := range kids {
 		if !strings.HasSuffix(n.Path, ".conf") || path.Base(n.Path) == "99-initrd-remix.conf" || masked(n) {
 			continue
@@ -115,7 +107,7 @@ func (e *editor) dracut(systemd bool) error {
 		"etc/cmdline.d/99-initrd-remix.conf", 0o644, []byte(dracutOffArgs+"\n")); err != nil {
 		return err
 	}
-	_, confs := children(e.t, "etc/conf.d")
+	confs, _ := e.t.ReadDir("etc/conf.d")
 	var sourced []*remix.Node
 	for _, n := range confs {
 		if strings.HasSuffix(n.Path, ".conf") {

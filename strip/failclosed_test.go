@@ -6,9 +6,8 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 	"github.com/initrd-remix/initrd-remix/strip/audit"
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
 )
 
 // sdTree is a dracut image with systemd as /init, its units as Debian
@@ -46,19 +45,15 @@ func sdTree(t *testing.T, extra ...string) *remix.Tree {
 func add(t *testing.T, tr *remix.Tree, lines ...string) {
 	t.Helper()
 	for _, l := range lines {
-		e := striptest.Entry(l)
-		if e.Mode&newc.TypeMask == newc.TypeDir {
+		e := treetest.Entry(l)
+		if remix.FileMode(e.Mode).IsDir() {
 			if _, err := tr.MkdirAll(e.Name, 0o755, 0); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		name := e.Name
-		if _, err := tr.MkdirAll(path.Dir(name), 0o755, 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tr.Replace(e); err != nil {
-			t.Fatalf("%s: %v", name, err)
+		if _, err := tr.Install(e); err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
 		}
 	}
 }

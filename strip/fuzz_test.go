@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/audit"
 )
 
@@ -24,7 +23,7 @@ func FuzzApply(f *testing.F) {
 		}
 		tr := itoolsTree(t)
 		put := func(name, body string) {
-			if _, err := tr.Put(remix.Entry{Name: name, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(body)}); err != nil {
+			if _, err := tr.Put(remix.File(name, 0o644, remix.BytesContent(body))); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/allow"
 )
 
@@ -58,19 +57,19 @@ func (e *editor) initramfsTools() error {
 	// Every stage directory of the image, and init-premount always: its
 	// ORDER is where PID 1 hands over to the rescue.
 	stages := map[string]bool{"init-premount": true}
-	_, stageDirs := children(e.t, "scripts")
+	stageDirs, _ := e.t.ReadDir("scripts")
 	for _, sd := range stageDirs {
-		if sd.Inode.Type() == newc.TypeDir {
+		if sd.IsDir() {
 			stages[path.Base(sd.Path)] = true
 		}
 	}
 	for _, st := range sortedKeys(stages) {
 		dir := "scripts/" + st
-		_, kids := children(e.t, dir)
+		kids, _ := e.t.ReadDir(dir)
 		kept := map[string]bool{}
 		for _, n := range kids {
 			b := path.Base(n.Path)
-			if b == "ORDER" || n.Inode.Type() != newc.TypeReg {
+			if b == "ORDER" || !n.IsRegular() {
 				continue
 			}
 			why, bad := "", ""
@@ -145,7 +144,7 @@ func (e *editor) initramfsTools() error {
 			confs = append(confs, n)
 		}
 	}
-	_, dd := children(e.t, "conf/conf.d")
+	dd, _ := e.t.ReadDir("conf/conf.d")
 	confs = append(confs, dd...)
 	if err := e.plainConfigs(confs, "zz-initrd-remix", "resume"); err != nil {
 		return err
@@ -158,7 +157,7 @@ func (e *editor) initramfsTools() error {
 // substitution): /init sources them as PID 1.
 func (e *editor) plainConfigs(files []*remix.Node, skip ...string) error {
 	for _, n := range files {
-		if n.Inode.Type() != newc.TypeReg || slices.Contains(skip, path.Base(n.Path)) {
+		if !n.IsRegular() || slices.Contains(skip, path.Base(n.Path)) {
 			continue
 		}
 		body := string(readAll(n))

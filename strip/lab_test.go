@@ -7,36 +7,25 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
-
-// labImages lists the main lab's images (name, family) from its manifest.
-func labImages(t *testing.T) (dir string, names, families []string) {
-	t.Helper()
-	l := testtool.OpenLab(t)
-	for _, im := range l.Images {
-		names = append(names, im.Name)
-		families = append(families, im.Family)
-	}
-	if len(names) < 6 {
-		t.Fatalf("lab manifest lists %d images", len(names))
-	}
-	return l.Dir, names, families
-}
 
 // TestLabApply strips every lab image, checks the plan against what the
 // image holds, writes it in append mode and reads it back: the merged tree
 // of the output must pass Assert, and the original must not.
 func TestLabApply(t *testing.T) {
-	dir, names, families := labImages(t)
+	l := testtool.OpenLab(t)
+	if len(l.Images) < 6 {
+		t.Fatalf("lab manifest lists %d images", len(l.Images))
+	}
 	out := t.TempDir()
-	for i, name := range names {
-		family := families[i]
+	for _, im := range l.Images {
+		name, family := im.Name, im.Family
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			img, err := remix.Open(context.Background(), filepath.Join(dir, "images", name+".img"), remix.OpenOptions{})
+			img, err := remix.Open(context.Background(), im.Path, remix.OpenOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // Generator names the tool that built an initrd.
@@ -136,16 +135,16 @@ func describeInit(t *remix.Tree) string {
 	if n == nil {
 		return "no /init"
 	}
-	switch n.Inode.Type() {
-	case newc.TypeSymlink:
+	switch {
+	case n.IsSymlink():
 		return "/init -> " + n.Inode.Target
-	case newc.TypeReg:
+	case n.IsRegular():
 		head := remix.Head(n.Inode.Content, 128)
 		switch {
-		case bytes.HasPrefix(head, []byte("#!")):
+		case remix.IsScript(head):
 			line, _, _ := bytes.Cut(head, []byte("\n"))
 			return "/init is a script (" + string(line) + ")"
-		case bytes.HasPrefix(head, []byte("\x7fELF")):
+		case remix.IsELF(head):
 			return "/init is an ELF program"
 		}
 		return "/init is a regular file"

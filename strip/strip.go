@@ -22,12 +22,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
-	"github.com/initrd-remix/initrd-remix/strip/units"
 )
 
 //go:embed files
@@ -151,45 +148,24 @@ func embedded(name string) []byte {
 	return b
 }
 
-// put writes e at name after resolving name's parent through the image's own
-// symlinks (usr-merge) and creating missing parents as directories; it never
-// replaces a directory or writes through a symlink in the last component.
+// put writes ent into the image as every stage does (remix.Tree.Install:
+// the parent resolved through the image's own symlinks, missing parents
+// made with the editor's mtime, never over a directory or through a
+// symlink in the last component, hard links to what was there untouched)
+// and records the edit.
 func (e *editor) put(kind Kind, why string, ent remix.Entry) error {
 	if e.check {
 		e.compare(kind, why, ent)
 		return nil
 	}
-	dir, base := path.Split(remix.Canonical(ent.Name))
-	dir = strings.TrimSuffix(dir, "/")
-	if dir == "" {
-		dir = "."
-	}
-	cdir, dnode, err := e.t.Resolve(dir, true)
-	if errors.Is(err, remix.ErrNotExist) || (err == nil && dnode == nil) {
-		// MkdirAll follows the links that exist (etc/udev -> ...) and
-		// creates only what is missing.
-		if cdir, err = e.t.MkdirAll(dir, 0o755, e.mtime); err != nil {
-			return fmt.Errorf("%s: %w", ent.Name, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("%s: %w", ent.Name, err)
-	} else if dnode.Inode.Type() != newc.TypeDir {
-		return fmt.Errorf("%s: parent %s: %w", ent.Name, cdir, remix.ErrNotDir)
-	}
-	full := path.Join(cdir, base)
-	if old := e.t.Get(full); old != nil && old.Inode.Type() == newc.TypeDir {
-		return fmt.Errorf("%s: %w", full, remix.ErrIsDir)
-	}
-	ent.Name = full
 	if ent.Mtime == 0 {
 		ent.Mtime = e.mtime
 	}
-	// Replace, not Put: an edited file that shares its inode with other
-	// names (hard links) must not change them too.
-	if _, err := e.t.Replace(ent); err != nil {
-		return fmt.Errorf("%s: %w", full, err)
+	n, err := e.t.Install(ent, remix.ParentMtime(e.mtime))
+	if err != nil {
+		return fmt.Errorf("%s: %w", ent.Name, err)
 	}
-	e.plan.Items = append(e.plan.Items, Item{Kind: kind, Path: full, Why: why})
+	e.plan.Items = append(e.plan.Items, Item{Kind: kind, Path: n.Path, Why: why})
 	return nil
 }
 
@@ -201,33 +177,28 @@ func (e *editor) keep(kind Kind, why, name string) {
 }
 
 func (e *editor) file(kind Kind, why, name string, mode uint32, body []byte) error {
-	return e.put(kind, why, remix.Entry{Name: name, Mode: newc.TypeReg | mode, Content: remix.BytesContent(body)})
+	return e.put(kind, why, remix.File(name, mode, remix.BytesContent(body)))
 }
 
 // mask links name to /dev/null, systemd's and udev's own way to mask.
 func (e *editor) mask(kind Kind, why, name string) error {
-	return e.put(kind, why, remix.Entry{Name: name, Mode: newc.TypeSymlink | 0o777, Target: "/dev/null"})
+	return e.put(kind, why, remix.Symlink(name, "/dev/null"))
 }
 
-// children lists the names directly inside dir (read through the image's
-// links), sorted, with their nodes; nil if dir does not exist.
-func children(t *remix.Tree, dir string) (string, []*remix.Node) {
-	cdir, n, err := t.Resolve(dir, true)
-	if err != nil || n == nil || n.Inode.Type() != newc.TypeDir {
-		return "", nil
-	}
-	return cdir, units.List(t, cdir)
-}
-
-// uniqueDirs resolves directories through the image's links, without
-// duplicates (see units.Unique).
-func uniqueDirs(t *remix.Tree, dirs ...string) []string { return units.Unique(t, dirs...) }
-
+// readAll returns a regular file's content (nil for anything else), up to
+// a little over 4 MiB.
 func readAll(n *remix.Node) []byte {
-	if n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil {
+	if n == nil || !n.IsRegular() {
 		return nil
 	}
-	r, err := n.Inode.Content.Open()
+	return readContent(n.Inode.Content)
+}
+
+func readContent(c remix.Content) []byte {
+	if c == nil {
+		return nil
+	}
+	r, err := c.Open()
 	if err != nil {
 		return nil
 	}
@@ -265,12 +236,12 @@ func (e *editor) common(opt Options, g Generator) error {
 	// The banner says `mount DEVICE /mnt`; no generator's image has /mnt.
 	// Added only where nothing is, so an image's own mnt (a link, say) stays.
 	if e.t.Lookup(MountPoint) == nil {
-		if err := e.put(AddFile, "mount point for the banner's mount -o ro DEVICE /mnt", remix.Entry{Name: MountPoint, Mode: newc.TypeDir | 0o755}); err != nil {
+		if err := e.put(AddFile, "mount point for the banner's mount -o ro DEVICE /mnt", remix.Dir(MountPoint, 0o755)); err != nil {
 			return err
 		}
 	}
 	if opt.Payload != nil && !e.check {
-		if err := e.put(AddFile, "payload given with --run", remix.Entry{Name: Payload, Mode: newc.TypeReg | 0o755, Content: opt.Payload}); err != nil {
+		if err := e.put(AddFile, "payload given with --run", remix.File(Payload, 0o755, opt.Payload)); err != nil {
 			return err
 		}
 	}

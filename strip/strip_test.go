@@ -6,14 +6,13 @@ import (
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
-// layout builds a synthetic image (see striptest.Tree).
+// layout builds a synthetic image (see treetest.Tree).
 func layout(t *testing.T, lines ...string) *remix.Tree {
 	t.Helper()
-	return striptest.Tree(t, lines...)
+	return treetest.Tree(t, lines...)
 }
 
 // usrMerged is the start of every synthetic image: bin, sbin, lib as links.
@@ -64,10 +63,10 @@ func TestApplySynthetic(t *testing.T) {
 				if n := tr.Get("usr/lib/initrd-remix/rescue"); n == nil || n.Inode.Mode&0o111 == 0 {
 					t.Error("entry point not at usr/lib/initrd-remix/rescue or not executable")
 				}
-				if n := tr.Get("lib"); n == nil || n.Inode.Type() != newc.TypeSymlink {
+				if n := tr.Get("lib"); n == nil || !n.IsSymlink() {
 					t.Error("the lib -> usr/lib link was replaced")
 				}
-				if n := tr.Get(MountPoint); n == nil || n.Inode.Type() != newc.TypeDir {
+				if n := tr.Get(MountPoint); n == nil || !n.IsDir() {
 					t.Errorf("no %s directory for the banner's mount", MountPoint)
 				}
 			},
@@ -78,7 +77,7 @@ func TestApplySynthetic(t *testing.T) {
 			gen:  InitramfsTools,
 			kept: []string{MountPoint},
 			check: func(t *testing.T, tr *remix.Tree) {
-				if n := tr.Get(MountPoint); n == nil || n.Inode.Type() != newc.TypeSymlink {
+				if n := tr.Get(MountPoint); n == nil || !n.IsSymlink() {
 					t.Error("the image's mnt link was replaced")
 				}
 			},
@@ -91,7 +90,7 @@ func TestApplySynthetic(t *testing.T) {
 			gen:     InitramfsTools,
 			touched: []string{"usr/lib/udev/etc/rules.d/64-md-raid-assembly.rules"},
 			check: func(t *testing.T, tr *remix.Tree) {
-				if n := tr.Get("etc/udev"); n == nil || n.Inode.Type() != newc.TypeSymlink {
+				if n := tr.Get("etc/udev"); n == nil || !n.IsSymlink() {
 					t.Error("etc/udev link replaced by a directory")
 				}
 			},
@@ -192,13 +191,13 @@ func TestAssertFindsWhatComesBack(t *testing.T) {
 		undo  remix.Entry
 		where string
 	}{
-		{"udev rule restored", remix.Entry{Name: "etc/udev/rules.d/64-md-raid-assembly.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n")}, "64-md-raid-assembly.rules"},
-		{"new udev rule running lvm", remix.Entry{Name: "usr/lib/udev/rules.d/70-mine.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/vgchange -ay\"\n")}, "70-mine.rules"},
-		{"boot script restored", remix.Entry{Name: "scripts/local", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("mountroot() { mount $ROOT /root; }\n")}, "scripts/local"},
-		{"local-top script added", remix.Entry{Name: "scripts/local-top/lvm2", Mode: newc.TypeReg | 0o755, Content: remix.BytesContent("#!/bin/sh\nlvm vgchange -ay\n")}, "scripts/local-top/lvm2"},
-		{"entry point removed", remix.Entry{Name: Entry, Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("")}, Entry},
-		{"naming rule that activates", remix.Entry{Name: "usr/lib/udev/rules.d/95-dm-notify.rules", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("RUN+=\"/sbin/dmsetup udevcomplete $env{DM_COOKIE}\"\nRUN+=\"/sbin/lvm vgchange -ay\"\n")}, "95-dm-notify.rules"},
-		{"mdadm.conf with arrays", remix.Entry{Name: "etc/mdadm/mdadm.conf", Mode: newc.TypeReg | 0o644, Content: remix.BytesContent("ARRAY /dev/md0\n")}, "mdadm.conf"},
+		{"udev rule restored", remix.File("etc/udev/rules.d/64-md-raid-assembly.rules", 0o644, remix.BytesContent("RUN+=\"/sbin/mdadm -I $env{DEVNAME}\"\n")), "64-md-raid-assembly.rules"},
+		{"new udev rule running lvm", remix.File("usr/lib/udev/rules.d/70-mine.rules", 0o644, remix.BytesContent("RUN+=\"/sbin/vgchange -ay\"\n")), "70-mine.rules"},
+		{"boot script restored", remix.File("scripts/local", 0o644, remix.BytesContent("mountroot() { mount $ROOT /root; }\n")), "scripts/local"},
+		{"local-top script added", remix.File("scripts/local-top/lvm2", 0o755, remix.BytesContent("#!/bin/sh\nlvm vgchange -ay\n")), "scripts/local-top/lvm2"},
+		{"entry point removed", remix.File(Entry, 0o644, remix.BytesContent("")), Entry},
+		{"naming rule that activates", remix.File("usr/lib/udev/rules.d/95-dm-notify.rules", 0o644, remix.BytesContent("RUN+=\"/sbin/dmsetup udevcomplete $env{DM_COOKIE}\"\nRUN+=\"/sbin/lvm vgchange -ay\"\n")), "95-dm-notify.rules"},
+		{"mdadm.conf with arrays", remix.File("etc/mdadm/mdadm.conf", 0o644, remix.BytesContent("ARRAY /dev/md0\n")), "mdadm.conf"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,8 +314,7 @@ ENV{MD_MON_THIS}=="?*", PROGRAM="/usr/bin/basename $env{MD_MON_THIS}", ENV{SYSTE
 		{"95-dm-notify.rules", "# RUN+=\"/sbin/lvm vgchange -ay\" in a comment runs nothing\n" + `RUN{builtin}+="blkid"` + "\n", true},
 		{"64-btrfs-dm.rules", `ENV{DM_NAME}=="?*", RUN{builtin}+="btrfs ready /dev/mapper/$env{DM_NAME}"` + "\n", false},
 	} {
-		n := &remix.Node{Path: "usr/lib/udev/rules.d/" + tc.name, Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body)}}
-		_, _, why := udevEdit(tc.name, readAll(n))
+		_, _, why := udevEdit(tc.name, []byte(tc.body))
 		if (why == "") != tc.keep {
 			t.Errorf("%s %q: masked=%v (%q), want kept=%v", tc.name, tc.body, why != "", why, tc.keep)
 		}
@@ -344,8 +342,7 @@ func TestUdevStorageToolsUnderAnyName(t *testing.T) {
 		{`RUN{builtin}+="kmod load $env{MODALIAS}"`, false},
 		{`ENV{ID_LVM}="lvm"` + "\n" + `SYMLINK+="disk/by-label/$env{ID_FS_LABEL_ENC}"`, false},
 	} {
-		n := &remix.Node{Path: "usr/lib/udev/rules.d/70-local.rules", Inode: &remix.Inode{Mode: newc.TypeReg | 0o644, Content: remix.BytesContent(tc.body + "\n")}}
-		_, _, why := udevEdit("70-local.rules", readAll(n))
+		_, _, why := udevEdit("70-local.rules", []byte(tc.body+"\n"))
 		if (why != "") != tc.mask {
 			t.Errorf("%q: masked=%v (%q), want %v", tc.body, why != "", why, tc.mask)
 		}

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/allow"
 	"github.com/initrd-remix/initrd-remix/strip/unitfile"
 	"github.com/initrd-remix/initrd-remix/strip/units"
@@ -63,7 +62,7 @@ func (e *editor) systemd() error {
 		return err
 	}
 	// A relative link resolves in etc/systemd/system, to the override above.
-	return e.put(OverrideConfig, "default.target is the overridden initrd.target", remix.Entry{Name: e.unitPath("default.target"), Mode: newc.TypeSymlink | 0o777, Target: "initrd.target"})
+	return e.put(OverrideConfig, "default.target is the overridden initrd.target", remix.Symlink(e.unitPath("default.target"), "initrd.target"))
 }
 
 // judgeUnit keeps an allowed unit (masking drop-ins that would make it run

@@ -4,7 +4,6 @@ import (
 	"path"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // SystemdInitrd is a generic systemd initrd: systemd as /init running
@@ -39,12 +38,12 @@ func systemdInitrdProfile() Profile {
 // not build: dracut's systemd images are the dracut-systemd profile's.
 func systemdInitrdEvidence(t *remix.Tree) []string {
 	n := t.Lookup("init")
-	if n == nil || n.Inode.Type() != newc.TypeSymlink || path.Base(n.Inode.Target) != "systemd" {
+	if n == nil || !n.IsSymlink() || path.Base(n.Inode.Target) != "systemd" {
 		return nil
 	}
 	var ev []string
 	for _, r := range initrdReleases {
-		if _, rn, err := t.Resolve(r, true); err == nil && rn != nil && rn.Inode.Type() == newc.TypeReg {
+		if _, rn, err := t.Resolve(r, true); err == nil && rn != nil && rn.IsRegular() {
 			ev = append(ev, r+" present")
 		}
 	}

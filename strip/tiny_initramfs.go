@@ -1,10 +1,7 @@
 package strip
 
 import (
-	"bytes"
-
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // TinyInitramfs is Debian's tiny-initramfs (mktirfs): /init is one static
@@ -17,8 +14,8 @@ func tinyInitramfsProfile() Profile {
 		Name: TinyInitramfs,
 		Detect: func(t *remix.Tree) []string {
 			init, target, mods := t.Lookup("init"), t.Lookup("target"), t.Lookup("modules")
-			if init == nil || init.Inode.Type() != newc.TypeReg || !bytes.HasPrefix(remix.Head(init.Inode.Content, 4), []byte("\x7fELF")) ||
-				target == nil || target.Inode.Type() != newc.TypeDir || mods == nil || mods.Inode.Type() != newc.TypeReg {
+			if init == nil || !init.IsRegular() || !remix.IsELF(remix.Head(init.Inode.Content, 4)) ||
+				target == nil || !target.IsDir() || mods == nil || !mods.IsRegular() {
 				return nil
 			}
 			return []string{"target/ present", "modules list present"}

@@ -13,10 +13,10 @@ import (
 	"syscall"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/strip"
 )

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,22 +11,20 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
 // mkinitcpioImage is a small initrd laid out like Arch's mkinitcpio.
 func mkinitcpioImage(t *testing.T) string {
 	t.Helper()
-	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
-	f := func(n, body string) testFile { return testFile{name: n, mode: newc.TypeReg | 0o755, body: body} }
-	main := cpioOf(t, d("."), f("init", "#!/usr/bin/ash\n"), f("init_functions", "x\n"), d("hooks"), f("hooks/udev", "x\n"), f("config", "HOOKS=\n"))
-	var z bytes.Buffer
-	zw, _ := codec.NewWriter(codec.Gzip, &z, codec.WriterOptions{})
-	zw.Write(main)
-	zw.Close()
+	d := imagetest.Dir
+	f := func(n, body string) imagetest.Entry { return imagetest.File(n, 0o755, body) }
+	main := imagetest.Archive(t, d("."), f("init", "#!/usr/bin/ash\n"), f("init_functions", "x\n"), d("hooks"), f("hooks/udev", "x\n"), f("config", "HOOKS=\n"))
 	p := filepath.Join(t.TempDir(), "initramfs-linux.img")
-	os.WriteFile(p, z.Bytes(), 0o644)
+	if err := os.WriteFile(p, imagetest.Compress(t, codec.Gzip, main), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 

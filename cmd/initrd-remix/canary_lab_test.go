@@ -13,9 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
@@ -194,7 +195,7 @@ echo "hw-extra: units written to $d" >/dev/kmsg
 // nothing may be dropped.
 func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []canary) {
 	t.Helper()
-	var files []testFile
+	var files []imagetest.Entry
 	made := map[string]bool{}
 	var mkdirs func(string)
 	mkdirs = func(d string) {
@@ -206,7 +207,7 @@ func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []cana
 		}
 		mkdirs(path.Dir(d))
 		made[d] = true
-		files = append(files, testFile{name: d, mode: newc.TypeDir | 0o755})
+		files = append(files, imagetest.Dir(d))
 	}
 	var want []string
 	for _, c := range cs {
@@ -214,9 +215,9 @@ func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []cana
 			p := resolveNew(t, tree, cf.path)
 			mkdirs(path.Dir(p))
 			if cf.target != "" {
-				files = append(files, testFile{name: p, mode: newc.TypeSymlink | 0o777, body: cf.target})
+				files = append(files, imagetest.Symlink(p, cf.target))
 			} else {
-				files = append(files, testFile{name: p, mode: newc.TypeReg | 0o755, body: cf.body})
+				files = append(files, imagetest.File(p, 0o755, cf.body))
 			}
 			want = append(want, p)
 		}
@@ -228,7 +229,7 @@ func writeCanaryImage(t *testing.T, tree *remix.Tree, src, dst string, cs []cana
 	// The kernel reads an archive's header only at a 4-byte aligned
 	// offset; it skips the zeros before it.
 	data = append(data, make([]byte, (4-len(data)%4)%4)...)
-	if err := os.WriteFile(dst, append(data, cpioOf(t, files...)...), 0o600); err != nil {
+	if err := os.WriteFile(dst, append(data, imagetest.Archive(t, files...)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	img, err := remix.Open(context.Background(), dst, remix.OpenOptions{MetadataOnly: true})

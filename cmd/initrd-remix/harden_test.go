@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 )
 
 // TestBuildOutputMode: a rescue image is never readable by other users
@@ -58,11 +58,11 @@ var hostileNames = []string{"etc/\x1b[2J\x1b[31mred", "etc/two\nlines 0 0/0 0 fa
 // from the image on the terminal, and --json keeps them exactly (issue 16,
 // point 9).
 func TestInspectEscapesNames(t *testing.T) {
-	var extra []testFile
+	var extra []imagetest.Entry
 	for _, n := range hostileNames {
-		extra = append(extra, testFile{name: n, mode: newc.TypeReg | 0o644, body: "x"})
+		extra = append(extra, imagetest.File(n, 0o644, "x"))
 	}
-	extra = append(extra, testFile{name: "etc/link", mode: newc.TypeSymlink | 0o777, body: "\x1b]0;title\x07"})
+	extra = append(extra, imagetest.Symlink("etc/link", "\x1b]0;title\x07"))
 	img := smallImageWith(t, "6.1.0-9-amd64", extra...)
 	code, out, errs := cli(t, "inspect", "--files", img)
 	if code != exitOK {

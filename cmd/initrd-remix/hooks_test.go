@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // TestHooks runs the real hook scripts against a binary built once for

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // The boot integration (issue 5) tested with the real tools of a Debian 12

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 

@@ -5,13 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
@@ -23,27 +23,6 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-type testFile struct {
-	name string
-	mode uint32
-	body string
-	rdev uint32
-}
-
-func cpioOf(t *testing.T, files ...testFile) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := newc.NewWriter(&buf)
-	for _, f := range files {
-		if err := w.WriteHeader(&newc.Header{Name: f.name, Mode: f.mode, Nlink: 1, RDevMajor: f.rdev >> 8, RDevMinor: f.rdev & 0xff, Size: int64(len(f.body))}); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, f.body)
-	}
-	w.Close()
-	return buf.Bytes()
-}
-
 // smallImage is an early microcode archive plus a zstd main archive laid
 // out like initramfs-tools' output.
 func smallImage(t *testing.T) string {
@@ -53,23 +32,17 @@ func smallImage(t *testing.T) string {
 
 // smallImageWith is smallImage with the kernel modules of kver and extra
 // entries at the end of the main archive.
-func smallImageWith(t *testing.T, kver string, extra ...testFile) string {
+func smallImageWith(t *testing.T, kver string, extra ...imagetest.Entry) string {
 	t.Helper()
-	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
-	f := func(n, body string) testFile { return testFile{name: n, mode: newc.TypeReg | 0o755, body: body} }
-	early := cpioOf(t, d("kernel"), d("kernel/x86"), d("kernel/x86/microcode"), f("kernel/x86/microcode/AuthenticAMD.bin", "ucode"))
-	mainFiles := []testFile{d("."), d("usr"), d("usr/lib"), testFile{name: "lib", mode: newc.TypeSymlink | 0o777, body: "usr/lib"},
+	d := imagetest.Dir
+	f := func(n, body string) imagetest.Entry { return imagetest.File(n, 0o755, body) }
+	early := imagetest.Archive(t, d("kernel"), d("kernel/x86"), d("kernel/x86/microcode"), f("kernel/x86/microcode/AuthenticAMD.bin", "ucode"))
+	mainFiles := []imagetest.Entry{d("."), d("usr"), d("usr/lib"), imagetest.Symlink("lib", "usr/lib"),
 		f("init", "#!/bin/sh\n"), d("conf"), f("conf/initramfs.conf", "MODULES=most\n"), d("scripts"), f("scripts/functions", "x\n"),
 		d("lib/modules"), d("lib/modules/" + kver), f("lib/modules/"+kver+"/modules.dep", ""),
-		d("dev"), testFile{name: "dev/console", mode: newc.TypeChar | 0o600, rdev: 5<<8 | 1}}
-	main := cpioOf(t, append(mainFiles, extra...)...)
-	var z bytes.Buffer
-	zw, _ := codec.NewWriter(codec.Zstd, &z, codec.WriterOptions{})
-	zw.Write(main)
-	zw.Close()
-	p := filepath.Join(t.TempDir(), "initrd.img-6.1.0-9-amd64")
-	os.WriteFile(p, append(early, z.Bytes()...), 0o600)
-	return p
+		d("dev"), imagetest.Entry{Name: "dev/console", Mode: newc.TypeChar | 0o600, RDev: [2]uint32{5, 1}}}
+	main := imagetest.Archive(t, append(mainFiles, extra...)...)
+	return imagetest.WriteImage(t, "initrd.img-6.1.0-9-amd64", early, imagetest.Compress(t, codec.Zstd, main))
 }
 
 func sum(t *testing.T, p string) [32]byte {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // TestRescuePresetProgramsStart is issue 4's boot test through the real

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // programsPayload runs, before the census, every recovery program of a

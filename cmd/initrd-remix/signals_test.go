@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // TestSecondSignalExitsAtOnce: the first signal cancels the context (the

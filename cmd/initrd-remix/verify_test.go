@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/newc"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
+	"github.com/initrd-remix/initrd-remix/remix/imagetest"
 )
 
 // dynamicProgram returns a dynamically linked program of this machine.
@@ -38,14 +38,14 @@ func dynamicProgram(t *testing.T) []byte {
 func TestVerifyCommand(t *testing.T) {
 	prog := dynamicProgram(t)
 	dir := t.TempDir()
-	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
+	d := imagetest.Dir
 	broken := filepath.Join(dir, "broken.img")
-	os.WriteFile(broken, cpioOf(t, d("."), d("usr"), d("usr/bin"),
-		testFile{name: "usr/bin/true", mode: newc.TypeReg | 0o755, body: string(prog)},
-		testFile{name: "usr/bin/gone", mode: newc.TypeSymlink | 0o777, body: "nothere"},
-		testFile{name: "usr/bin/mask", mode: newc.TypeSymlink | 0o777, body: "/dev/null"}), 0o644)
+	os.WriteFile(broken, imagetest.Archive(t, d("."), d("usr"), d("usr/bin"),
+		imagetest.File("usr/bin/true", 0o755, string(prog)),
+		imagetest.Symlink("usr/bin/gone", "nothere"),
+		imagetest.Symlink("usr/bin/mask", "/dev/null")), 0o644)
 	clean := filepath.Join(dir, "clean.img")
-	os.WriteFile(clean, cpioOf(t, d("."), d("etc"), testFile{name: "etc/hostname", mode: newc.TypeReg | 0o644, body: "rescue\n"}), 0o644)
+	os.WriteFile(clean, imagetest.Archive(t, d("."), d("etc"), imagetest.File("etc/hostname", 0o644, "rescue\n")), 0o644)
 	garbage := filepath.Join(dir, "garbage.img")
 	os.WriteFile(garbage, []byte("this is not an initrd\n"), 0o644)
 
@@ -75,9 +75,9 @@ func TestVerifyCommand(t *testing.T) {
 // TestVerifyLab runs verify on one lab image of each generator family
 // (the format checks of every codec are remix's lab tests): each must pass.
 func TestVerifyLab(t *testing.T) {
-	lab := testtool.Lab(t)
+	lab := testtool.OpenLab(t)
 	for _, name := range []string{"itools-zstd", "dracut-sd-zstd", "dracut-nosd-gzip"} {
-		img := filepath.Join(lab, "images", name+".img")
+		img := lab.Image(t, name).Path
 		t.Run(filepath.Base(img), func(t *testing.T) {
 			t.Parallel()
 			if code, out, errs := cli(t, "verify", img); code != exitOK {
@@ -92,8 +92,8 @@ func TestVerifyLab(t *testing.T) {
 func TestVerifyXZCheck(t *testing.T) {
 	testtool.Require(t, "xz")
 	dir := t.TempDir()
-	d := func(n string) testFile { return testFile{name: n, mode: newc.TypeDir | 0o755} }
-	archive := cpioOf(t, d("."), d("etc"), testFile{name: "etc/hostname", mode: newc.TypeReg | 0o644, body: "rescue\n"})
+	d := imagetest.Dir
+	archive := imagetest.Archive(t, d("."), d("etc"), imagetest.File("etc/hostname", 0o644, "rescue\n"))
 	for _, tc := range []struct {
 		check string
 		code  int

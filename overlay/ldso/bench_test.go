@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // recoveryPrograms returns the real paths of typical rescue-system programs

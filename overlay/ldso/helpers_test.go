@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // builder compiles tiny ELF objects with the host's gcc into fake roots.

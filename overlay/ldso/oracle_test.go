@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // The oracle tests compare the resolver with ldd on whole roots: for every

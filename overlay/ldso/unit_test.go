@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 func plainRoot(t *testing.T) *fakeRoot {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
 )
 
 // glibcUpTo returns libc-like version names up to and including last.

@@ -8,12 +8,12 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 func tree(t *testing.T) *remix.Tree {
 	t.Helper()
-	tr := remix.NewTree()
-	for _, e := range []remix.Entry{
+	return treetest.Of(t,
 		remix.Dir("usr", 0o755),
 		remix.Dir("usr/bin", 0o755),
 		remix.Symlink("bin", "usr/bin"),
@@ -21,12 +21,7 @@ func tree(t *testing.T) *remix.Tree {
 		remix.File("usr/bin/run", 0o755, remix.BytesContent("#!/usr/bin/tool\n")),
 		remix.Dir("dev", 0o755),
 		remix.CharDev("dev/console", 0o600, 5, 1),
-	} {
-		if _, err := tr.Put(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tr
+	)
 }
 
 func TestFS(t *testing.T) {

@@ -11,14 +11,12 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/overlay/ldso/elftest"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 func TestTreeFindings(t *testing.T) {
-	tr := remix.NewTree()
-	link := func(name, target string) remix.Entry {
-		return remix.Symlink(name, target)
-	}
-	for _, e := range []remix.Entry{
+	link := remix.Symlink
+	tr := treetest.Of(t,
 		remix.Dir("etc", 0o755),
 		remix.File("etc/hostname", 0o644, remix.BytesContent("x\n")),
 		link("etc/ok", "hostname"),
@@ -29,11 +27,7 @@ func TestTreeFindings(t *testing.T) {
 		link("etc/b", "a"),
 		remix.File("run.sh", 0o755, remix.BytesContent("#!/bin/sh\n")),
 		remix.File("notes.sh", 0o644, remix.BytesContent("#!/bin/sh\n")), // not executable: not checked
-	} {
-		if _, err := tr.Put(e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	fs, err := Tree(context.Background(), tr)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +165,6 @@ void _start(void) { for (;;) ; }
 // -> host path), executable.
 func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 	t.Helper()
-	tr := remix.NewTree()
 	entries := []remix.Entry{
 		remix.Dir("lib64", 0o755),
 		remix.Dir("lib", 0o755),
@@ -191,12 +184,7 @@ func elfTree(t *testing.T, ldso string, files map[string]string) *remix.Tree {
 		}
 		entries = append(entries, remix.File(name, 0o755, remix.BytesContent(b)))
 	}
-	for _, e := range entries {
-		if _, err := tr.Put(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return tr
+	return treetest.Of(t, entries...)
 }
 
 // Links into what the boot mounts are not dangling, however they get there.

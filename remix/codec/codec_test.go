@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // initrdLike returns n deterministic bytes shaped like an initrd's

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // gnuCpio runs GNU cpio in dir with a fixed locale and time zone, so that

@@ -17,7 +17,6 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/allow"
 	"github.com/initrd-remix/initrd-remix/strip/udevrule"
 	"github.com/initrd-remix/initrd-remix/strip/units"
@@ -47,7 +46,7 @@ func Kind(t *remix.Tree) Init {
 	if err != nil || n == nil {
 		return UnknownInit
 	}
-	if n.Inode.Type() == newc.TypeSymlink {
+	if n.IsSymlink() {
 		if path.Base(n.Inode.Target) == "systemd" {
 			return Systemd
 		}
@@ -56,15 +55,15 @@ func Kind(t *remix.Tree) Init {
 			return UnknownInit
 		}
 	}
-	if n.Inode.Type() != newc.TypeReg {
+	if !n.IsRegular() {
 		return UnknownInit
 	}
-	head := string(remix.Head(n.Inode.Content, 4096))
+	head := remix.Head(n.Inode.Content, 4096)
 	switch {
-	case strings.HasPrefix(head, "\x7fELF") && t.Lookup("usr/lib/systemd/systemd") != nil:
+	case remix.IsELF(head) && t.Lookup("usr/lib/systemd/systemd") != nil:
 		// A hard-linked or copied systemd; no other ELF init is known.
 		return Systemd
-	case !strings.HasPrefix(head, "#!"):
+	case !remix.IsScript(head):
 		return UnknownInit
 	case t.Lookup("scripts/functions") != nil && t.Lookup("conf/initramfs.conf") != nil:
 		return InitramfsTools
@@ -228,7 +227,7 @@ func (a *auditor) udev() map[string]string {
 	wants := map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(eff)) {
 		n := eff[name]
-		if n.Inode.Type() == newc.TypeSymlink {
+		if n.IsSymlink() {
 			if n.Inode.Target == "/dev/null" {
 				continue
 			}
@@ -237,7 +236,7 @@ func (a *auditor) udev() map[string]string {
 		if units.Masked(n) {
 			continue
 		}
-		if n.Inode.Type() != newc.TypeReg {
+		if !n.IsRegular() {
 			a.add(eff[name].Path, "a rules file that is not a regular file")
 			continue
 		}
@@ -271,15 +270,15 @@ var rescueHooks = map[string]bool{"99zz-initrd-remix.sh": true, "00-initrd-remix
 // reaches, and which stage is reached depends on the boot.
 func (a *auditor) dracutHooks() {
 	for _, hd := range units.Unique(a.t, dracutHookDirs...) {
-		for _, n := range a.t.Nodes() {
+		for _, n := range units.Below(a.t, hd) {
 			rel, ok := strings.CutPrefix(n.Path, hd+"/")
 			if !ok || !strings.HasSuffix(rel, ".sh") {
 				continue
 			}
-			if n.Inode.Type() == newc.TypeSymlink {
+			if n.IsSymlink() {
 				n = a.t.Lookup(n.Path)
 			}
-			if n == nil || n.Inode.Type() != newc.TypeReg {
+			if n == nil || !n.IsRegular() {
 				continue
 			}
 			a.script(n, rel, allow.DracutHook(rel) != "" || rescueHooks[path.Base(rel)], "dracut hook")
@@ -344,19 +343,15 @@ func (a *auditor) itoolsStage(st string) bool {
 	running := st == "init-top" || st == "init-premount"
 	judge := func(name string) {
 		n := a.t.Lookup(dir + "/" + name)
-		if n == nil || n.Inode.Type() != newc.TypeReg {
+		if n == nil || !n.IsRegular() {
 			return
 		}
 		a.script(n, st+"/"+name, running && allow.ItoolsScript(st+"/"+name) != "", "initramfs-tools script")
 	}
 	order := a.t.Lookup(dir + "/ORDER")
 	if order == nil {
-		_, d, err := a.t.Resolve(dir, true)
-		if err != nil || d == nil {
-			return false
-		}
-		c, _, _ := a.t.Resolve(dir, true)
-		for _, n := range units.List(a.t, c) {
+		kids, _ := a.t.ReadDir(dir)
+		for _, n := range kids {
 			if b := path.Base(n.Path); b != "ORDER" {
 				judge(b)
 			}
@@ -391,11 +386,8 @@ func (a *auditor) sourced() {
 		}
 	}
 	for _, d := range []string{"conf/conf.d", "etc/conf.d"} {
-		c, n, err := a.t.Resolve(d, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeDir {
-			continue
-		}
-		for _, f := range units.List(a.t, c) {
+		kids, _ := a.t.ReadDir(d)
+		for _, f := range kids {
 			if d == "etc/conf.d" && !strings.HasSuffix(f.Path, ".conf") {
 				continue
 			}
@@ -403,7 +395,7 @@ func (a *auditor) sourced() {
 		}
 	}
 	for _, n := range files {
-		if n == nil || n.Inode.Type() != newc.TypeReg {
+		if n == nil || !n.IsRegular() {
 			continue
 		}
 		for i, l := range strings.Split(string(units.Read(n)), "\n") {
@@ -429,7 +421,7 @@ func (a *auditor) configLines() {
 		eff := units.Effective(a.t, c.dirs, ".conf")
 		for _, name := range slices.Sorted(maps.Keys(eff)) {
 			n := eff[name]
-			if n.Inode.Type() == newc.TypeSymlink {
+			if n.IsSymlink() {
 				n = a.t.Lookup(n.Path)
 			}
 			if units.Masked(n) {

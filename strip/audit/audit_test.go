@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 var sd = []string{"usr/", "usr/lib/", "usr/lib/systemd/", "usr/lib/systemd/systemd=elf", "init=-> usr/lib/systemd/systemd",
@@ -32,7 +32,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := Check(striptest.Tree(t, append(append([]string{}, sd...), tc.lines...)...))
+			f := Check(treetest.Tree(t, append(append([]string{}, sd...), tc.lines...)...))
 			expect(t, f, tc.want)
 		})
 	}
@@ -54,7 +54,7 @@ func TestInitramfsTools(t *testing.T) {
 		{"sourced configuration", []string{"conf/conf.d/", "conf/conf.d/x=X=$(lvm vgchange -ay)\n", "scripts/init-premount/ORDER=exec /usr/lib/initrd-remix/rescue\n"}, "more than an assignment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := striptest.Tree(t, append(append([]string{}, base...), tc.lines...)...)
+			tr := treetest.Tree(t, append(append([]string{}, base...), tc.lines...)...)
 			if k := Kind(tr); k != InitramfsTools {
 				t.Fatalf("Kind = %s", k)
 			}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip/unitfile"
 )
 
@@ -48,7 +47,7 @@ func Unique(t *remix.Tree, dirs ...string) []string {
 	var out []string
 	for _, d := range dirs {
 		c, n, err := t.Resolve(d, true)
-		if err != nil || n == nil || n.Inode.Type() != newc.TypeDir || seen[c] {
+		if err != nil || n == nil || !n.IsDir() || seen[c] {
 			continue
 		}
 		seen[c] = true
@@ -57,33 +56,44 @@ func Unique(t *remix.Tree, dirs ...string) []string {
 	return out
 }
 
-// List returns the nodes directly inside dir (already resolved), sorted.
-func List(t *remix.Tree, dir string) []*remix.Node {
-	prefix := dir + "/"
-	if dir == "." {
-		prefix = ""
-	}
+// Below returns every name under the directory dir (already resolved),
+// at any depth, sorted by path; links are listed, not followed.
+func Below(t *remix.Tree, dir string) []*remix.Node {
 	var out []*remix.Node
-	for _, n := range t.Nodes() {
-		rest, ok := strings.CutPrefix(n.Path, prefix)
-		if ok && rest != "" && !strings.Contains(rest, "/") && n.Path != "." {
-			out = append(out, n)
+	var walk func(string)
+	walk = func(d string) {
+		kids, _ := t.ReadDir(d)
+		for _, k := range kids {
+			out = append(out, k)
+			if k.IsDir() {
+				walk(k.Path)
+			}
 		}
 	}
+	walk(dir)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
+
+// list returns the names directly inside dir, sorted; none when dir is
+// not a directory.
+func list(t *remix.Tree, dir string) []*remix.Node {
+	kids, _ := t.ReadDir(dir)
+	return kids
+}
+
+func (s *Set) list(dir string) []*remix.Node { return list(s.t, dir) }
 
 // Names lists every unit name the tree defines or links from a
 // .wants/.requires/.upholds directory, sorted.
 func (s *Set) Names() []string {
 	seen := map[string]bool{}
 	for _, d := range s.dirs {
-		for _, n := range List(s.t, d) {
+		for _, n := range s.list(d) {
 			b := path.Base(n.Path)
-			if n.Inode.Type() == newc.TypeDir {
+			if n.IsDir() {
 				if isDepDir(b) {
-					for _, l := range List(s.t, n.Path) {
+					for _, l := range s.list(n.Path) {
 						seen[path.Base(l.Path)] = true
 					}
 				}
@@ -139,10 +149,10 @@ func Masked(n *remix.Node) bool {
 	if n == nil {
 		return true
 	}
-	switch n.Inode.Type() {
-	case newc.TypeSymlink:
+	switch {
+	case n.IsSymlink():
 		return n.Inode.Target == "/dev/null"
-	case newc.TypeReg:
+	case n.IsRegular():
 		if n.Inode.Size() == 0 {
 			return true
 		}
@@ -153,7 +163,7 @@ func Masked(n *remix.Node) bool {
 			}
 		}
 		return true
-	case newc.TypeChar:
+	case n.IsCharDev():
 		return n.Inode.RDevMajor == 1 && n.Inode.RDevMinor == 3
 	}
 	return false
@@ -162,7 +172,7 @@ func Masked(n *remix.Node) bool {
 // Masked reports whether name is masked (or absent).
 func (s *Set) Masked(name string) bool {
 	p, n := s.Node(name)
-	if n != nil && n.Inode.Type() == newc.TypeSymlink {
+	if n != nil && n.IsSymlink() {
 		if n.Inode.Target == "/dev/null" {
 			return true
 		}
@@ -180,7 +190,7 @@ func (s *Set) Masked(name string) bool {
 // initrd.target), that name; else name.
 func (s *Set) Alias(name string) string {
 	p, n := s.Node(name)
-	if n == nil || n.Inode.Type() != newc.TypeSymlink || n.Inode.Target == "/dev/null" {
+	if n == nil || !n.IsSymlink() || n.Inode.Target == "/dev/null" {
 		return name
 	}
 	b := path.Base(n.Inode.Target)
@@ -193,7 +203,7 @@ func (s *Set) Alias(name string) string {
 // Read returns a regular file's content (nil for anything else or past
 // unitfile.MaxSize).
 func Read(n *remix.Node) []byte {
-	if n == nil || n.Inode.Type() != newc.TypeReg || n.Inode.Content == nil || n.Inode.Size() > unitfile.MaxSize {
+	if n == nil || !n.IsRegular() || n.Inode.Content == nil || n.Inode.Size() > unitfile.MaxSize {
 		return nil
 	}
 	return remix.Head(n.Inode.Content, int(n.Inode.Size()))
@@ -232,10 +242,10 @@ func (s *Set) Dropins(name string) []Dropin {
 		// Lower-priority directories first, so higher ones override.
 		for i := len(s.dirs) - 1; i >= 0; i-- {
 			dir := s.dirs[i] + "/" + sub
-			if n := s.t.Get(dir); n == nil || n.Inode.Type() != newc.TypeDir {
+			if n := s.t.Get(dir); n == nil || !n.IsDir() {
 				continue
 			}
-			for _, f := range List(s.t, dir) {
+			for _, f := range s.list(dir) {
 				b := path.Base(f.Path)
 				if strings.HasSuffix(b, ".conf") {
 					byName[b] = Dropin{Path: f.Path, Name: b, Node: f}
@@ -290,13 +300,13 @@ func Parse(t *remix.Tree, p string, n *remix.Node) (*unitfile.File, error) {
 	if n == nil {
 		return &unitfile.File{}, nil
 	}
-	if n.Inode.Type() == newc.TypeSymlink {
+	if n.IsSymlink() {
 		_, n, _ = t.Resolve(p, true)
 		if n == nil {
 			return &unitfile.File{}, nil
 		}
 	}
-	if n.Inode.Type() != newc.TypeReg {
+	if !n.IsRegular() {
 		return nil, &ParseError{Path: p, Err: errNotFile}
 	}
 	f, err := unitfile.Parse(Read(n))
@@ -318,10 +328,10 @@ func (s *Set) Links(name string) []string {
 		for _, suf := range []string{".wants", ".requires", ".upholds"} {
 			for _, d := range s.dirs {
 				dir := d + "/" + base + suf
-				if n := s.t.Get(dir); n == nil || n.Inode.Type() != newc.TypeDir {
+				if n := s.t.Get(dir); n == nil || !n.IsDir() {
 					continue
 				}
-				for _, l := range List(s.t, dir) {
+				for _, l := range s.list(dir) {
 					b := path.Base(l.Path)
 					if !seen[b] {
 						seen[b] = true
@@ -341,8 +351,8 @@ func Executables(t *remix.Tree, dirs []string) map[string]*remix.Node {
 	out := map[string]*remix.Node{}
 	ds := Unique(t, dirs...)
 	for i := len(ds) - 1; i >= 0; i-- {
-		for _, n := range List(t, ds[i]) {
-			if n.Inode.Type() == newc.TypeDir {
+		for _, n := range list(t, ds[i]) {
+			if n.IsDir() {
 				continue
 			}
 			out[path.Base(n.Path)] = n
@@ -358,7 +368,7 @@ func Executables(t *remix.Tree, dirs []string) map[string]*remix.Node {
 func Effective(t *remix.Tree, dirs []string, suffix string) map[string]*remix.Node {
 	eff := map[string]*remix.Node{}
 	for _, d := range Unique(t, dirs...) {
-		for _, n := range List(t, d) {
+		for _, n := range list(t, d) {
 			if strings.HasSuffix(n.Path, suffix) {
 				eff[path.Base(n.Path)] = n
 			}

@@ -4,11 +4,11 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/strip/internal/striptest"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 func TestSet(t *testing.T) {
-	tr := striptest.Tree(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
+	tr := treetest.Tree(t, "usr/", "usr/lib/", "lib=-> usr/lib", "etc/", "etc/systemd/", "etc/systemd/system/",
 		"usr/lib/systemd/", "usr/lib/systemd/system/",
 		"usr/lib/systemd/system/a.service=[Service]\nExecStart=/a\n",
 		"usr/lib/systemd/system/t@.service=[Service]\nExecStart=/t %i\n",
@@ -51,5 +51,24 @@ func TestSet(t *testing.T) {
 	}
 	if got := s.Links("initrd.target"); !reflect.DeepEqual(got, []string{"b.service", "c.service"}) {
 		t.Errorf("Links = %q", got)
+	}
+}
+
+// TestBelow: every name under a directory at any depth, sorted by path,
+// links listed and not followed, nothing of a sibling whose name starts
+// the same way.
+func TestBelow(t *testing.T) {
+	tr := treetest.Tree(t, "h/", "h/pre-udev/", "h/pre-udev/10-a.sh=a", "h/initqueue/", "h/initqueue/finished/",
+		"h/initqueue/finished/x.sh=x", "h/l=-> /other", "other/", "other/o.sh=o", "h-b/", "h-b/z.sh=z", "h/pre-udev/00-b.sh=b")
+	var got []string
+	for _, n := range Below(tr, "h") {
+		got = append(got, n.Path)
+	}
+	want := []string{"h/initqueue", "h/initqueue/finished", "h/initqueue/finished/x.sh", "h/l", "h/pre-udev", "h/pre-udev/00-b.sh", "h/pre-udev/10-a.sh"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Below = %q, want %q", got, want)
+	}
+	if got := Below(tr, "missing"); got != nil {
+		t.Errorf("Below(missing) = %d names", len(got))
 	}
 }

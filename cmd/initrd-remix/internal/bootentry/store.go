@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/initrd-remix/initrd-remix/remix/atomicfile"
+	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 )
 
 // Store is a $BOOT directory (the one holding loader/entries) as seen from a

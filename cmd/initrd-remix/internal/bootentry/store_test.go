@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 const kver = "6.1.0-50-amd64"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/initrd-remix/initrd-remix/remix/testtool"
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 func TestCommitReplacesAndAbortLeavesTarget(t *testing.T) {

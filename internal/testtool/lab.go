@@ -57,6 +57,17 @@ func (l *LabRelease) Image(t testing.TB, name string) LabImage {
 	return LabImage{}
 }
 
+// Var returns the value of key in the lab's lab.env; a lab without it
+// fails the test.
+func (l *LabRelease) Var(t testing.TB, key string) string {
+	t.Helper()
+	v, ok := l.Env[key]
+	if !ok {
+		t.Fatalf("lab %s: lab.env has no %s", l.Dir, key)
+	}
+	return v
+}
+
 // ImagesOf returns the lab's images of one generator family.
 func (l *LabRelease) ImagesOf(family string) []LabImage {
 	var out []LabImage

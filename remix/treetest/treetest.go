@@ -1,0 +1,46 @@
+// Package treetest builds synthetic initrd trees (remix.Tree) for the
+// tests of every stage: from entries, or from lines a reader can check at
+// a glance.
+package treetest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix"
+)
+
+// Of builds a tree from entries put in order, as an archive's would be.
+func Of(t testing.TB, entries ...remix.Entry) *remix.Tree {
+	t.Helper()
+	tr := remix.NewTree()
+	for _, e := range entries {
+		if _, err := tr.Put(e); err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
+		}
+	}
+	return tr
+}
+
+// Tree builds a tree from lines in order: "dir/" is a directory,
+// "name=-> target" a symlink, "name=body" an executable file with body.
+func Tree(t testing.TB, lines ...string) *remix.Tree {
+	t.Helper()
+	entries := make([]remix.Entry, len(lines))
+	for i, l := range lines {
+		entries[i] = Entry(l)
+	}
+	return Of(t, entries...)
+}
+
+// Entry is one line of Tree as an entry.
+func Entry(line string) remix.Entry {
+	name, body, _ := strings.Cut(line, "=")
+	switch {
+	case strings.HasSuffix(name, "/"):
+		return remix.Dir(strings.TrimSuffix(name, "/"), 0o755)
+	case strings.HasPrefix(body, "-> "):
+		return remix.Symlink(name, strings.TrimPrefix(body, "-> "))
+	}
+	return remix.File(name, 0o755, remix.BytesContent(body))
+}
