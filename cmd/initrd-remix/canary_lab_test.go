@@ -16,7 +16,6 @@ import (
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/imagetest"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
@@ -76,7 +75,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 	t.Helper()
 	dir := func(cands ...string) string {
 		for _, c := range cands {
-			if p, n, err := tree.Resolve(c, true); err == nil && n != nil && n.Inode.Type() == newc.TypeDir {
+			if p, n, err := tree.Resolve(c, true); err == nil && n != nil && n.IsDir() {
 				return p
 			}
 		}
@@ -85,7 +84,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 	}
 	prog := func(name string) string {
 		for _, d := range []string{"usr/sbin", "sbin", "usr/bin", "bin"} {
-			if _, n, err := tree.Resolve(d+"/"+name, true); err == nil && n != nil && n.Inode.Type() == newc.TypeReg {
+			if _, n, err := tree.Resolve(d+"/"+name, true); err == nil && n != nil && n.IsRegular() {
 				return "/" + d + "/" + name
 			}
 		}
@@ -254,7 +253,7 @@ func resolveNew(t *testing.T, tree *remix.Tree, p string) string {
 	dir, rest := path.Dir(p), path.Base(p)
 	for dir != "." {
 		if c, n, err := tree.Resolve(dir, true); err == nil && n != nil {
-			if n.Inode.Type() != newc.TypeDir {
+			if !n.IsDir() {
 				t.Fatalf("%s: %s is not a directory in the image", p, c)
 			}
 			return c + "/" + rest
