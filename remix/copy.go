@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/initrd-remix/initrd-remix/remix/internal/chunkpipe"
 )
 
 // copyChunks is how many reads of the file the copy may lag behind.
@@ -17,7 +19,7 @@ const copyChunks = 16
 // does not disturb reading: it is reported by finish.
 type inputCopy struct {
 	r    io.Reader
-	pw   *pipeWriter
+	pw   *chunkpipe.Writer
 	done chan error
 
 	// mu orders reads (on a decoder's goroutine) with stop.
@@ -29,7 +31,7 @@ type inputCopy struct {
 }
 
 func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
-	pr, pw := newBufferedPipe(copyChunks)
+	pr, pw := chunkpipe.New(copyChunks)
 	c := &inputCopy{r: r, pw: pw, done: make(chan error, 1)}
 	go func() {
 		_, err := io.Copy(dst, pr)

@@ -1,0 +1,150 @@
+// Package chunkpipe is an in-memory pipe that decouples a writer from a
+// reader by a number of chunks, so the two run at their own pace on
+// different cores (an io.Pipe runs them in lockstep). Chunk buffers are
+// handed back to the writer once read: fresh memory costs a page fault per
+// page on first touch, which showed in repack profiles.
+//
+// Close rules: the writer ends the stream with Writer.CloseWithError (the
+// reader then sees that error, or io.EOF); the reader stops the writer with
+// Reader.CloseWithError (the writer's next Write fails with it). Each side
+// may close once; neither close waits for the other side.
+package chunkpipe
+
+import (
+	"io"
+	"sync"
+)
+
+type pipe struct {
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+	once sync.Once
+	mu   sync.Mutex
+	werr error // set by the writer's close
+	rerr error // set by the reader's close
+	cur  []byte
+	buf  []byte // the chunk cur points into, recycled once consumed
+}
+
+// Reader is the reading side of a pipe; use it from one goroutine.
+type Reader struct{ p *pipe }
+
+// Writer is the writing side of a pipe; use it from one goroutine.
+type Writer struct{ p *pipe }
+
+// New returns a pipe that holds up to chunks writes the reader has not
+// taken; a Write beyond that waits for the reader.
+func New(chunks int) (*Reader, *Writer) {
+	chunks = max(chunks, 1)
+	p := &pipe{ch: make(chan []byte, chunks), free: make(chan []byte, chunks+2), done: make(chan struct{})}
+	return &Reader{p}, &Writer{p}
+}
+
+// Write copies b into a chunk and queues it, waiting while the pipe is
+// full; it fails with the reader's error once the reader closed.
+func (w *Writer) Write(b []byte) (int, error) {
+	p := w.p
+	p.mu.Lock()
+	rerr := p.rerr
+	p.mu.Unlock()
+	if rerr != nil {
+		return 0, rerr
+	}
+	var c []byte
+	select {
+	case c = <-p.free:
+	default:
+	}
+	c = append(c[:0], b...)
+	select {
+	case p.ch <- c:
+		return len(b), nil
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return 0, p.rerr
+	}
+}
+
+// CloseWithError ends the stream; the reader sees err, or io.EOF if nil.
+func (w *Writer) CloseWithError(err error) {
+	w.p.mu.Lock()
+	if err == nil {
+		err = io.EOF
+	}
+	w.p.werr = err
+	w.p.mu.Unlock()
+	close(w.p.ch)
+}
+
+// Read reads queued bytes, waiting for the writer when none are.
+func (r *Reader) Read(b []byte) (int, error) {
+	p := r.p
+	for len(p.cur) == 0 {
+		if err := r.next(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// next hands the consumed chunk back to the writer and takes the next one;
+// at the end of the stream it returns the writer's error (io.EOF if none).
+func (r *Reader) next() error {
+	p := r.p
+	if p.buf != nil {
+		select {
+		case p.free <- p.buf:
+		default:
+		}
+		p.buf = nil
+	}
+	c, ok := <-p.ch
+	if !ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.werr
+	}
+	p.cur, p.buf = c, c
+	return nil
+}
+
+// WriteTo hands each chunk to w as it comes, with no copy through an
+// intermediate buffer (io.Copy uses it).
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	p := r.p
+	var total int64
+	for {
+		if len(p.cur) > 0 {
+			n, err := w.Write(p.cur)
+			total += int64(n)
+			p.cur = p.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if err := r.next(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+	}
+}
+
+// CloseWithError stops the writer: its next Write fails with err, or with
+// io.ErrClosedPipe if err is nil. Only the first close counts.
+func (r *Reader) CloseWithError(err error) {
+	p := r.p
+	p.mu.Lock()
+	if err == nil {
+		err = io.ErrClosedPipe
+	}
+	if p.rerr == nil {
+		p.rerr = err
+	}
+	p.mu.Unlock()
+	p.once.Do(func() { close(p.done) })
+}
