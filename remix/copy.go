@@ -82,8 +82,8 @@ type CopiedOutput interface {
 	Truncate(size int64) error
 }
 
-// keepCopied positions w after the first keep bytes of the input copy.
-func (img *Image) keepCopied(w io.Writer, keep int64) error {
+// keepCopied positions w, the input copy, after the bytes l keeps.
+func (img *Image) keepCopied(w io.Writer, l layout) error {
 	out, ok := w.(CopiedOutput)
 	if !ok {
 		return errors.New("WriteOptions.Copied: the output cannot be truncated and positioned (not a file)")
@@ -91,9 +91,5 @@ func (img *Image) keepCopied(w io.Writer, keep int64) error {
 	if img.copied != img.Size {
 		return fmt.Errorf("WriteOptions.Copied: the image was opened with a copy of %d bytes of its %d", img.copied, img.Size)
 	}
-	if err := out.Truncate(keep); err != nil {
-		return err
-	}
-	_, err := out.Seek(keep, io.SeekStart)
-	return err
+	return l.cutCopy(out)
 }

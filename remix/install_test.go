@@ -2,8 +2,9 @@ package remix
 
 import (
 	"errors"
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 func TestInstall(t *testing.T) {

@@ -83,53 +83,27 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 		return nil, errors.New("image was opened for metadata only; it cannot be written")
 	}
 	res := &WriteResult{Mode: opt.Mode, Compression: opt.Compression, NewSegmentOffset: -1}
-	cw := &countingWriter{w: w}
-	var keep int64
-	var minGen int
-	switch opt.Mode {
-	case Rewrite:
-		first := img.FirstLate()
-		keep = img.Size
-		if first < len(img.Segments) {
-			keep = img.Segments[first].Offset
-		}
-		minGen = first
-	case Append:
-		keep = img.Size
-		minGen = img.EditGeneration()
-	default:
-		return nil, fmt.Errorf("unknown write mode %q", opt.Mode)
+	l, err := planLayout(img.Segments, img.Size, opt.Mode)
+	if err != nil {
+		return nil, err
 	}
+	cw := &countingWriter{w: w}
 	switch {
 	case opt.Copied:
-		if err := img.keepCopied(w, keep); err != nil {
+		if err := img.keepCopied(w, l); err != nil {
 			return nil, err
 		}
-		cw.n = keep
-	case keep > 0:
-		if err := copyPrefix(cw, img.Path, keep); err != nil {
+		cw.n = l.keep
+	case l.keep > 0:
+		if err := copyPrefix(cw, img.Path, l.keep); err != nil {
 			return nil, err
 		}
 	}
-	res.KeptBytes = keep
-	// The kernel continues an unterminated archive into the next segment,
-	// with its hard-link table (major, minor, ino, mode) still full of the
-	// kept entries: a new entry reusing one of their inode numbers would
-	// become a hard link to an old file. A lone trailer first clears it.
-	for _, s := range img.Segments {
-		if s.End() <= keep && s.Length > 0 {
-			res.closesArchive = s.Unterminated
-		}
-	}
-	var nodes []*Node
-	for _, n := range img.Tree.Nodes() {
-		if n.Gen() >= minGen {
-			nodes = append(nodes, n)
-		}
-	}
-	nodes = withWholeLinkGroups(img.Tree, nodes)
+	res.KeptBytes = l.keep
+	res.closesArchive = l.closesArchive
+	nodes := newNodes(img.Tree, l.minGen)
 	if len(nodes) > 0 {
-		if err := padForNextSegment(cw, img.Segments, keep, opt.Mode); err != nil {
+		if err := l.padBefore(cw); err != nil {
 			return nil, err
 		}
 		res.NewSegmentOffset = cw.n

@@ -33,22 +33,86 @@ func padArchiveEnd(w *countingWriter, c codec.Codec) error {
 	return err
 }
 
-// padForNextSegment adds the zero bytes the kernel needs before a new
-// segment: archives must start 4-byte aligned after an uncompressed one,
-// and a legacy lz4 stream, which has no end marker, only ends at a zero
-// chunk size, so it must be followed by at least four zero bytes.
-func padForNextSegment(w *countingWriter, segs []Segment, keep int64, mode WriteMode) error {
-	pad := (4 - w.n%4) % 4
-	if mode == Append && len(segs) > 0 {
-		last := segs[len(segs)-1]
-		if need := int64(codec.TrailingZeros(last.Compression)) - last.Padding - pad; need > 0 {
-			pad += (need + 3) &^ 3 // still 4-byte aligned
+// layout is where the new segment goes in the output: how many bytes of
+// the input are kept in front of it unchanged, whether it must first close
+// an archive they leave open, and the zero bytes the kernel needs between
+// them. WriteTo and Repack's streamer both take it from planLayout.
+type layout struct {
+	mode WriteMode
+	keep int64 // bytes of the input kept, from its start
+	// minGen is the first generation of nodes the new segment holds.
+	minGen int
+	// closesArchive: the kernel continues an unterminated archive into the
+	// next segment, with its hard-link table (major, minor, ino, mode)
+	// still full of the kept entries, so a new entry reusing one of their
+	// inode numbers would become a hard link to an old file. A lone trailer
+	// first clears it.
+	closesArchive bool
+	// pad is the zeros before the new segment: archives must start 4-byte
+	// aligned after an uncompressed one, and a legacy lz4 stream, which has
+	// no end marker, only ends at a zero chunk size, so it must be followed
+	// by at least four zero bytes.
+	pad int64
+}
+
+// planLayout decides the layout for mode over an input of size bytes
+// whose segments are segs. Rewrite keeps the segments before the first
+// late one and replaces the rest; Append keeps everything. Repack's
+// streamer, which decides before the rest of the input is read, passes the
+// bytes before the first compressed segment as size and no segments: it
+// follows only inputs whose kept archives are closed and whose new archive
+// starts there.
+func planLayout(segs []Segment, size int64, mode WriteMode) (layout, error) {
+	l := layout{mode: mode, keep: size}
+	switch mode {
+	case Rewrite:
+		l.minGen = len(segs)
+		for i, s := range segs {
+			if !s.Early {
+				l.keep, l.minGen = s.Offset, i
+				break
+			}
+		}
+	case Append:
+		l.minGen = len(segs)
+	default:
+		return layout{}, fmt.Errorf("unknown write mode %q", mode)
+	}
+	for _, s := range segs {
+		if s.End() <= l.keep && s.Length > 0 {
+			l.closesArchive = s.Unterminated
 		}
 	}
-	if pad == 0 {
+	l.pad = (4 - l.keep%4) % 4
+	if mode == Append && len(segs) > 0 {
+		last := segs[len(segs)-1]
+		if need := int64(codec.TrailingZeros(last.Compression)) - last.Padding - l.pad; need > 0 {
+			l.pad += (need + 3) &^ 3 // still 4-byte aligned
+		}
+	}
+	return l, nil
+}
+
+// cutCopy cuts a copy of the input (OpenOptions.CopyTo) back to the kept
+// bytes and positions out after them.
+func (l layout) cutCopy(out CopiedOutput) error {
+	if err := out.Truncate(l.keep); err != nil {
+		return err
+	}
+	_, err := out.Seek(l.keep, io.SeekStart)
+	return err
+}
+
+// padBefore writes the zeros before the new segment to w, which holds the
+// kept bytes.
+func (l layout) padBefore(w *countingWriter) error {
+	if w.n != l.keep {
+		return fmt.Errorf("the output holds %d bytes before the new segment, the layout keeps %d", w.n, l.keep)
+	}
+	if l.pad == 0 {
 		return nil
 	}
-	_, err := w.Write(make([]byte, pad))
+	_, err := w.Write(make([]byte, l.pad))
 	return err
 }
 
@@ -66,6 +130,18 @@ func copyPrefix(w io.Writer, path string, n int64) error {
 		return fmt.Errorf("%s: changed while being read (%d bytes instead of %d)", path, got, n)
 	}
 	return nil
+}
+
+// newNodes returns the nodes the new segment holds: those of generation
+// minGen or later, with whole hard-link groups.
+func newNodes(t *Tree, minGen int) []*Node {
+	var nodes []*Node
+	for _, n := range t.Nodes() {
+		if n.Gen() >= minGen {
+			nodes = append(nodes, n)
+		}
+	}
+	return withWholeLinkGroups(t, nodes)
 }
 
 // withWholeLinkGroups adds the other names of every hard-linked inode, in
