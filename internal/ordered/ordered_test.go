@@ -4,27 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// noLeak fails the test if goroutines started during it are still running
-// at its end.
-func noLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("%d goroutines left running", n-before)
-		}
-	})
-}
+	"github.com/initrd-remix/initrd-remix/internal/leakcheck"
+)
 
 // sleepy returns i after a delay that makes later jobs finish first.
 func sleepy(i, n int) Func[int] {
@@ -47,7 +32,7 @@ func TestOrder(t *testing.T) {
 		{"all submitted first", 4, 4, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noLeak(t)
+			leakcheck.NoLeak(t)
 			p := New[int](context.Background(), tc.workers)
 			defer p.Close()
 			var got []int
@@ -107,7 +92,7 @@ func TestErrorOrder(t *testing.T) {
 		{"first job fails", map[int]time.Duration{0: 10 * time.Millisecond, 2: 0}, 4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noLeak(t)
+			leakcheck.NoLeak(t)
 			p := New[int](context.Background(), tc.n)
 			for i := range tc.n {
 				err := p.Submit(func(ctx context.Context, _ int) (int, error) {
@@ -148,7 +133,7 @@ func TestErrorOrder(t *testing.T) {
 // A failure cancels the context of jobs still running, and jobs not started
 // are not run.
 func TestFailureCancels(t *testing.T) {
-	noLeak(t)
+	leakcheck.NoLeak(t)
 	p := New[int](context.Background(), 2)
 	var ran atomic.Int32
 	p.Submit(func(ctx context.Context, _ int) (int, error) { return 0, errors.New("boom") })
@@ -170,7 +155,7 @@ func TestFailureCancels(t *testing.T) {
 // Cancelling the parent context ends a Submit waiting for room and stops
 // jobs that have not started.
 func TestContextCancel(t *testing.T) {
-	noLeak(t)
+	leakcheck.NoLeak(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := New[int](ctx, 1)
 	defer p.Close()
@@ -218,7 +203,7 @@ func TestContextCancel(t *testing.T) {
 // Close with results never taken stops the workers; a job runs on one
 // worker index at a time, so per-worker state needs no lock.
 func TestCloseAndWorkerIndex(t *testing.T) {
-	noLeak(t)
+	leakcheck.NoLeak(t)
 	const workers = 3
 	p := New[int](context.Background(), workers)
 	var busy [workers]atomic.Int32

@@ -7,23 +7,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
-)
 
-// noLeak fails the test if goroutines started during it are still running
-// at its end.
-func noLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("%d goroutines left running", n-before)
-		}
-	})
-}
+	"github.com/initrd-remix/initrd-remix/internal/leakcheck"
+)
 
 func pattern(n int) []byte {
 	b := make([]byte, n)
@@ -48,7 +34,7 @@ func TestStream(t *testing.T) {
 		{"zero chunks means one", 0, 5000, 7, 11, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noLeak(t)
+			leakcheck.NoLeak(t)
 			want := pattern(tc.total)
 			r, w := New(tc.chunks)
 			go func() {
@@ -89,7 +75,7 @@ func TestStream(t *testing.T) {
 }
 
 func TestWriterError(t *testing.T) {
-	noLeak(t)
+	leakcheck.NoLeak(t)
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name string
@@ -121,7 +107,7 @@ func TestWriterError(t *testing.T) {
 // The reader's close releases a writer waiting on a full pipe, and every
 // later write fails with the reader's error.
 func TestReaderCloseStopsWriter(t *testing.T) {
-	noLeak(t)
+	leakcheck.NoLeak(t)
 	stop := errors.New("checker failed")
 	for _, tc := range []struct {
 		name string
