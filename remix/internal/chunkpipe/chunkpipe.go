@@ -67,6 +67,56 @@ func (w *Writer) Write(b []byte) (int, error) {
 	}
 }
 
+// Send queues b itself, with no copy, for a writer that fills its own
+// chunks (reading a source into them): the pipe owns b from then on and
+// hands it back through Recycled once the reader consumed it. It waits
+// while the pipe is full and fails with the reader's error once the reader
+// closed (b is then dropped).
+func (w *Writer) Send(b []byte) error {
+	p := w.p
+	p.mu.Lock()
+	rerr := p.rerr
+	p.mu.Unlock()
+	if rerr != nil {
+		return rerr
+	}
+	select {
+	case p.ch <- b:
+		return nil
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.rerr
+	}
+}
+
+// Recycled returns a chunk the reader has consumed, emptied, or nil if
+// none is waiting. With wait it waits for one instead, and fails with the
+// reader's error once the reader closed.
+func (w *Writer) Recycled(wait bool) ([]byte, error) {
+	p := w.p
+	if !wait {
+		select {
+		case c := <-p.free:
+			return c[:0], nil
+		case <-p.done:
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return nil, p.rerr
+		default:
+			return nil, nil
+		}
+	}
+	select {
+	case c := <-p.free:
+		return c[:0], nil
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return nil, p.rerr
+	}
+}
+
 // CloseWithError ends the stream; the reader sees err, or io.EOF if nil.
 func (w *Writer) CloseWithError(err error) {
 	w.p.mu.Lock()
@@ -147,4 +197,37 @@ func (r *Reader) CloseWithError(err error) {
 	}
 	p.mu.Unlock()
 	p.once.Do(func() { close(p.done) })
+}
+
+// Chunks empties the pipe once the writer has stopped (returned, or will
+// never write again) and returns every chunk it held: unread, consumed and
+// the one being read, for reuse elsewhere. Unread bytes are lost.
+func (r *Reader) Chunks() [][]byte {
+	p := r.p
+	var out [][]byte
+	if p.buf != nil {
+		out = append(out, p.buf[:0])
+	}
+	p.buf, p.cur = nil, nil
+	for {
+		select {
+		case c, ok := <-p.ch:
+			if ok {
+				out = append(out, c[:0])
+				continue
+			}
+		default:
+		}
+		break
+	}
+	for {
+		select {
+		case c := <-p.free:
+			out = append(out, c[:0])
+			continue
+		default:
+		}
+		break
+	}
+	return out
 }

@@ -168,3 +168,78 @@ func TestChunksRecycled(t *testing.T) {
 		t.Errorf("2000 writes of %d bytes allocated %d bytes: chunks are not reused", len(data), got)
 	}
 }
+
+// A writer that fills its own chunks: Send hands them over without a copy,
+// Recycled gives them back once read, Chunks returns all of them at the end.
+func TestSendRecycled(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		chunks int
+		sends  int
+		stop   bool // the reader closes after the first chunk
+	}{
+		{"whole stream", 2, 50, false},
+		{"reader stops", 2, 50, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.NoLeak(t)
+			r, w := New(tc.chunks)
+			const size = 64
+			var allocated int
+			done := make(chan error, 1)
+			go func() {
+				for i := range tc.sends {
+					b, err := w.Recycled(allocated >= tc.chunks+1)
+					if err != nil {
+						done <- err
+						return
+					}
+					if b == nil {
+						allocated++
+						b = make([]byte, 0, size)
+					}
+					b = append(b[:0], bytes.Repeat([]byte{byte(i)}, size)...)
+					if err := w.Send(b); err != nil {
+						done <- err
+						return
+					}
+				}
+				w.CloseWithError(nil)
+				done <- nil
+			}()
+			buf := make([]byte, size)
+			for i := 0; ; i++ {
+				if tc.stop && i == 1 {
+					r.CloseWithError(nil)
+					break
+				}
+				_, err := io.ReadFull(r, buf)
+				if err == io.EOF {
+					if i != tc.sends {
+						t.Fatalf("EOF after %d chunks, want %d", i, tc.sends)
+					}
+					break
+				}
+				if err != nil || buf[0] != byte(i) || buf[size-1] != byte(i) {
+					t.Fatalf("chunk %d: %v, % x", i, err, buf[:4])
+				}
+			}
+			err := <-done
+			if tc.stop != (err != nil) {
+				t.Fatalf("writer ended with %v", err)
+			}
+			if allocated > tc.chunks+1 {
+				t.Errorf("%d chunks allocated for a pipe of %d", allocated, tc.chunks)
+			}
+			got := r.Chunks()
+			if !tc.stop && len(got) != allocated {
+				t.Errorf("Chunks returned %d, %d were allocated", len(got), allocated)
+			}
+			for _, c := range got {
+				if len(c) != 0 || cap(c) != size {
+					t.Errorf("Chunks returned a chunk of len %d cap %d", len(c), cap(c))
+				}
+			}
+		})
+	}
+}
