@@ -2,13 +2,12 @@ package remix
 
 import (
 	"errors"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"io/fs"
 	"strings"
 	"syscall"
 	"testing"
 	"testing/fstest"
-
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // scanDir is the full scan ReadDir replaces: every node whose parent is p.

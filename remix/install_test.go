@@ -2,9 +2,8 @@ package remix
 
 import (
 	"errors"
-	"testing"
-
 	"github.com/initrd-remix/initrd-remix/remix/newc"
+	"testing"
 )
 
 func TestInstall(t *testing.T) {

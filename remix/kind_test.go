@@ -1,11 +1,10 @@
 package remix
 
 import (
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"io/fs"
 	"slices"
 	"testing"
-
-	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 func TestConstructorsAndPredicates(t *testing.T) {
