@@ -45,10 +45,7 @@ func New(chunks int) (*Reader, *Writer) {
 // full; it fails with the reader's error once the reader closed.
 func (w *Writer) Write(b []byte) (int, error) {
 	p := w.p
-	p.mu.Lock()
-	rerr := p.rerr
-	p.mu.Unlock()
-	if rerr != nil {
+	if rerr := p.readerErr(); rerr != nil {
 		return 0, rerr
 	}
 	var c []byte
@@ -61,9 +58,7 @@ func (w *Writer) Write(b []byte) (int, error) {
 	case p.ch <- c:
 		return len(b), nil
 	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return 0, p.rerr
+		return 0, p.readerErr()
 	}
 }
 
@@ -74,19 +69,14 @@ func (w *Writer) Write(b []byte) (int, error) {
 // closed (b is then dropped).
 func (w *Writer) Send(b []byte) error {
 	p := w.p
-	p.mu.Lock()
-	rerr := p.rerr
-	p.mu.Unlock()
-	if rerr != nil {
+	if rerr := p.readerErr(); rerr != nil {
 		return rerr
 	}
 	select {
 	case p.ch <- b:
 		return nil
 	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.rerr
+		return p.readerErr()
 	}
 }
 
@@ -95,14 +85,10 @@ func (w *Writer) Send(b []byte) error {
 // reader's error once the reader closed.
 func (w *Writer) Recycled(wait bool) ([]byte, error) {
 	p := w.p
-	if !wait {
+	if !wait && len(p.free) == 0 { // only this side takes from free
 		select {
-		case c := <-p.free:
-			return c[:0], nil
 		case <-p.done:
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return nil, p.rerr
+			return nil, p.readerErr()
 		default:
 			return nil, nil
 		}
@@ -111,10 +97,15 @@ func (w *Writer) Recycled(wait bool) ([]byte, error) {
 	case c := <-p.free:
 		return c[:0], nil
 	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return nil, p.rerr
+		return nil, p.readerErr()
 	}
+}
+
+// readerErr is the error the reader closed the pipe with.
+func (p *pipe) readerErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rerr
 }
 
 // CloseWithError ends the stream; the reader sees err, or io.EOF if nil.
