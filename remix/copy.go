@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/initrd-remix/initrd-remix/remix/internal/chunkpipe"
 )
 
 // copyChunks is how many reads of the file the copy may lag behind.
@@ -17,7 +19,7 @@ const copyChunks = 16
 // does not disturb reading: it is reported by finish.
 type inputCopy struct {
 	r    io.Reader
-	pw   *pipeWriter
+	pw   *chunkpipe.Writer
 	done chan error
 
 	// mu orders reads (on a decoder's goroutine) with stop.
@@ -29,7 +31,7 @@ type inputCopy struct {
 }
 
 func newInputCopy(r io.Reader, dst io.Writer) *inputCopy {
-	pr, pw := newBufferedPipe(copyChunks)
+	pr, pw := chunkpipe.New(copyChunks)
 	c := &inputCopy{r: r, pw: pw, done: make(chan error, 1)}
 	go func() {
 		_, err := io.Copy(dst, pr)
@@ -80,8 +82,8 @@ type CopiedOutput interface {
 	Truncate(size int64) error
 }
 
-// keepCopied positions w after the first keep bytes of the input copy.
-func (img *Image) keepCopied(w io.Writer, keep int64) error {
+// keepCopied positions w, the input copy, after the bytes l keeps.
+func (img *Image) keepCopied(w io.Writer, l layout) error {
 	out, ok := w.(CopiedOutput)
 	if !ok {
 		return errors.New("WriteOptions.Copied: the output cannot be truncated and positioned (not a file)")
@@ -89,9 +91,5 @@ func (img *Image) keepCopied(w io.Writer, keep int64) error {
 	if img.copied != img.Size {
 		return fmt.Errorf("WriteOptions.Copied: the image was opened with a copy of %d bytes of its %d", img.copied, img.Size)
 	}
-	if err := out.Truncate(keep); err != nil {
-		return err
-	}
-	_, err := out.Seek(keep, io.SeekStart)
-	return err
+	return l.cutCopy(out)
 }

@@ -211,27 +211,27 @@ func (s *streamer) start(seg *Segment, n *Node) error {
 		return errNotStreamable
 	}
 	s.started, s.startSeg = true, seg.Index
-	keep := seg.Offset
+	l, err := planLayout(nil, seg.Offset, Rewrite)
+	if err != nil {
+		return err
+	}
 	copied, err := s.cp.finish()
 	if err != nil {
 		return err
 	}
-	if copied < keep {
-		return fmt.Errorf("copy of the input holds %d bytes, %d are kept", copied, keep)
+	if copied < l.keep {
+		return fmt.Errorf("copy of the input holds %d bytes, %d are kept", copied, l.keep)
 	}
-	if err := s.out.Truncate(keep); err != nil {
+	if err := l.cutCopy(s.out); err != nil {
 		return err
 	}
-	if _, err := s.out.Seek(keep, io.SeekStart); err != nil {
-		return err
-	}
-	s.cw = &countingWriter{w: s.out, n: keep}
-	s.res.KeptBytes = keep
-	if err := padForNextSegment(s.cw, nil, keep, Rewrite); err != nil {
+	s.cw = &countingWriter{w: s.out, n: l.keep}
+	s.res.KeptBytes = l.keep
+	if err := l.padBefore(s.cw); err != nil {
 		return err
 	}
 	s.res.NewSegmentOffset = s.cw.n
-	if s.aw, err = newArchiveWriter(io.MultiWriter(s.cw, s.check), s.opt, false); err != nil {
+	if s.aw, err = newArchiveWriter(io.MultiWriter(s.cw, s.check), s.opt, l.closesArchive); err != nil {
 		return err
 	}
 	// With nothing before the new archive, the root is written whether or
@@ -279,13 +279,7 @@ func (s *streamer) finish(img *Image, segs []Segment) error {
 	if first != s.startSeg || len(img.Dropped) > 0 {
 		return errNotStreamable
 	}
-	var nodes []*Node
-	for _, n := range img.Tree.Nodes() {
-		if n.Gen() >= first {
-			nodes = append(nodes, n)
-		}
-	}
-	plan := planEntries(withWholeLinkGroups(img.Tree, nodes), Rewrite)
+	plan := planEntries(newNodes(img.Tree, first), Rewrite)
 	if len(plan) != len(s.res.written) {
 		return errNotStreamable
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
+	"github.com/initrd-remix/initrd-remix/pipeline"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/strip"
@@ -167,199 +167,55 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	st, err := os.Stat(b.input)
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", b.input)
-	}
-	// Fail on an unwritable output directory before reading anything.
-	var out *atomicfile.File
-	if !b.dryRun && b.output != "" {
-		if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
-			return err
+	var p *progress
+	defer func() {
+		if p != nil {
+			p.done()
 		}
-		defer out.Abort()
-	}
-	p := newProgress(e, o.quiet || o.json, "reading "+b.input, st.Size())
-	defer p.done()
-	openOpt := remix.OpenOptions{ScanOptions: scan, SpoolDir: o.spoolDir, Progress: p.update}
-	if mode != remix.Rewrite {
-		// An append writes only the edits: the bodies of kernel modules
-		// and firmware (most of an image's bytes) are never read again.
-		openOpt.KeepContent = keepForAppend
-	}
-	if out != nil {
-		// The input's bytes go to the output while they are decoded: both
-		// modes keep a prefix of them, and they are exactly the bytes
-		// parsed even if the input is replaced meanwhile.
-		openOpt.CopyTo = out
-	}
-	img, err := remix.Open(ctx, b.input, openOpt)
-	if err != nil {
-		return err
-	}
-	defer func() { img.Close() }()
-	var modeNote string
-	if mode == "" {
-		if mode, modeNote = chooseMode(img); mode == remix.Rewrite {
-			// Rare: read again, keeping every body for the rewrite.
-			img.Close()
-			openOpt.KeepContent = nil
-			if out != nil {
-				if err := rewind(out); err != nil {
-					return err
-				}
-			}
-			if img, err = remix.Open(ctx, b.input, openOpt); err != nil {
-				return err
-			}
-		}
-	}
-	// In append mode the copy of the input is all of the output but the
-	// new segment: it is synced while the tree is edited and written.
-	prefixSynced := make(chan error, 1)
-	if out != nil && mode == remix.Append && openOpt.CopyTo != nil {
-		go func() { prefixSynced <- out.Sync() }()
-	} else {
-		prefixSynced <- nil
-	}
-	img.Tree.SetGeneration(img.EditGeneration())
-	plan, err := strip.Apply(img.Tree, strip.Options{Payload: payload})
-	if err != nil {
-		return fmt.Errorf("%s: %w", b.input, err)
-	}
-	kvers := remix.KernelVersions(img.Tree)
+	}()
+	ovOpts.Root = b.root
+	res, err := pipeline.Build(ctx, pipeline.Options{
+		Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun,
+		NameOutput: func(kver string) (string, error) {
+			out := defaultOutput(b.input, kver)
+			return out, checkBuildOutput(b.input, out, o.force)
+		},
+		CheckKver: bootentry.CheckVersion,
+		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,
+		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts,
+		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
+	})
+	var ke *pipeline.KernelError
+	var ve *pipeline.VerifyError
 	switch {
-	case b.kver == "" && len(kvers) == 1:
-		// It names the output and the report: a crafted image must not
-		// choose file names or write to the terminal.
-		if err := bootentry.CheckVersion(kvers[0]); err != nil {
-			return fmt.Errorf("%s: refusing the version of its kernel modules: %w; name the kernel with --kver", b.input, err)
-		}
-		b.kver = kvers[0]
-	case b.kver == "" && len(kvers) == 0:
-		return usagef("%s holds no kernel modules: name the kernel with --kver", b.input)
-	case b.kver == "":
-		return usagef("%s holds modules for %d kernels (%s): name one with --kver", b.input, len(kvers), termSafe(strings.Join(kvers, ", ")))
-	case len(kvers) > 0 && !slices.Contains(kvers, b.kver):
-		return fmt.Errorf("%s holds modules for %s, not for --kver %s", b.input, termSafe(strings.Join(kvers, ", ")), b.kver)
-	}
-	if b.output == "" {
-		b.output = defaultOutput(b.input, b.kver)
-		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
-			return err
-		}
-		if !b.dryRun {
-			if out, err = atomicfile.Create(b.output, rescueMode(st.Mode())); err != nil {
-				return err
-			}
-			defer out.Abort()
-		}
-	}
-
-	p.step("adding programs, files and modules from " + b.root)
-	ovOpts.Root, ovOpts.KVer = b.root, b.kver
-	ovRep, err := overlay.Apply(ctx, img.Tree, ovOpts)
-	if err != nil {
+	case errors.As(err, &ke) && ke.Usage():
+		return usageError{ke.Message(termSafe)}
+	case errors.As(err, &ke):
+		return errors.New(ke.Message(termSafe))
+	case errors.As(err, &ve):
+		return verifyError{ve.Err}
+	case err != nil:
 		return err
 	}
-	// Write first, then run the same checks as the verify command on the
-	// tree just written (strip's assertions, every program's libraries
-	// inside the image, dangling links) while the file is synced to disk:
-	// nothing is renamed into place unless they pass.
-	var res *remix.WriteResult
-	synced := make(chan error, 1)
-	if !b.dryRun {
-		p.step("writing " + b.output)
-		res, err = img.WriteTo(ctx, out, remix.WriteOptions{Mode: mode, Compression: c, Level: o.level, Concurrency: o.threads, Verify: true,
-			Copied: openOpt.CopyTo != nil})
-		if err != nil {
-			if errors.As(err, new(*remix.VerifyError)) {
-				return verifyError{err}
-			}
-			return fmt.Errorf("write %s: %w", b.output, err)
-		}
-		go func() {
-			if err := <-prefixSynced; err != nil {
-				synced <- err
-				return
-			}
-			synced <- out.Sync()
-		}()
-	}
-	p.step("checking the result")
-	findings, err := verify.Tree(ctx, img.Tree)
-	if !b.dryRun {
-		if serr := <-synced; err == nil && serr != nil {
-			err = fmt.Errorf("write %s: %w", b.output, serr)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if verify.Failed(findings) {
-		var lines []string
-		for _, f := range findings {
-			if f.Severity == verify.Error {
-				lines = append(lines, f.String())
-			}
-		}
-		return verifyError{fmt.Errorf("the rescue tree of %s has %d problems:\n  %s", b.input, len(lines), strings.Join(lines, "\n  "))}
-	}
-	rep := &buildReport{Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun, Generator: plan.Generator, Evidence: plan.Evidence, Items: plan.Items, Kept: plan.Kept, ModeNote: modeNote,
-		Overlay: ovRep, Findings: findings}
-	if b.dryRun {
-		return printBuild(e, &o, rep, mode)
-	}
-	if err := out.Commit(); err != nil {
-		return err
-	}
-	rep.WriteResult = res
-	return printBuild(e, &o, rep, mode)
+	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
+		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
+		Overlay: res.Overlay, Findings: res.Findings, WriteResult: res.Write}
+	return printBuild(e, &o, rep, res.Mode)
 }
 
-// rescueMode is the permission of a rescue image: 0600, or the input's
-// bits where they are stricter, never wider. An initrd can hold secrets (a
-// LUKS keyfile, host keys); a copy of it in /boot is readable by root only,
-// whatever the input's mode or the umask.
-func rescueMode(input os.FileMode) os.FileMode { return input.Perm() & 0o600 }
-
-// rewind empties a file for a second copy of the input.
-func rewind(f *atomicfile.File) error {
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := f.Seek(0, io.SeekStart)
-	return err
+// buildProgress shows Build's stages on the terminal: the progress line
+// starts when the input is read.
+type buildProgress struct {
+	e     *env
+	quiet bool
+	p     **progress
 }
 
-// keepForAppend keeps every body but those of kernel modules, firmware and
-// early CPU microcode, which no profile, overlay step or check reads from
-// the image (an append keeps their bytes as they are in the input).
-func keepForAppend(name string, size int64) bool {
-	name = remix.Canonical(name)
-	if strings.Contains(name, "lib/firmware/") || strings.HasPrefix(name, "kernel/x86/microcode/") {
-		return false
-	}
-	if strings.Contains(name, "lib/modules/") {
-		for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-			if strings.HasSuffix(name, ext) {
-				return false
-			}
-		}
-	}
-	return true
+func (b buildProgress) Reading(path string, size int64) {
+	*b.p = newProgress(b.e, b.quiet, "reading "+path, size)
 }
-
-// chooseMode picks append unless appending is unsafe for this input.
-func chooseMode(img *remix.Image) (remix.WriteMode, string) {
-	if len(img.Dropped) > 0 {
-		return remix.Rewrite, fmt.Sprintf("rewrite instead of append: the kernel drops %d entries of the input (e.g. %s); a rewrite writes the tree it actually builds", len(img.Dropped), img.Dropped[0])
-	}
-	return remix.Append, ""
-}
+func (b buildProgress) Read(n int64)     { (*b.p).update(n) }
+func (b buildProgress) Step(what string) { (*b.p).step(what) }
 
 func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) error {
 	if o.json {

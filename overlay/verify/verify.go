@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/initrd-remix/initrd-remix/internal/ordered"
 	"github.com/initrd-remix/initrd-remix/overlay/ldso"
 	"github.com/initrd-remix/initrd-remix/overlay/treefs"
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -233,20 +234,17 @@ func libraries(ctx context.Context, t *remix.Tree) ([]Finding, error) {
 	// module nothing loads (libnss_hesiod): a warning.
 	// The two closures share nothing (the resolver is safe for concurrent
 	// use): one core each.
-	var more []Finding
-	var moreErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		more, moreErr = resolve(ctx, r, libs, Warning)
-	}()
-	out, err := resolve(ctx, r, progs, Error)
-	<-done
+	pool := ordered.New[[]Finding](ctx, 2)
+	defer pool.Close()
+	pool.Submit(func(ctx context.Context, _ int) ([]Finding, error) { return resolve(ctx, r, progs, Error) })
+	pool.Submit(func(ctx context.Context, _ int) ([]Finding, error) { return resolve(ctx, r, libs, Warning) })
+	out, err := pool.Next()
 	if err != nil {
 		return nil, err
 	}
-	if moreErr != nil {
-		return nil, moreErr
+	more, err := pool.Next()
+	if err != nil {
+		return nil, err
 	}
 	return append(out, more...), nil
 }

@@ -1,10 +1,11 @@
 package codec
 
 import (
+	"context"
 	"errors"
 	"io"
-	"sync"
 
+	"github.com/initrd-remix/initrd-remix/internal/ordered"
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 )
 
@@ -37,12 +38,10 @@ type frameEncoder interface {
 }
 
 // frameJob is one stream to compress: its uncompressed bytes in, its
-// compressed bytes out, done closed when out (or err) is ready.
+// compressed bytes out.
 type frameJob struct {
-	in   []byte
-	out  frameOut
-	err  error
-	done chan struct{}
+	in  []byte
+	out frameOut
 }
 
 // framedWriter cuts its input into streams at Cut calls and compresses them
@@ -56,11 +55,10 @@ type framedWriter struct {
 	newEnc    func() (frameEncoder, error)
 
 	cur     []byte
-	queue   []*frameJob // submitted, not yet written, oldest first
-	jobs    chan *frameJob
-	wg      sync.WaitGroup
-	freeIn  [][]byte    // input buffers of written streams
-	freeJob []*frameJob // written jobs, whose output buffers are reused
+	pool    *ordered.Pool[*frameJob] // streams submitted, not yet written
+	encs    []frameEncoder           // each worker's, made on first use
+	freeIn  [][]byte                 // input buffers of written streams
+	freeJob []*frameJob              // written jobs, whose output buffers are reused
 	workers int
 
 	direct  frameEncoder // non-nil while a stream goes straight to w
@@ -81,36 +79,30 @@ func newFramedWriter(w io.Writer, frameSize, workers int, newEnc func() (frameEn
 		frameSize = DefaultFrameSize
 	}
 	workers = max(workers, 1)
-	f := &framedWriter{w: w, frameSize: frameSize, newEnc: newEnc, workers: workers,
-		jobs: make(chan *frameJob, workers)}
-	for range workers {
-		f.wg.Add(1)
-		go f.work()
-	}
-	return f
+	return &framedWriter{w: w, frameSize: frameSize, newEnc: newEnc, workers: workers,
+		pool: ordered.New[*frameJob](context.Background(), workers), encs: make([]frameEncoder, workers)}
 }
 
-func (f *framedWriter) work() {
-	defer f.wg.Done()
-	var enc frameEncoder
-	for j := range f.jobs {
+// compress is the job of one stream, run by a worker with its own encoder.
+func (f *framedWriter) compress(j *frameJob) ordered.Func[*frameJob] {
+	return func(_ context.Context, worker int) (*frameJob, error) {
+		enc := f.encs[worker]
 		if enc == nil {
 			var err error
 			if enc, err = f.newEnc(); err != nil {
-				j.err = err
-				close(j.done)
-				continue
+				return nil, err
 			}
+			f.encs[worker] = enc
 		}
 		// Room for the usual ratio up front: growing it step by step
 		// copied and cleared the output several times per frame.
 		j.out.reset(len(j.in) / 2)
 		enc.Reset(&j.out)
-		_, j.err = enc.Write(j.in)
-		if err := enc.Close(); j.err == nil {
-			j.err = err
+		_, err := enc.Write(j.in)
+		if cerr := enc.Close(); err == nil {
+			err = cerr
 		}
-		close(j.done)
+		return j, err
 	}
 }
 
@@ -209,7 +201,7 @@ func (f *framedWriter) takeJob() *frameJob {
 		j = f.freeJob[n-1]
 		f.freeJob = f.freeJob[:n-1]
 	}
-	j.in, j.err, j.done = f.cur, nil, make(chan struct{})
+	j.in = f.cur
 	return j
 }
 
@@ -246,20 +238,22 @@ func (f *framedWriter) submit() error {
 	j := f.takeJob()
 	f.cur = nil
 	f.streams++
-	f.queue = append(f.queue, j)
-	f.jobs <- j
-	return nil
+	if err := f.pool.Submit(f.compress(j)); err != nil {
+		f.err = err
+	}
+	return f.err
 }
 
 // drain writes the oldest finished-or-awaited streams until at most keep
 // remain in flight.
 func (f *framedWriter) drain(keep int) error {
-	for len(f.queue) > keep {
-		j := f.queue[0]
-		<-j.done
-		f.queue = f.queue[1:]
-		if j.err != nil && f.err == nil {
-			f.err = j.err
+	for f.pool.Pending() > keep {
+		j, err := f.pool.Next()
+		if err != nil {
+			if f.err == nil {
+				f.err = err
+			}
+			continue
 		}
 		// Pieces of at most writeChunk: whatever w feeds (a verifying
 		// decoder through a pipe) then buffers that much, not a frame.
@@ -299,12 +293,7 @@ func (f *framedWriter) Close() error {
 		}
 	}
 	f.drain(0)
-	close(f.jobs)
-	f.wg.Wait()
-	// Waiting jobs after a failure still hold the workers' results.
-	for _, j := range f.queue {
-		<-j.done
-	}
-	f.queue, f.freeIn, f.freeJob, f.cur = nil, nil, nil, nil
+	f.pool.Close()
+	f.encs, f.freeIn, f.freeJob, f.cur = nil, nil, nil, nil
 	return f.err
 }

@@ -1,8 +1,11 @@
 package codec
 
 import (
+	"errors"
 	"io"
 	"sync"
+
+	"github.com/initrd-remix/initrd-remix/remix/internal/chunkpipe"
 )
 
 // Readahead sizes: four chunks of 256 KiB keep the decoder a megabyte
@@ -29,13 +32,10 @@ const (
 type readahead struct {
 	src     io.ReadCloser
 	cache   *Decoders // where chunks come from and go back to; may be nil
-	full    chan readaheadChunkT
-	free    chan []byte
-	stop    chan struct{}
+	pr      *chunkpipe.Reader
+	pw      *chunkpipe.Writer
 	done    chan struct{}
 	once    sync.Once
-	cur     []byte
-	buf     []byte // the chunk cur points into, handed back once consumed
 	err     error
 	started bool
 	// check sees every byte handed out and is done at the end of the
@@ -43,65 +43,49 @@ type readahead struct {
 	check readerCheck
 }
 
-type readaheadChunkT struct {
-	b   []byte
-	err error
-}
+// errStopped stops the goroutine of a closed readahead.
+var errStopped = errors.New("readahead closed")
 
 func newReadahead(src io.ReadCloser, cache *Decoders) *readahead {
-	return &readahead{
-		src:   src,
-		cache: cache,
-		full:  make(chan readaheadChunkT, readaheadChunks),
-		free:  make(chan []byte, readaheadChunks),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-	}
+	pr, pw := chunkpipe.New(readaheadChunks)
+	return &readahead{src: src, cache: cache, pr: pr, pw: pw, done: make(chan struct{})}
 }
 
 // run decodes into chunks until the decoder fails or ends. Chunks are
-// allocated on demand, up to readaheadChunks, so a small stream costs one.
+// allocated on demand, up to readaheadChunks, so a small stream costs one;
+// then the ones the reader consumed are filled again.
 func (r *readahead) run() {
 	defer close(r.done)
 	allocated := 0
 	for {
-		var b []byte
-		select {
-		case b = <-r.free:
-		case <-r.stop:
+		b, err := r.pw.Recycled(allocated >= readaheadChunks)
+		if err != nil {
 			return
-		default:
-			if allocated < readaheadChunks {
-				allocated++
-				if r.cache != nil && len(r.cache.chunks) > 0 {
-					// Only this goroutine touches the cache until Close.
-					n := len(r.cache.chunks) - 1
-					b, r.cache.chunks = r.cache.chunks[n], r.cache.chunks[:n]
-				} else {
-					b = make([]byte, readaheadChunk)
-				}
+		}
+		if b == nil {
+			allocated++
+			if r.cache != nil && len(r.cache.chunks) > 0 {
+				// Only this goroutine touches the cache until Close.
+				n := len(r.cache.chunks) - 1
+				b, r.cache.chunks = r.cache.chunks[n], r.cache.chunks[:n]
 			} else {
-				select {
-				case b = <-r.free:
-				case <-r.stop:
-					return
-				}
+				b = make([]byte, readaheadChunk)
 			}
 		}
 		b = b[:cap(b)]
 		n := 0
-		var err error
 		for n < len(b) && err == nil {
 			var k int
 			k, err = r.src.Read(b[n:])
 			n += k
 		}
-		select {
-		case r.full <- readaheadChunkT{b: b[:n], err: err}:
-		case <-r.stop:
-			return
+		if n > 0 {
+			if r.pw.Send(b[:n]) != nil {
+				return
+			}
 		}
 		if err != nil {
+			r.pw.CloseWithError(err)
 			return
 		}
 	}
@@ -112,51 +96,36 @@ func (r *readahead) Read(p []byte) (int, error) {
 		r.started = true
 		go r.run()
 	}
-	for len(r.cur) == 0 {
-		if r.err != nil {
-			if r.err == io.EOF && r.check != nil {
-				if err := r.check.done(); err != nil {
-					r.err = err
-				}
-				r.check = nil
+	if r.err == nil {
+		n, err := r.pr.Read(p)
+		if n > 0 {
+			if r.check != nil {
+				r.check.Write(p[:n])
 			}
-			return 0, r.err
+			return n, nil
 		}
-		if r.buf != nil {
-			r.free <- r.buf // never blocks: at most readaheadChunks exist
-			r.buf = nil
+		r.err = err
+	}
+	if r.err == io.EOF && r.check != nil {
+		if err := r.check.done(); err != nil {
+			r.err = err
 		}
-		c := <-r.full
-		r.cur, r.buf, r.err = c.b, c.b, c.err
+		r.check = nil
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	if r.check != nil {
-		r.check.Write(p[:n])
-	}
-	return n, nil
+	return 0, r.err
 }
 
 func (r *readahead) Close() error {
 	r.once.Do(func() {
-		close(r.stop)
+		r.pr.CloseWithError(errStopped)
 		if r.started {
 			<-r.done
 		}
 		if r.cache != nil {
 			// The goroutine has stopped: its chunks go back for the
 			// next stream.
-			if r.buf != nil {
-				r.cache.chunks = append(r.cache.chunks, r.buf[:cap(r.buf)])
-			}
-			r.buf, r.cur = nil, nil
-			for len(r.full) > 0 {
-				c := <-r.full
-				r.cache.chunks = append(r.cache.chunks, c.b[:cap(c.b)])
-			}
-			for len(r.free) > 0 {
-				b := <-r.free
-				r.cache.chunks = append(r.cache.chunks, b[:cap(b)])
+			for _, c := range r.pr.Chunks() {
+				r.cache.chunks = append(r.cache.chunks, c[:cap(c)])
 			}
 		}
 	})

@@ -2,12 +2,14 @@ package codec
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 
+	"github.com/initrd-remix/initrd-remix/internal/ordered"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -25,7 +27,7 @@ type xzWriter struct {
 	dictCap int
 	threads int
 	buf     []byte
-	pending []*xzBlock // compressing, in output order
+	pool    *ordered.Pool[xzBlock] // blocks compressing, in output order
 	index   []xzRecord
 	err     error
 	closed  bool
@@ -39,20 +41,20 @@ const xzBlockSize = 3 * xzDictCap
 const xzDictCap = 1 << 20
 
 type xzBlock struct {
-	done    chan struct{}
 	encoded []byte // block header, compressed data, padding, check
 	records xzRecord
-	err     error
 }
 
 type xzRecord struct{ unpadded, uncompressed uint64 }
 
 func newXZWriter(w io.Writer, threads int) (*xzWriter, error) {
 	x := &xzWriter{w: w, dictCap: xzDictCap, threads: max(threads, 1)}
+	x.pool = ordered.New[xzBlock](context.Background(), x.threads)
 	// Stream header: magic, flags (check type 1: CRC32), CRC32 of the flags.
 	h := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 0x01, 0, 0, 0, 0}
 	binary.LittleEndian.PutUint32(h[8:], crc32.ChecksumIEEE(h[6:8]))
 	if _, err := w.Write(h); err != nil {
+		x.pool.Close()
 		return nil, err
 	}
 	return x, nil
@@ -83,25 +85,25 @@ func (x *xzWriter) Write(p []byte) (int, error) {
 // submit starts compressing the filled buffer and, when as many blocks as
 // threads are in flight, writes out the oldest one.
 func (x *xzWriter) submit() {
-	b := &xzBlock{done: make(chan struct{})}
-	data := x.buf
+	data, dictCap := x.buf, x.dictCap
 	x.buf = nil
-	go func() {
-		defer close(b.done)
-		b.encoded, b.records, b.err = encodeXZBlock(data, x.dictCap)
-	}()
-	x.pending = append(x.pending, b)
-	for len(x.pending) >= x.threads && x.err == nil {
+	err := x.pool.Submit(func(context.Context, int) (xzBlock, error) {
+		encoded, records, err := encodeXZBlock(data, dictCap)
+		return xzBlock{encoded, records}, err
+	})
+	if err != nil {
+		x.err = err
+		return
+	}
+	for x.pool.Pending() >= x.threads && x.err == nil {
 		x.flushOldest()
 	}
 }
 
 func (x *xzWriter) flushOldest() {
-	b := x.pending[0]
-	x.pending = x.pending[1:]
-	<-b.done
-	if b.err != nil {
-		x.err = fmt.Errorf("xz block %d: %w", len(x.index), b.err)
+	b, err := x.pool.Next()
+	if err != nil {
+		x.err = fmt.Errorf("xz block %d: %w", len(x.index), err)
 		return
 	}
 	if _, err := x.w.Write(b.encoded); err != nil {
@@ -120,14 +122,10 @@ func (x *xzWriter) Close() error {
 	if len(x.buf) > 0 && x.err == nil {
 		x.submit()
 	}
-	for len(x.pending) > 0 {
-		if x.err != nil {
-			<-x.pending[0].done // let running blocks finish
-			x.pending = x.pending[1:]
-			continue
-		}
+	for x.pool.Pending() > 0 && x.err == nil {
 		x.flushOldest()
 	}
+	x.pool.Close() // lets running blocks finish
 	if x.err != nil {
 		return x.err
 	}

@@ -1,0 +1,339 @@
+// Package pipeline builds a rescue initrd from a distribution's initrd in
+// one call: open → strip → overlay → write → verify → commit. It is what
+// the command line, the kernel hooks (through it) and other integrations
+// call; it hides how the stages share the input (the copy of the input
+// made while it is read, the bodies an append never reads again) and
+// writes nothing in place unless every check passed.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
+	"github.com/initrd-remix/initrd-remix/overlay"
+	"github.com/initrd-remix/initrd-remix/overlay/verify"
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/strip"
+)
+
+// Options control Build.
+type Options struct {
+	// Input is the distribution's initrd, a regular file; it is only read.
+	Input string
+	// Output is where the rescue initrd goes, written privately and
+	// renamed into place once every check passed. "" asks NameOutput once
+	// the kernel version is known (from Kver or the image).
+	Output     string
+	NameOutput func(kver string) (string, error)
+	// Kver is the kernel the image is for; "" means the only kernel whose
+	// modules the image holds, vetted by CheckKver before it names
+	// anything (a crafted image must not choose file names or write to the
+	// terminal).
+	Kver      string
+	CheckKver func(kver string) error
+	// DryRun plans everything and writes nothing.
+	DryRun bool
+	// Mode is "" (append where safe, else rewrite, said in
+	// Result.ModeNote), remix.Append or remix.Rewrite.
+	Mode        remix.WriteMode
+	Compression codec.Codec // of the new segment; "" means zstd
+	Level       int         // codec level; 0 is the codec's default
+	Threads     int         // encoder threads; 0 is GOMAXPROCS
+	Scan        remix.ScanOptions
+	SpoolDir    string
+	// Payload is run in the rescue boot before the shell (nil: none).
+	Payload remix.Content
+	// Overlay says what is added from Overlay.Root; Build sets its KVer.
+	Overlay overlay.Options
+	// Progress hears of each stage; nil is silent.
+	Progress Progress
+}
+
+// Progress is told what Build is doing.
+type Progress interface {
+	// Reading: the input, of size bytes, is about to be read.
+	Reading(path string, size int64)
+	// Read: n bytes of the input are read.
+	Read(n int64)
+	// Step: a later stage starts.
+	Step(what string)
+}
+
+// Result is what Build did or, with DryRun, would do.
+type Result struct {
+	Input, Output, Kver string
+	Plan                *strip.Plan
+	// Mode is the mode written in; ModeNote says why it differs from the
+	// one asked for.
+	Mode     remix.WriteMode
+	ModeNote string
+	Overlay  *overlay.Report
+	// Findings are the checks' warnings (errors stop the build).
+	Findings []verify.Finding
+	// Write describes the file written; nil with DryRun.
+	Write *remix.WriteResult
+}
+
+// KernelError says that the kernel modules in the image do not settle the
+// kernel version: none, several, or not the one asked for.
+type KernelError struct {
+	Input string
+	Found []string // the versions whose modules the image holds
+	Kver  string   // the version asked for; "" if none
+}
+
+// Usage reports whether the caller must name the kernel (Options.Kver).
+func (e *KernelError) Usage() bool { return e.Kver == "" }
+
+func (e *KernelError) Error() string { return e.Message(func(s string) string { return s }) }
+
+// Message is the error's text with the versions read from the image passed
+// through quote (a terminal wants them escaped).
+func (e *KernelError) Message(quote func(string) string) string {
+	found := quote(strings.Join(e.Found, ", "))
+	switch {
+	case e.Kver != "":
+		return fmt.Sprintf("%s holds modules for %s, not for --kver %s", e.Input, found, e.Kver)
+	case len(e.Found) == 0:
+		return fmt.Sprintf("%s holds no kernel modules: name the kernel with --kver", e.Input)
+	}
+	return fmt.Sprintf("%s holds modules for %d kernels (%s): name one with --kver", e.Input, len(e.Found), found)
+}
+
+// VerifyError is a result that failed its own checks: the written segment
+// did not read back as written, or the rescue tree would touch storage or
+// cannot run a program. Nothing was put in place.
+type VerifyError struct{ Err error }
+
+func (e *VerifyError) Error() string { return e.Err.Error() }
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+// silent is the Progress of a nil Options.Progress.
+type silent struct{}
+
+func (silent) Reading(string, int64) {}
+func (silent) Read(int64)            {}
+func (silent) Step(string)           {}
+
+// Build turns the initrd at opt.Input into a rescue initrd at opt.Output:
+// open, strip, overlay, write (verified as it is written), check the tree,
+// sync and rename into place. On any error nothing is left at Output.
+func Build(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Kver == "" && opt.CheckKver == nil {
+		return nil, errors.New("pipeline: Options.CheckKver is required when Kver is empty")
+	}
+	if opt.Output == "" && opt.NameOutput == nil {
+		return nil, errors.New("pipeline: Options.NameOutput is required when Output is empty")
+	}
+	p := opt.Progress
+	if p == nil {
+		p = silent{}
+	}
+	res := &Result{Input: opt.Input, Output: opt.Output, Kver: opt.Kver, Mode: opt.Mode}
+	st, err := os.Stat(opt.Input)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", opt.Input)
+	}
+	// Fail on an unwritable output directory before reading anything.
+	var out *atomicfile.File
+	if !opt.DryRun && opt.Output != "" {
+		if out, err = atomicfile.Create(opt.Output, RescueMode(st.Mode())); err != nil {
+			return nil, err
+		}
+		defer out.Abort()
+	}
+	p.Reading(opt.Input, st.Size())
+	img, err := open(ctx, opt, out, p, res)
+	copied := out != nil // the output holds a copy of the input
+	if err != nil {
+		return nil, err
+	}
+	defer func() { img.Close() }()
+	// In append mode the copy of the input is all of the output but the
+	// new segment: it is synced while the tree is edited and written.
+	prefixSynced := make(chan error, 1)
+	if out != nil && res.Mode == remix.Append {
+		go func() { prefixSynced <- out.Sync() }()
+	} else {
+		prefixSynced <- nil
+	}
+	img.Tree.SetGeneration(img.EditGeneration())
+	plan, err := strip.Apply(img.Tree, strip.Options{Payload: opt.Payload})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opt.Input, err)
+	}
+	res.Plan = plan
+	if err := kernelOf(img, opt, res); err != nil {
+		return nil, err
+	}
+	if res.Output == "" {
+		if res.Output, err = opt.NameOutput(res.Kver); err != nil {
+			return nil, err
+		}
+		if !opt.DryRun {
+			if out, err = atomicfile.Create(res.Output, RescueMode(st.Mode())); err != nil {
+				return nil, err
+			}
+			defer out.Abort()
+		}
+	}
+
+	p.Step("adding programs, files and modules from " + opt.Overlay.Root)
+	ovOpts := opt.Overlay
+	ovOpts.KVer = res.Kver
+	if res.Overlay, err = overlay.Apply(ctx, img.Tree, ovOpts); err != nil {
+		return nil, err
+	}
+	// Write first, then run the same checks as the verify command on the
+	// tree just written (strip's assertions, every program's libraries
+	// inside the image, dangling links) while the file is synced to disk:
+	// nothing is renamed into place unless they pass.
+	synced := make(chan error, 1)
+	if !opt.DryRun {
+		p.Step("writing " + res.Output)
+		res.Write, err = img.WriteTo(ctx, out, remix.WriteOptions{Mode: res.Mode, Compression: opt.Compression, Level: opt.Level,
+			Concurrency: opt.Threads, Verify: true, Copied: copied})
+		if err != nil {
+			if errors.As(err, new(*remix.VerifyError)) {
+				return nil, &VerifyError{err}
+			}
+			return nil, fmt.Errorf("write %s: %w", res.Output, err)
+		}
+		go func() {
+			if err := <-prefixSynced; err != nil {
+				synced <- err
+				return
+			}
+			synced <- out.Sync()
+		}()
+	}
+	p.Step("checking the result")
+	res.Findings, err = verify.Tree(ctx, img.Tree)
+	if !opt.DryRun {
+		if serr := <-synced; err == nil && serr != nil {
+			err = fmt.Errorf("write %s: %w", res.Output, serr)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if verify.Failed(res.Findings) {
+		var lines []string
+		for _, f := range res.Findings {
+			if f.Severity == verify.Error {
+				lines = append(lines, f.String())
+			}
+		}
+		return nil, &VerifyError{fmt.Errorf("the rescue tree of %s has %d problems:\n  %s", opt.Input, len(lines), strings.Join(lines, "\n  "))}
+	}
+	if opt.DryRun {
+		return res, nil
+	}
+	if err := out.Commit(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// open reads the input, copying it to out (nil: no copy) as it is decoded,
+// and settles res.Mode. An append writes only the edits, so it keeps the
+// bodies strip, overlay and the checks read and no others.
+func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, res *Result) (*remix.Image, error) {
+	openOpt := remix.OpenOptions{ScanOptions: opt.Scan, SpoolDir: opt.SpoolDir, Progress: p.Read}
+	if res.Mode != remix.Rewrite {
+		openOpt.KeepContent = keepForAppend
+	}
+	if out != nil {
+		// The input's bytes go to the output while they are decoded: both
+		// modes keep a prefix of them, and they are exactly the bytes
+		// parsed even if the input is replaced meanwhile.
+		openOpt.CopyTo = out
+	}
+	img, err := remix.Open(ctx, opt.Input, openOpt)
+	if err != nil {
+		return nil, err
+	}
+	if res.Mode != "" {
+		return img, nil
+	}
+	if res.Mode, res.ModeNote = chooseMode(img); res.Mode == remix.Append {
+		return img, nil
+	}
+	// Rare: read again, keeping every body for the rewrite.
+	img.Close()
+	openOpt.KeepContent = nil
+	if out != nil {
+		if err := rewind(out); err != nil {
+			return nil, err
+		}
+	}
+	return remix.Open(ctx, opt.Input, openOpt)
+}
+
+// kernelOf settles res.Kver against the kernel modules the image holds.
+func kernelOf(img *remix.Image, opt Options, res *Result) error {
+	kvers := remix.KernelVersions(img.Tree)
+	switch {
+	case res.Kver == "" && len(kvers) == 1:
+		// It names the output and the report: a crafted image must not
+		// choose file names or write to the terminal.
+		if err := opt.CheckKver(kvers[0]); err != nil {
+			return fmt.Errorf("%s: refusing the version of its kernel modules: %w; name the kernel with --kver", opt.Input, err)
+		}
+		res.Kver = kvers[0]
+	case res.Kver == "" || (len(kvers) > 0 && !slices.Contains(kvers, res.Kver)):
+		return &KernelError{Input: opt.Input, Found: kvers, Kver: res.Kver}
+	}
+	return nil
+}
+
+// RescueMode is the permission of a rescue image: 0600, or the input's
+// bits where they are stricter, never wider. An initrd can hold secrets (a
+// LUKS keyfile, host keys); a copy of it in /boot is readable by root only,
+// whatever the input's mode or the umask.
+func RescueMode(input os.FileMode) os.FileMode { return input.Perm() & 0o600 }
+
+// rewind empties a file for a second copy of the input.
+func rewind(f *atomicfile.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// keepForAppend keeps every body but those of kernel modules, firmware and
+// early CPU microcode, which no profile, overlay step or check reads from
+// the image (an append keeps their bytes as they are in the input).
+func keepForAppend(name string, size int64) bool {
+	name = remix.Canonical(name)
+	if strings.Contains(name, "lib/firmware/") || strings.HasPrefix(name, "kernel/x86/microcode/") {
+		return false
+	}
+	if strings.Contains(name, "lib/modules/") {
+		for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
+			if strings.HasSuffix(name, ext) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// chooseMode picks append unless appending is unsafe for this input.
+func chooseMode(img *remix.Image) (remix.WriteMode, string) {
+	if len(img.Dropped) > 0 {
+		return remix.Rewrite, fmt.Sprintf("rewrite instead of append: the kernel drops %d entries of the input (e.g. %s); a rewrite writes the tree it actually builds", len(img.Dropped), img.Dropped[0])
+	}
+	return remix.Append, ""
+}

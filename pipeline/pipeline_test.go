@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
+	"github.com/initrd-remix/initrd-remix/overlay"
+	"github.com/initrd-remix/initrd-remix/remix"
+)
+
+// steps records what Build told its Progress.
+type steps struct {
+	log  []string
+	read int64
+}
+
+func (s *steps) Reading(path string, size int64) {
+	s.log = append(s.log, "reading "+filepath.Base(path))
+}
+func (s *steps) Read(n int64)     { s.read = n }
+func (s *steps) Step(what string) { s.log = append(s.log, strings.Fields(what)[0]) }
+
+// TestBuildLab builds from a real image of the lab through the library,
+// as the command line and the kernel hooks do, and checks what each
+// option does to the file system.
+func TestBuildLab(t *testing.T) {
+	lab := testtool.OpenLab(t)
+	im := lab.Image(t, "itools-zstd")
+	root, kver := lab.Env["LAB_ROOT"], lab.Env["LAB_KVER"]
+	input, err := os.ReadFile(im.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused")
+	for _, tc := range []struct {
+		name      string
+		opt       func(o *Options, dir string)
+		wantErr   string // "" for success
+		wantMode  remix.WriteMode
+		written   bool
+		wantSteps []string
+	}{
+		{"append by default", func(o *Options, dir string) {}, "", remix.Append, true,
+			[]string{"reading itools-zstd.img", "adding", "writing", "checking"}},
+		{"rewrite", func(o *Options, dir string) { o.Mode = remix.Rewrite }, "", remix.Rewrite, true, nil},
+		{"dry run writes nothing", func(o *Options, dir string) { o.DryRun = true }, "", remix.Append, false,
+			[]string{"reading itools-zstd.img", "adding", "checking"}},
+		{"output named once the kernel is known", func(o *Options, dir string) {
+			o.Output, o.Kver = "", ""
+			o.NameOutput = func(k string) (string, error) { return filepath.Join(dir, "named-"+k), nil }
+		}, "", remix.Append, true, nil},
+		{"wrong kernel", func(o *Options, dir string) { o.Kver = "5.10.0-1-amd64" }, "not for --kver 5.10.0-1-amd64", "", false, nil},
+		{"image's kernel refused", func(o *Options, dir string) {
+			o.Kver = ""
+			o.CheckKver = func(string) error { return refuse }
+		}, "refusing the version of its kernel modules", "", false, nil},
+		{"no CheckKver", func(o *Options, dir string) { o.Kver, o.CheckKver = "", nil }, "CheckKver is required", "", false, nil},
+		{"no NameOutput", func(o *Options, dir string) { o.Output = "" }, "NameOutput is required", "", false, nil},
+		{"input not regular", func(o *Options, dir string) { o.Input = dir }, "not a regular file", "", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var prog steps
+			opt := Options{Input: im.Path, Output: filepath.Join(dir, "rescue.img"), Kver: kver,
+				CheckKver: func(string) error { return nil },
+				Overlay:   overlay.Options{Root: root, Preset: "none", Add: []string{"sh"}}, Progress: &prog}
+			tc.opt(&opt, dir)
+			res, err := Build(context.Background(), opt)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Build error %v, want one containing %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			left, _ := os.ReadDir(dir)
+			if !tc.written {
+				if len(left) != 0 {
+					t.Errorf("%d files left in the output directory: %v", len(left), left[0].Name())
+				}
+			}
+			if after, _ := os.ReadFile(im.Path); !bytes.Equal(after, input) {
+				t.Fatal("the input changed")
+			}
+			if err != nil {
+				return
+			}
+			if res.Mode != tc.wantMode || res.Kver != kver || res.Plan == nil || res.Overlay == nil {
+				t.Errorf("result mode %q kver %q plan %v overlay %v; want %q %q", res.Mode, res.Kver, res.Plan != nil, res.Overlay != nil, tc.wantMode, kver)
+			}
+			if tc.wantSteps != nil && !slices.Equal(prog.log, tc.wantSteps) {
+				t.Errorf("progress %q, want %q", prog.log, tc.wantSteps)
+			}
+			if prog.read == 0 {
+				t.Error("no progress while reading")
+			}
+			if !tc.written {
+				if res.Write != nil {
+					t.Error("a dry run has a write result")
+				}
+				return
+			}
+			st, err := os.Stat(res.Output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 1 || st.Mode().Perm() != 0o600 || st.Size() != res.Write.Bytes || res.Write.Mode != tc.wantMode {
+				t.Errorf("output %s: %d files, mode %v, %d bytes, written %d in %s", res.Output, len(left), st.Mode(), st.Size(), res.Write.Bytes, res.Write.Mode)
+			}
+			if err := res.Write.Verify(context.Background(), res.Output); err != nil {
+				t.Error(err)
+			}
+			if tc.wantMode == remix.Append {
+				out, _ := os.ReadFile(res.Output)
+				if !bytes.HasPrefix(out, input) {
+					t.Error("an append does not start with the input")
+				}
+			}
+		})
+	}
+}
+
+// KernelError's text and whether the caller must name the kernel.
+func TestKernelError(t *testing.T) {
+	upper := strings.ToUpper
+	for _, tc := range []struct {
+		err   KernelError
+		usage bool
+		want  string
+	}{
+		{KernelError{Input: "i", Found: nil}, true, "i holds no kernel modules: name the kernel with --kver"},
+		{KernelError{Input: "i", Found: []string{"a", "b"}}, true, "i holds modules for 2 kernels (A, B): name one with --kver"},
+		{KernelError{Input: "i", Found: []string{"a"}, Kver: "c"}, false, "i holds modules for A, not for --kver c"},
+	} {
+		if got := tc.err.Message(upper); got != tc.want {
+			t.Errorf("Message = %q, want %q", got, tc.want)
+		}
+		if tc.err.Usage() != tc.usage {
+			t.Errorf("%q: Usage = %v", tc.want, tc.err.Usage())
+		}
+	}
+}
+
+func TestKeepForAppend(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keep bool
+	}{
+		{"usr/lib/modules/6.1.0/kernel/fs/ext4/ext4.ko", false},
+		{"lib/modules/6.1.0/kernel/fs/ext4/ext4.ko.xz", false},
+		{"./usr/lib/firmware/i915/x.bin", false},
+		{"kernel/x86/microcode/GenuineIntel.bin", false},
+		{"usr/lib/modules/6.1.0/modules.dep", true},
+		{"init", true},
+		{"etc/udev/rules.d/64-lvm.rules", true},
+	} {
+		if got := keepForAppend(tc.name, 1); got != tc.keep {
+			t.Errorf("keepForAppend(%q) = %v, want %v", tc.name, got, tc.keep)
+		}
+	}
+}
