@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/spf13/pflag"
 )
 
@@ -45,13 +46,8 @@ func TestOverlayFlags(t *testing.T) {
 				os.WriteFile(bad, []byte(c.conf), 0o644)
 				args = []string{"--config=" + bad, "--config-dir="}
 			}
-			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
-			compress := fs.String("compress", "gzip", "")
-			of := addOverlayFlags(fs)
-			if err := fs.Parse(args); err != nil {
-				t.Fatal(err)
-			}
-			opts, err := of.options()
+			var compress *string
+			opts, err := parseOverlayFlags(t, args, func(fs *pflag.FlagSet) { compress = fs.String("compress", "gzip", "") })
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("got %v, want %q", err, c.wantErr)
@@ -96,12 +92,7 @@ func TestDriversFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			conf := filepath.Join(t.TempDir(), "bad.conf")
 			os.WriteFile(conf, []byte(c.conf), 0o644)
-			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
-			of := addOverlayFlags(fs)
-			if err := fs.Parse(append([]string{"--config=" + conf, "--config-dir="}, c.args...)); err != nil {
-				t.Fatal(err)
-			}
-			opts, err := of.options()
+			opts, err := parseOverlayFlags(t, append([]string{"--config=" + conf, "--config-dir="}, c.args...), nil)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("got %v, want %q", err, c.wantErr)
@@ -119,4 +110,19 @@ func TestDriversFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseOverlayFlags parses args with build's overlay flags (and those
+// more registers) and merges the configuration they name.
+func parseOverlayFlags(t *testing.T, args []string, more func(*pflag.FlagSet)) (overlay.Options, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	if more != nil {
+		more(fs)
+	}
+	of := addOverlayFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return of.options()
 }
