@@ -260,11 +260,7 @@ func (o *omitter) why(db *modDB, name string) string {
 // lacks, with their dependencies; firmware comes with them in
 // moduleFirmware.
 func (a *applier) drivers(plan *modulePlan, classes []string, explicit bool, visit func(name, why string, required bool, cls *DriverReport) error) error {
-	om, err := newOmitter(a.opts.OmitModules)
-	if err != nil {
-		return err
-	}
-	plan.omit = om
+	om := plan.omit
 	table := driverTable()
 	db := plan.rootDB
 	want := map[string]*DriverReport{}

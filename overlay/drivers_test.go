@@ -209,6 +209,8 @@ func TestDrivers(t *testing.T) {
 		}},
 		{"bad pattern", Options{OmitModules: []string{"[a-"}}, want{err: `--omit-module "[a-": syntax error in pattern`}},
 		{"pattern with a slash", Options{OmitModules: []string{"kernel/x"}}, want{err: `--omit-module "kernel/x": not a module name or shell pattern`}},
+		{"bad pattern without classes", Options{Drivers: []string{}, OmitModules: []string{"x["}}, want{err: `--omit-module "x[": syntax error in pattern`}},
+		{"bad pattern without the kernel's modules", Options{KVer: "9.9.9", OmitModules: []string{"x["}}, want{err: `--omit-module "x[": syntax error in pattern`}},
 		{"explicit without the kernel's modules", Options{Drivers: []string{ClassFS}, KVer: "9.9.9"},
 			want{err: "--drivers fs: no modules of kernel 9.9.9 in " + root + " (/lib/modules/9.9.9)"}},
 		{"default without the kernel's modules", Options{KVer: "9.9.9"},
