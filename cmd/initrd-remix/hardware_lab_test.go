@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -105,4 +106,132 @@ func TestHostOnlyLab(t *testing.T) {
 			})
 		}
 	}
+}
+
+// hwBus is one bus of the replacement hardware: the disk on it and the
+// driver that must be bound along the disk's device path in the rescue
+// boot.
+type hwBus struct{ bus, driver, disk string }
+
+// TestReplacementHardwareLab is issue 11 point 3: the rescue image of each
+// host-only image, built by default (the driver classes of --root), booted
+// with the testbed's disks, the marker root and a blank disk behind NVMe,
+// AHCI (SATA), an LSI MegaRAID SAS, virtio-scsi and USB storage, and with an
+// e1000e NIC instead of virtio-net: the rescue sees every disk on its bus
+// with its size, and the NIC with its driver, and leaves storage untouched
+// (no md array, dm device or mount; every disk's sha256 unchanged). The
+// negative control: on the same hardware, a rescue image built with
+// --drivers none sees no disk and no NIC, so the drivers came from the
+// classes. Boots run two at a time.
+func TestReplacementHardwareLab(t *testing.T) {
+	l := openLab(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	images, _ := hostOnlyImages(t, l)
+	tb := testbed(t, l)
+	work := t.TempDir()
+	payload := filepath.Join(work, "census.sh")
+	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	blank := func(name string, mib int64) string {
+		p := filepath.Join(work, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, mib<<20); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	buses := []hwBus{
+		{"nvme", "nvme", filepath.Join(tb, "md-a.img")},
+		{"ahci", "ahci", filepath.Join(tb, "md-b.img")},
+		{"megasas", "megaraid_sas", filepath.Join(tb, "gpt.img")},
+		{"virtio-scsi", "virtio_scsi", l.env["LAB_MARKER_DISK"]},
+		{"usb", "usb-storage", blank("usb.img", 24)},
+	}
+	var disks []vmDisk
+	for _, b := range buses {
+		disks = append(disks, vmDisk{path: b.disk, bus: b.bus, rw: true})
+	}
+	args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
+		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+	type boot struct {
+		im      hostOnlyImage
+		drivers string
+	}
+	boots := []boot{}
+	for _, im := range images {
+		boots = append(boots, boot{im, ""})
+	}
+	boots = append(boots, boot{images[0], "none"})
+	for _, b := range boots {
+		name := b.im.name
+		if b.drivers != "" {
+			name += "/drivers-" + b.drivers
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out := filepath.Join(t.TempDir(), "rescue.img")
+			argv := []string{"build", "-q", "--root", l.env["LAB_ROOT"], "--input", b.im.path, "--output", out,
+				"--kver", l.env["LAB_KVER"], "--run", payload}
+			if b.drivers != "" {
+				argv = append(argv, "--drivers", b.drivers)
+			}
+			if code, _, errs := cli(t, argv...); code != exitOK {
+				t.Fatalf("build: exit %d: %s", code, errs)
+			}
+			log, changed := bootVM(t, l, vm{initrd: out, args: args, expect: censusExpect, disks: disks, nics: []string{"e1000e"},
+				fails: []string{passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"]}})
+			for _, c := range changed {
+				t.Errorf("%s changed during the boot", c)
+			}
+			if b.drivers == "none" {
+				checkCensusDisks(t, log, 0)
+				if nic := nicRe.FindString(log); nic != "" {
+					t.Errorf("without drivers the rescue has a NIC: %s", nic)
+				}
+				return
+			}
+			checkCensusDisks(t, log, len(buses))
+			checkHardware(t, log, buses)
+		})
+	}
+}
+
+var (
+	diskRe = regexp.MustCompile(`RESCUE-DISK name=(\S+) sectors=(\d+) serial=(\S*) drivers=(\S*)`)
+	nicRe  = regexp.MustCompile(`RESCUE-NIC name=(\S+) driver=(\S+)`)
+)
+
+// checkHardware checks the census of a boot on buses: each bus's disk is
+// there, with its size and its controller's driver, and the e1000e NIC is
+// there with its driver.
+func checkHardware(t *testing.T, log string, buses []hwBus) {
+	t.Helper()
+	found := diskRe.FindAllStringSubmatch(log, -1)
+	used := map[int]bool{}
+	for _, b := range buses {
+		fi, err := os.Stat(b.disk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sectors := fmt.Sprint(fi.Size() / 512)
+		i := slices.IndexFunc(found, func(d []string) bool {
+			return d[2] == sectors && slices.Contains(strings.Split(d[4], ","), b.driver)
+		})
+		if i < 0 || used[i] {
+			t.Errorf("no disk of %s sectors behind %s (%s) among %q", sectors, b.driver, b.bus, found)
+			continue
+		}
+		used[i] = true
+		t.Logf("%s: %s", b.bus, found[i][0])
+	}
+	nics := nicRe.FindAllStringSubmatch(log, -1)
+	i := slices.IndexFunc(nics, func(n []string) bool { return n[2] == "e1000e" })
+	if i < 0 {
+		t.Errorf("no NIC driven by e1000e among %q", nics)
+		return
+	}
+	t.Logf("nic: %s", nics[i][0])
 }
