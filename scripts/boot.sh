@@ -18,7 +18,9 @@
 #   nvme         an NVMe controller per disk (nvme0n1, ...)
 #   ahci         SATA disks (ide-hd) on one AHCI controller, at most 6
 #   megasas      SCSI disks on an LSI MegaRAID SAS 1078 (megaraid_sas)
-#   mptsas1068   SCSI disks on an LSI SAS 1068 (mptsas), at most 8
+#   mptsas1068   SCSI disks on an LSI SAS 1068 (mptsas), at most 8 (QEMU
+#                7.2's model: Linux 6.1's mptsas brings the HBA up but
+#                finds no disk behind it; the tests use megasas)
 #   virtio-scsi  SCSI disks on a virtio-scsi controller
 #   usb          USB mass storage (usb-storage) on a qemu-xhci controller
 # Every disk off virtio-blk gets the serial number bootN, N its position
