@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -234,4 +235,81 @@ func checkHardware(t *testing.T, log string, buses []hwBus) {
 		return
 	}
 	t.Logf("nic: %s", nics[i][0])
+}
+
+// TestBootScriptBuses checks the QEMU command line scripts/boot.sh makes of
+// --bus and --nic, and its usage errors, with BOOT_QEMU set to a script
+// that records its arguments (the boots of TestReplacementHardwareLab show
+// that QEMU and the kernel take them).
+func TestBootScriptBuses(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(rec, []byte("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >\"$0.args\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k, i, d := f("vmlinuz"), f("initrd"), f("d,1.img")
+	base := []string{"--kernel", k, "--initrd", i, "--timeout", "5", "--log", filepath.Join(dir, "log")}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string // consecutive arguments QEMU must get
+	}{
+		{"default virtio-blk, no NIC", []string{"--disk", d}, 3,
+			[]string{"-nic", "none"}},
+		{"default drive", []string{"--disk", d}, 3,
+			[]string{"-drive", "file=" + strings.ReplaceAll(d, ",", ",,") + ",format=raw,snapshot=on,if=virtio"}},
+		{"nvme", []string{"--bus", "nvme", "--disk-rw", d}, 3,
+			[]string{"-drive", "file=" + strings.ReplaceAll(d, ",", ",,") + ",format=raw,if=none,id=disk0", "-device", "nvme,drive=disk0,serial=boot0"}},
+		{"ahci ports", []string{"--bus", "ahci", "--disk", d, "--disk", d}, 3,
+			[]string{"-device", "ide-hd,drive=disk1,bus=ahci0.1,serial=boot1"}},
+		{"megasas after virtio", []string{"--disk", d, "--bus", "megasas", "--disk", d}, 3,
+			[]string{"-device", "megasas,id=megasas0", "-drive"}},
+		{"virtio-scsi target", []string{"--bus", "virtio-scsi", "--disk", d, "--disk", d}, 3,
+			[]string{"-device", "scsi-hd,drive=disk1,bus=virtioscsi0.0,scsi-id=1,serial=boot1"}},
+		{"usb", []string{"--bus", "usb", "--disk", d}, 3,
+			[]string{"-device", "qemu-xhci,id=usb0"}},
+		{"e1000e", []string{"--nic", "e1000e"}, 3,
+			[]string{"-netdev", "user,id=net0,restrict=on", "-device", "e1000e,netdev=net0"}},
+		{"unknown bus", []string{"--bus", "ide", "--disk", d}, 64, nil},
+		{"unknown nic", []string{"--nic", "pcnet"}, 64, nil},
+		{"seven ahci disks", append([]string{"--bus", "ahci"}, slices.Repeat([]string{"--disk", d}, 7)...), 64, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(rec + ".args")
+			cmd := exec.Command("../../scripts/boot.sh", append(slices.Clone(base), tc.args...)...)
+			cmd.Env = append(os.Environ(), "BOOT_QEMU="+rec)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, out)
+			}
+			if tc.want == nil {
+				return
+			}
+			data, err := os.ReadFile(rec + ".args")
+			if err != nil {
+				t.Fatalf("QEMU did not run: %v (%s)", err, out)
+			}
+			got := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			for j := range got {
+				if j+len(tc.want) <= len(got) && slices.Equal(got[j:j+len(tc.want)], tc.want) {
+					return
+				}
+			}
+			t.Errorf("QEMU arguments %q lack %q", got, tc.want)
+		})
+	}
 }
