@@ -37,41 +37,31 @@
 # name a line, sorted), hostonly.env (images, kernel, KVER, marker root
 # UUID, drivers kept and left out), logs/.
 #
-# Cached as ~/.cache/initrd-remix/hostonly-<hash of this script and the lab>;
-# built in a temporary directory and renamed when complete; concurrent runs
-# wait on a lock. Needs: root, unshare, chroot, mount (overlay), flock.
+# Cached as ~/.cache/initrd-remix/hostonly-<hash of this script and the lab>
+# (scripts/lib/stage.sh: built in a temporary directory and renamed when
+# complete; concurrent runs wait on a lock). Needs: root, unshare, chroot,
+# mount (overlay), flock.
 set -euo pipefail
-
+# The whole script is one brace group: bash parses it completely before
+# running it, so editing this file during a build cannot derail the build.
+{
+here=$(cd "$(dirname "$0")" && pwd)
 lab=${1:-${INITRD_REMIX_LAB:-}}
 [[ -n $lab && -f $lab/lab.env ]] || { echo "hostonly.sh: no lab (give LAB_DIR or set INITRD_REMIX_LAB)" >&2; exit 64; }
 # The real directory: its name carries the hash of the lab recipe.
 lab=$(cd "$lab" && pwd -P)
 # shellcheck disable=SC1091
 source "$lab/lab.env"
+log() { echo "hostonly.sh: $*" >&2; }
+# shellcheck source=lib/stage.sh
+source "$here/lib/stage.sh"
+stage_begin hostonly hostonly.env "$lab"
+dir=$stage_dir work=$stage_work t0=$stage_t0
 [[ $(id -u) == 0 ]] || { echo "hostonly.sh: must run as root (chroot, mounts)" >&2; exit 1; }
-for tool in unshare chroot flock mount; do
+for tool in unshare chroot mount; do
   command -v "$tool" >/dev/null || { echo "hostonly.sh: $tool not found" >&2; exit 1; }
 done
 [[ -d $LAB_ROOT/lib/modules/$LAB_KVER ]] || { echo "hostonly.sh: $LAB_ROOT has no modules for $LAB_KVER" >&2; exit 1; }
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
-mkdir -p "$cache"
-hash=$( { sha256sum <"$0"; echo "${lab##*/}"; } | sha256sum | cut -c1-12)
-dir=$cache/hostonly-$hash
-log() { echo "hostonly.sh: $*" >&2; }
-
-if [[ -f $dir/hostonly.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-exec 9>"$cache/.lock-hostonly-$hash"
-flock 9
-if [[ -f $dir/hostonly.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-work=$(mktemp -d "$cache/.hostonly-$hash-XXXXXX")
-trap 'rm -rf --one-file-system "$work"' EXIT
-t0=$SECONDS
 mkdir -p "$work/upper" "$work/ovl" "$work/root" "$work/out/logs"
 epoch=$(stat -c %Y "$LAB_KERNEL")
 
@@ -151,7 +141,7 @@ done
 chmod 0644 "$work"/out/*.img
 
 cat >"$work/out/hostonly.env" <<ENV
-# initrd-remix host-only images $hash for ${lab##*/}, built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0)) s
+# initrd-remix host-only images $stage_hash for ${lab##*/}, built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0)) s
 HOSTONLY_DIR=$dir
 HOSTONLY_IMAGES="itools-list:initramfs-tools dracut-sd-list:dracut-systemd dracut-nosd-list:dracut-shell"
 HOSTONLY_KERNEL=$LAB_KERNEL
@@ -163,6 +153,6 @@ HOSTONLY_ABSENT="$others"
 HOSTONLY_BUILTIN="${builtin[*]}"
 HOSTONLY_SOURCE_DATE_EPOCH=$epoch
 ENV
-mv "$work/out" "$dir"
-log "built $dir in $((SECONDS - t0)) s"
-echo "$dir"
+stage_commit out
+exit 0
+}
