@@ -48,14 +48,8 @@ func TestOverlayFlags(t *testing.T) {
 			}
 			var compress *string
 			opts, err := parseOverlayFlags(t, args, func(fs *pflag.FlagSet) { compress = fs.String("compress", "gzip", "") })
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("got %v, want %q", err, c.wantErr)
-				}
+			if !wantError(t, err, c.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(opts.Add, c.add) && !(len(opts.Add) == 0 && len(c.add) == 0) {
 				t.Errorf("add = %q, want %q", opts.Add, c.add)
@@ -93,14 +87,8 @@ func TestDriversFlags(t *testing.T) {
 			conf := filepath.Join(t.TempDir(), "bad.conf")
 			os.WriteFile(conf, []byte(c.conf), 0o644)
 			opts, err := parseOverlayFlags(t, append([]string{"--config=" + conf, "--config-dir="}, c.args...), nil)
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("got %v, want %q", err, c.wantErr)
-				}
+			if !wantError(t, err, c.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(opts.Drivers, c.drivers) || (opts.Drivers == nil) != (c.drivers == nil) {
 				t.Errorf("drivers %#v, want %#v", opts.Drivers, c.drivers)
@@ -125,4 +113,17 @@ func parseOverlayFlags(t *testing.T, args []string, more func(*pflag.FlagSet)) (
 		t.Fatal(err)
 	}
 	return of.options()
+}
+
+// wantError checks err against a wanted error text ("": none) and reports
+// whether the test goes on to check a result.
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got %v, want %q", err, want)
+	case want == "" && err != nil:
+		t.Fatal(err)
+	}
+	return want == ""
 }
