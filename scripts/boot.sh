@@ -2,8 +2,8 @@
 # boot.sh: boots a kernel and an initrd in QEMU (TCG, no KVM needed) with the
 # serial console in a log file, and reports whether an expected line appeared.
 #
-#   boot.sh --kernel K --initrd I [--append "ARGS"] [--disk FILE]...
-#           [--disk-rw FILE]...
+#   boot.sh --kernel K --initrd I [--append "ARGS"] [--bus BUS] [--disk FILE]...
+#           [--disk-rw FILE]... [--nic MODEL]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
 #           [--memory MiB]
 #
@@ -11,7 +11,23 @@
 # Disks are attached as virtio-blk with snapshot=on: the files are never
 # modified. --disk-rw attaches a disk writable instead (so that a test can
 # prove by its checksum that the boot did not write to it); --disk and
-# --disk-rw disks appear in the order given (vda, vdb, ...). The log is polled; the run stops as soon as --expect (an extended
+# --disk-rw disks appear in the order given (vda, vdb, ...).
+# --bus BUS puts the --disk/--disk-rw that follow it on another bus, one
+# controller per bus:
+#   virtio       virtio-blk (the default: vda, vdb, ...)
+#   nvme         an NVMe controller per disk (nvme0n1, ...)
+#   ahci         SATA disks (ide-hd) on one AHCI controller, at most 6
+#   megasas      SCSI disks on an LSI MegaRAID SAS 1078 (megaraid_sas)
+#   mptsas1068   SCSI disks on an LSI SAS 1068 (mptsas), at most 8 (QEMU
+#                7.2's model: Linux 6.1's mptsas brings the HBA up but
+#                finds no disk behind it; the tests use megasas)
+#   virtio-scsi  SCSI disks on a virtio-scsi controller
+#   usb          USB mass storage (usb-storage) on a qemu-xhci controller
+# Every disk off virtio-blk gets the serial number bootN, N its position
+# among all disks (0, 1, ...). --nic MODEL adds a network card of that QEMU
+# model (e1000e, e1000, virtio-net-pci, rtl8139, vmxnet3) on QEMU's user
+# network with restrict=on (no way out of the VM); without --nic the VM has
+# none. The log is polled; the run stops as soon as --expect (an extended
 # regex, grep -E) matches (ok), a --fail regex matches (fail; the defaults
 # "Kernel panic", "junk in compressed archive", "Initramfs unpacking failed"
 # always apply), QEMU exits (exited) or --timeout (default 120 s) passes
@@ -32,19 +48,30 @@ usage() {
 die_usage() { echo "boot.sh: $*" >&2; exit 64; }
 
 kernel= initrd= append= expect= log= timeout=120 memory=1024
-disks=() rw=()
+disks=() rw=() buses=() nics=()
+bus=virtio
 fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed")
 while (($#)); do
   case $1 in
     -h|--help) usage ;;
-    --kernel|--initrd|--append|--disk|--disk-rw|--expect|--fail|--timeout|--log|--memory)
+    --kernel|--initrd|--append|--disk|--disk-rw|--bus|--nic|--expect|--fail|--timeout|--log|--memory)
       (($# >= 2)) || die_usage "$1 needs a value"
       case $1 in
         --kernel) kernel=$2 ;;
         --initrd) initrd=$2 ;;
         --append) append=$2 ;;
-        --disk) disks+=("$2"); rw+=(0) ;;
-        --disk-rw) disks+=("$2"); rw+=(1) ;;
+        --disk) disks+=("$2"); rw+=(0); buses+=("$bus") ;;
+        --disk-rw) disks+=("$2"); rw+=(1); buses+=("$bus") ;;
+        --bus)
+          case $2 in
+            virtio|nvme|ahci|megasas|mptsas1068|virtio-scsi|usb) bus=$2 ;;
+            *) die_usage "unknown bus: $2 (virtio, nvme, ahci, megasas, mptsas1068, virtio-scsi, usb)" ;;
+          esac ;;
+        --nic)
+          case $2 in
+            e1000e|e1000|virtio-net-pci|rtl8139|vmxnet3) nics+=("$2") ;;
+            *) die_usage "unknown NIC model: $2 (e1000e, e1000, virtio-net-pci, rtl8139, vmxnet3)" ;;
+          esac ;;
         --expect) expect=$2 ;;
         --fail) fails+=("$2") ;;
         --timeout) timeout=$2 ;;
@@ -52,7 +79,7 @@ while (($#)); do
         --memory) memory=$2 ;;
       esac
       shift 2 ;;
-    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
+    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--bus=*|--nic=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
@@ -65,6 +92,12 @@ for i in "${!disks[@]}"; do
   d=${disks[$i]}
   [[ -f $d && -r $d ]] || die_usage "disk not readable: $d"
   ((!rw[i])) || [[ -w $d ]] || die_usage "disk not writable: $d"
+done
+# The ports of one AHCI controller and the targets of one SAS 1068.
+for b in ahci:6 mptsas1068:8; do
+  n=0
+  for x in "${buses[@]}"; do [[ $x != "${b%:*}" ]] || n=$((n + 1)); done
+  ((n <= ${b#*:})) || die_usage "at most ${b#*:} disks on the ${b%:*} bus"
 done
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die_usage "--timeout must be a positive integer (seconds)"
 [[ $memory =~ ^[0-9]+$ ]] && ((memory >= 64)) || die_usage "--memory must be an integer >= 64 (MiB)"
@@ -87,19 +120,48 @@ fi
 qlog=$(mktemp "${TMPDIR:-/tmp}/boot-qemu-XXXXXX.txt")
 
 # pc (i440fx) with one vCPU of the "max" model is the quickest combination
-# for Debian's 6.1 kernels under TCG here; no NIC, no default devices.
+# for Debian's 6.1 kernels under TCG here; no default devices, and no NIC
+# unless --nic asks for one.
 args=(-accel tcg -machine "${BOOT_MACHINE:-pc}" -cpu "${BOOT_CPU:-max}" -smp "${BOOT_SMP:-1}"
       -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log"
-      -nic none -kernel "$kernel" -initrd "$initrd"
+      -kernel "$kernel" -initrd "$initrd"
       -append "console=ttyS0 panic=-1${append:+ $append}")
+if ((${#nics[@]} == 0)); then
+  args+=(-nic none)
+fi
+for i in "${!nics[@]}"; do
+  args+=(-netdev "user,id=net$i,restrict=on" -device "${nics[$i]},netdev=net$i")
+done
+# One controller per bus, made when its first disk comes; a count of the
+# disks on each gives their port or SCSI target.
+declare -A on_bus=()
 for i in "${!disks[@]}"; do
-  d=${disks[$i]}
+  d=${disks[$i]} b=${buses[$i]}
   # QEMU option values escape a comma by doubling it.
-  if ((rw[i])); then
-    args+=(-drive "file=${d//,/,,},if=virtio,format=raw")
-  else
-    args+=(-drive "file=${d//,/,,},if=virtio,format=raw,snapshot=on")
+  drive="file=${d//,/,,},format=raw"
+  ((rw[i])) || drive+=",snapshot=on"
+  if [[ $b == virtio ]]; then
+    args+=(-drive "$drive,if=virtio")
+    continue
   fi
+  n=${on_bus[$b]:-0}
+  on_bus[$b]=$((n + 1))
+  ctl=${b//-/}0
+  if ((n == 0)); then
+    case $b in
+      ahci) args+=(-device "ahci,id=$ctl") ;;
+      megasas | mptsas1068) args+=(-device "$b,id=$ctl") ;;
+      virtio-scsi) args+=(-device "virtio-scsi-pci,id=$ctl") ;;
+      usb) args+=(-device "qemu-xhci,id=$ctl") ;;
+    esac
+  fi
+  args+=(-drive "$drive,if=none,id=disk$i")
+  case $b in
+    nvme) args+=(-device "nvme,drive=disk$i,serial=boot$i") ;;
+    ahci) args+=(-device "ide-hd,drive=disk$i,bus=$ctl.$n,serial=boot$i") ;;
+    megasas | mptsas1068 | virtio-scsi) args+=(-device "scsi-hd,drive=disk$i,bus=$ctl.0,scsi-id=$n,serial=boot$i") ;;
+    usb) args+=(-device "usb-storage,drive=disk$i,bus=$ctl.0,serial=boot$i") ;;
+  esac
 done
 
 # QEMU runs in its own process group (setsid) under timeout(1): the group is

@@ -16,24 +16,58 @@ import (
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
-// censusPayload is the --run payload of the rescue boots: it counts md
-// arrays, device-mapper devices and mounted block devices with shell
-// builtins only (every family's image has a shell, not every one has ls).
+// censusPayload is the --run payload of the rescue boots. It reads /sys
+// and /proc only, with shell builtins (every family's image has a shell,
+// not every one has ls or readlink), and knows nothing of the lab: it waits
+// until the set of block devices has stopped changing (USB storage comes
+// late), then prints a RESCUE-DISK line for every disk the kernel brought
+// up (name, size in 512-byte sectors, serial where the driver exposes one,
+// and the drivers bound along its device path, nearest first: sd,ahci or
+// sd,usb-storage,usb,usb,xhci_hcd), a RESCUE-NIC line for every network
+// card with its driver, and the census: md arrays, device-mapper devices,
+// mounted block devices and disks.
 const censusPayload = `#!/bin/sh
-sleep 5 2>/dev/null
-md=0; dm=0; vd=0
+blockdevs() { set -- /sys/block/*; echo "$*"; }
+prev=$(blockdevs); same=0; waited=0
+while [ "$same" -lt 3 ] && [ "$waited" -lt 30 ]; do
+	sleep 1 2>/dev/null || break
+	now=$(blockdevs); waited=$((waited+1))
+	if [ "$now" = "$prev" ]; then same=$((same+1)); else same=0; prev=$now; fi
+done
+md=0; dm=0; disks=0
 for d in /sys/block/*; do
-	case ${d##*/} in
-	md*) md=$((md+1)) ;;
-	dm-*) dm=$((dm+1)) ;;
-	vd*) vd=$((vd+1)) ;;
+	n=${d##*/}
+	case $n in
+	md*) md=$((md+1)); continue ;;
+	dm-*) dm=$((dm+1)); continue ;;
+	loop*|ram*|zram*|nbd*) continue ;;
 	esac
+	[ -e "$d/device" ] || continue
+	size=; serial=; drivers=
+	read -r size <"$d/size"
+	[ -r "$d/serial" ] && read -r serial <"$d/serial"
+	[ -r "$d/device/serial" ] && read -r serial <"$d/device/serial"
+	p=$(cd -P "$d/device" && pwd)
+	while [ -n "$p" ] && [ "$p" != /sys/devices ]; do
+		if [ -e "$p/driver" ]; then
+			drv=$(cd -P "$p/driver" && pwd)
+			drivers="$drivers${drivers:+,}${drv##*/}"
+		fi
+		p=${p%/*}
+	done
+	echo "RESCUE-DISK name=$n sectors=$size serial=$serial drivers=$drivers"
+	disks=$((disks+1))
+done
+for n in /sys/class/net/*; do
+	[ -e "$n/device/driver" ] || continue
+	drv=$(cd -P "$n/device/driver" && pwd)
+	echo "RESCUE-NIC name=${n##*/} driver=${drv##*/}"
 done
 mounted=0
 while read -r dev mnt rest; do
 	case $dev in /dev/*) mounted=$((mounted+1)); echo "mounted: $dev on $mnt" ;; esac
 done </proc/mounts
-echo "RESCUE-CENSUS md=$md dm=$dm mounted=$mounted disks=$vd"
+echo "RESCUE-CENSUS md=$md dm=$dm mounted=$mounted disks=$disks"
 exit 7
 `
 
@@ -43,21 +77,39 @@ const passphrasePrompt = `(Please enter passphrase|Enter passphrase|Please unloc
 
 var censusRe = regexp.MustCompile(`RESCUE-CENSUS md=(\d+) dm=(\d+) mounted=(\d+) disks=(\d+)`)
 
+// cachedStage runs one of the scripts that build a cached stage from the lab
+// (scripts/testbed.sh, mkosi-initrd.sh, hostonly.sh: they print their
+// directory last) and returns that directory and its env file, read like
+// lab.env.
+func cachedStage(t *testing.T, script, labDir, envFile string) (string, map[string]string) {
+	t.Helper()
+	cmd := exec.Command("../../scripts/"+script, labDir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/%s: %v", script, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir := lines[len(lines)-1]
+	data, err := os.ReadFile(filepath.Join(dir, envFile))
+	if err != nil {
+		t.Fatalf("%s printed %q: %v", script, dir, err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = strings.Trim(v, `"'`)
+		}
+	}
+	t.Logf("%s", strings.SplitN(string(data), "\n", 2)[0])
+	return dir, env
+}
+
 // testbed builds (or finds cached) the storage testbed of scripts/testbed.sh.
 func testbed(t *testing.T, l *lab) string {
 	t.Helper()
 	testtool.Require(t, "mke2fs")
-	cmd := exec.Command("../../scripts/testbed.sh", l.dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/testbed.sh: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir := lines[len(lines)-1]
-	if _, err := os.Stat(filepath.Join(dir, "testbed.env")); err != nil {
-		t.Fatalf("testbed.sh printed %q: %v", dir, err)
-	}
+	dir, _ := cachedStage(t, "testbed.sh", l.dir, "testbed.env")
 	return dir
 }
 
@@ -113,32 +165,73 @@ func bootTestbed(t *testing.T, l *lab, tb, initrd, args, expect string, rw bool,
 // (with rw; without, none can).
 func bootTestbedChanges(t *testing.T, l *lab, tb, initrd, args, expect string, rw bool, fails ...string) (string, []string) {
 	t.Helper()
+	var disks []vmDisk
+	for _, d := range testbedDisks {
+		disks = append(disks, vmDisk{path: filepath.Join(tb, d), rw: rw})
+	}
+	return bootVM(t, l, vm{initrd: initrd, args: args, expect: expect, fails: fails, disks: disks})
+}
+
+// vmDisk is a disk of a boot: a file, the bus it sits on (scripts/boot.sh
+// --bus; "" is virtio-blk) and whether a writable copy is attached, whose
+// sha256 the boot must not change, or the file itself in QEMU's snapshot
+// mode.
+type vmDisk struct {
+	path, bus string
+	rw        bool
+}
+
+// vm is one boot of scripts/boot.sh with the lab's kernel.
+type vm struct {
+	initrd, args, expect string
+	fails                []string
+	disks                []vmDisk
+	nics                 []string // QEMU models, scripts/boot.sh --nic
+	timeout              int      // seconds; 0 is 300
+}
+
+// bootVM boots a vm and returns the console log and the names of the
+// writable copies whose sha256 changed. A boot that ends otherwise than by
+// its expect line fails the test.
+func bootVM(t *testing.T, l *lab, m vm) (string, []string) {
+	t.Helper()
 	logf := filepath.Join(t.TempDir(), "console.log")
-	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", initrd, "--append", args, "--expect", expect,
-		"--timeout", "300", "--log", logf}
-	for _, f := range fails {
+	timeout := m.timeout
+	if timeout == 0 {
+		timeout = 300
+	}
+	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", m.initrd, "--append", m.args, "--expect", m.expect,
+		"--timeout", fmt.Sprint(timeout), "--log", logf}
+	for _, f := range m.fails {
 		argv = append(argv, "--fail", f)
 	}
+	for _, n := range m.nics {
+		argv = append(argv, "--nic", n)
+	}
 	want := map[string]string{}
-	for _, d := range testbedDisks {
-		p := filepath.Join(tb, d)
-		if rw {
-			c := filepath.Join(t.TempDir(), d)
-			copyFile(t, p, c)
-			want[c] = sha256File(t, p)
-			argv = append(argv, "--disk-rw", c)
+	for _, d := range m.disks {
+		bus := d.bus
+		if bus == "" {
+			bus = "virtio"
+		}
+		p := d.path
+		if d.rw {
+			p = filepath.Join(t.TempDir(), filepath.Base(d.path))
+			copyFile(t, d.path, p)
+			want[p] = sha256File(t, d.path)
+			argv = append(argv, "--bus", bus, "--disk-rw", p)
 		} else {
-			argv = append(argv, "--disk", p)
+			argv = append(argv, "--bus", bus, "--disk", p)
 		}
 	}
 	out, err := exec.Command("../../scripts/boot.sh", argv...).CombinedOutput()
 	data, _ := os.ReadFile(logf)
 	if err != nil {
 		lines := strings.Split(string(data), "\n")
-		t.Fatalf("boot of %s: %v\n%s\nlast console lines:\n%s", filepath.Base(initrd), err, out,
+		t.Fatalf("boot of %s: %v\n%s\nlast console lines:\n%s", filepath.Base(m.initrd), err, out,
 			strings.Join(lines[max(0, len(lines)-50):], "\n"))
 	}
-	t.Logf("%s: %s", filepath.Base(initrd), strings.TrimSpace(string(out)))
+	t.Logf("%s: %s", filepath.Base(m.initrd), strings.TrimSpace(string(out)))
 	var changed []string
 	for c, sum := range want {
 		if got := sha256File(t, c); got != sum {
@@ -227,6 +320,12 @@ const censusExpect = `RESCUE-CENSUS .*disks=[0-9]+`
 // ran, the three disks are there, no md array, dm device or mount exists.
 func checkCensus(t *testing.T, log string) {
 	t.Helper()
+	checkCensusDisks(t, log, len(testbedDisks))
+}
+
+// checkCensusDisks is checkCensus for a boot with disks disks.
+func checkCensusDisks(t *testing.T, log string, disks int) {
+	t.Helper()
 	c := censusRe.FindStringSubmatch(log)
 	if c == nil {
 		t.Fatal("no census line in the console log")
@@ -234,8 +333,8 @@ func checkCensus(t *testing.T, log string) {
 	if c[1] != "0" || c[2] != "0" || c[3] != "0" {
 		t.Errorf("storage was touched: md=%s dm=%s mounted=%s", c[1], c[2], c[3])
 	}
-	if c[4] != "3" {
-		t.Errorf("the payload saw %s virtio disks, want 3: the hardware was not brought up", c[4])
+	if c[4] != fmt.Sprint(disks) {
+		t.Errorf("the payload saw %s disks, want %d: the hardware was not brought up", c[4], disks)
 	}
 	if !strings.Contains(log, "initrd-remix: running payload") {
 		t.Error("the rescue entry point did not announce the payload")
