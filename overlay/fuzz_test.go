@@ -35,3 +35,24 @@ func FuzzModFiles(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDriverOptions feeds --drivers and --omit-module arbitrary text:
+// either an error or a list of known classes, and a pattern set that
+// matches without panicking.
+func FuzzDriverOptions(f *testing.F) {
+	f.Add("storage,net", "mpt*")
+	f.Add("all", "[a-")
+	f.Add("none", "scsi-transport-sas")
+	f.Fuzz(func(t *testing.T, drivers, pattern string) {
+		if cls, err := ParseDrivers(drivers); err == nil {
+			for _, c := range cls {
+				if classIndex(c) == len(DriverClasses()) {
+					t.Fatalf("%q gave unknown class %q", drivers, c)
+				}
+			}
+		}
+		if o, err := newOmitter([]string{pattern}); err == nil {
+			_ = o.match("scsi_transport_sas")
+		}
+	})
+}

@@ -59,7 +59,7 @@ func TestIncludeTruthful(t *testing.T) {
 	if _, err := tr.Put(remix.Symlink("sbin", "usr/sbin")); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Apply(context.Background(), tr, Options{Root: root, Preset: "none",
+	rep, err := Apply(context.Background(), tr, Options{Root: root, Preset: "none", Drivers: []string{},
 		Include: []string{"/etc/rear", "/sbin/helper", "/etc/rear/local.conf:/root/recover.conf"}})
 	if err != nil {
 		t.Fatal(err)

@@ -20,93 +20,88 @@ import (
 // maxModule bounds one decompressed module or index file.
 const maxModule = 256 << 20
 
-// modulePlan is what --module decided, written after the files.
+// modulePlan is what --module and the driver classes decided, written
+// after the files.
 type modulePlan struct {
-	kver    string
-	rootDB  *modDB
-	added   []string // module names added, in dependency order
-	builtin map[string]bool
-	mtime   uint32
+	kver         string
+	modDir       string // /lib/modules/KVER
+	dirPhys      string // its physical path in the root
+	rootDB       *modDB
+	imgHas       map[string]bool // modules the image already holds
+	added        []string        // module names added, in dependency order
+	queued       []queuedModule  // the same, with where they come from
+	builtin      map[string]bool
+	builtinPaths []string // modules.builtin, as listed
+	omit         *omitter
+	fwSeen       map[string]bool // firmware queued by a class
+	mtime        uint32
 }
 
-// modules queues the requested modules with their dependencies, soft
-// dependencies and firmware.
+// queuedModule is a module file to copy; class is nil for --module.
+type queuedModule struct {
+	name, src string
+	class     *DriverReport
+}
+
+// modules queues the requested modules and the driver classes' with their
+// dependencies, soft dependencies and firmware.
 func (a *applier) modules() error {
+	classes, explicit := a.opts.Drivers, a.opts.Drivers != nil
+	if !explicit {
+		classes = DriverClasses()
+	}
+	if len(a.opts.Modules) == 0 && len(classes) == 0 {
+		if len(a.opts.OmitModules) > 0 {
+			a.report.Warnings = append(a.report.Warnings, "--omit-module without driver classes (--drivers none) has no effect")
+		}
+		return nil
+	}
+	// Without --module and --drivers, the default classes only add what
+	// the root has for the image's kernel: a root of another release
+	// (or a root without modules) builds as before, with one warning.
+	lenient := len(a.opts.Modules) == 0 && !explicit
+	flag := "--module"
+	if len(a.opts.Modules) == 0 {
+		flag = "--drivers " + strings.Join(classes, ",")
+	}
 	kver := a.opts.KVer
 	if kver == "" {
 		kvs := remix.KernelVersions(a.tree)
 		if len(kvs) != 1 {
-			return fmt.Errorf("--module: the image holds modules of %d kernel versions %q: say which with --kver", len(kvs), kvs)
+			if lenient {
+				a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("no driver classes added: the image holds modules of %d kernel versions %q: name its kernel with --kver", len(kvs), kvs))
+				return nil
+			}
+			return fmt.Errorf("%s: the image holds modules of %d kernel versions %q: say which with --kver", flag, len(kvs), kvs)
 		}
 		kver = kvs[0]
 	}
 	if kver == "" || strings.Contains(kver, "/") || kver == "." || kver == ".." {
 		return fmt.Errorf("--kver %q: not a kernel version", kver)
 	}
-	modDir := "/lib/modules/" + kver
-	_, dirPhys, mode, err := a.res.Walk(modDir)
-	if err != nil || !mode.IsDir() {
-		return fmt.Errorf("--module: no modules of kernel %s in %s (%s): %v", kver, a.root, modDir, err)
-	}
-	read := func(name string, required bool) ([]byte, error) {
-		b, err := readBounded(a.host(dirPhys + "/" + name))
-		if err != nil && (required || !errors.Is(err, fs.ErrNotExist)) {
-			return nil, fmt.Errorf("--module: %s/%s in %s: %w", modDir, name, a.root, err)
-		}
-		return b, nil
-	}
-	db := newModDB()
-	b, err := read("modules.dep", true)
+	plan, err := a.loadModules(kver)
 	if err != nil {
-		return err
-	}
-	if err := db.parseDep(modDir+"/modules.dep", b); err != nil {
-		return err
-	}
-	if b, err = read("modules.alias", false); err != nil {
-		return err
-	}
-	if db.aliases, err = parseAliasLike(modDir+"/modules.alias", b); err != nil {
-		return err
-	}
-	if b, err = read("modules.symbols", false); err != nil {
-		return err
-	}
-	if db.symbols, err = parseAliasLike(modDir+"/modules.symbols", b); err != nil {
-		return err
-	}
-	if b, err = read("modules.softdep", false); err != nil {
-		return err
-	}
-	db.parseSoftdep(b)
-	if b, err = read("modules.devname", false); err != nil {
-		return err
-	}
-	db.devname = parseDevname(b)
-	if b, err = read("modules.builtin", false); err != nil {
-		return err
-	}
-	plan := &modulePlan{kver: kver, rootDB: db, builtin: map[string]bool{}}
-	for _, l := range strings.Split(string(b), "\n") {
-		if l != "" {
-			plan.builtin[modName(l)] = true
+		if lenient {
+			a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("no driver classes added (--drivers %s was not asked for): %v", strings.Join(classes, ","), err))
+			return nil
 		}
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	if fi, err := os.Stat(a.host(dirPhys + "/modules.dep")); err == nil {
-		plan.mtime = uint32(fi.ModTime().Unix())
-	}
+	db := plan.rootDB
 
 	seen := map[string]bool{}
-	var visit func(name string, why string, required bool) error
-	visit = func(name string, why string, required bool) error {
+	var visit func(name, why string, required bool, cls *DriverReport) error
+	visit = func(name, why string, required bool, cls *DriverReport) error {
 		mods := db.lookup(name)
 		if len(mods) == 0 {
 			switch {
 			case plan.builtin[strings.ReplaceAll(name, "-", "_")]:
-				a.report.Skipped = append(a.report.Skipped, "module "+name+" (built into the kernel)")
+				if cls == nil {
+					a.report.Skipped = append(a.report.Skipped, "module "+name+" (built into the kernel)")
+				}
 				return nil
 			case required:
-				return fmt.Errorf("--module %s: unknown for kernel %s (not in %s/modules.dep, modules.alias or modules.builtin of %s)", name, kver, modDir, a.root)
+				return fmt.Errorf("--module %s: unknown for kernel %s (not in %s/modules.dep, modules.alias or modules.builtin of %s)", name, kver, plan.modDir, a.root)
 			}
 			return nil // a soft dependency the kernel does not have
 		}
@@ -115,40 +110,135 @@ func (a *applier) modules() error {
 				continue
 			}
 			seen[m] = true
+			if plan.imgHas[m] {
+				if cls == nil && required {
+					a.report.Skipped = append(a.report.Skipped, "module "+m+" (already in the image)")
+				}
+				continue
+			}
+			if cls != nil && plan.omit != nil {
+				if w := plan.omit.why(db, m); w != "" {
+					cls.Omitted = append(cls.Omitted, m+" ("+w+", "+why+")")
+					continue
+				}
+			}
 			d := db.deps[db.byName[m]]
 			// Soft "pre" dependencies and hard dependencies load first.
 			for _, l := range db.softdep[m] {
 				for _, s := range softdeps(l) {
-					if err := visit(s, "soft dependency of "+m, false); err != nil {
+					if err := visit(s, "soft dependency of "+m, false, cls); err != nil {
 						return err
 					}
 				}
 			}
 			for _, dp := range d.deps {
-				if err := visit(modName(dp), "dependency of "+m, true); err != nil {
+				if err := visit(modName(dp), "dependency of "+m, true, cls); err != nil {
 					return err
 				}
 			}
 			plan.added = append(plan.added, m)
-			src := dirPhys + "/" + d.path
-			a.plain = append(a.plain, plainFile{src: src, dest: modDir + "/" + d.path, why: "module " + m + ": " + why})
-			fw, err := modinfoFirmware(a.host(src))
-			if err != nil {
-				return fmt.Errorf("--module %s: %s: %w", name, src, err)
+			src := plan.dirPhys + "/" + d.path
+			plan.queued = append(plan.queued, queuedModule{name: m, src: src, class: cls})
+			if cls != nil {
+				cls.Added = append(cls.Added, m)
+				cls.Bytes += a.fileSize(src)
 			}
-			for _, f := range fw {
-				a.firmware(f, kver, m)
-			}
+			a.plain = append(a.plain, plainFile{src: src, dest: plan.modDir + "/" + d.path, why: "module " + m + ": " + why})
 		}
 		return nil
 	}
 	for _, name := range a.opts.Modules {
-		if err := visit(name, "module "+name, true); err != nil {
+		if err := visit(name, "module "+name, true, nil); err != nil {
 			return err
 		}
 	}
-	a.modPlan = plan
+	if len(classes) > 0 {
+		if err := a.drivers(plan, classes, explicit, visit); err != nil {
+			return err
+		}
+	}
+	if err := a.moduleFirmware(plan); err != nil {
+		return err
+	}
+	if len(plan.added) > 0 {
+		a.modPlan = plan
+	}
 	return nil
+}
+
+// loadModules reads what depmod wrote for kver in the root, and which
+// modules the image already has.
+func (a *applier) loadModules(kver string) (*modulePlan, error) {
+	modDir := "/lib/modules/" + kver
+	_, dirPhys, mode, err := a.res.Walk(modDir)
+	if err == nil && !mode.IsDir() {
+		err = errors.New("not a directory")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no modules of kernel %s in %s (%s): %w", kver, a.root, modDir, err)
+	}
+	read := func(name string, required bool) ([]byte, error) {
+		b, err := readBounded(a.host(dirPhys + "/" + name))
+		if err != nil && (required || !errors.Is(err, fs.ErrNotExist)) {
+			return nil, fmt.Errorf("%s/%s in %s: %w", modDir, name, a.root, err)
+		}
+		return b, nil
+	}
+	db := newModDB()
+	b, err := read("modules.dep", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.parseDep(modDir+"/modules.dep", b); err != nil {
+		return nil, err
+	}
+	if b, err = read("modules.alias", false); err != nil {
+		return nil, err
+	}
+	if db.aliases, err = parseAliasLike(modDir+"/modules.alias", b); err != nil {
+		return nil, err
+	}
+	if b, err = read("modules.symbols", false); err != nil {
+		return nil, err
+	}
+	if db.symbols, err = parseAliasLike(modDir+"/modules.symbols", b); err != nil {
+		return nil, err
+	}
+	if b, err = read("modules.softdep", false); err != nil {
+		return nil, err
+	}
+	db.parseSoftdep(b)
+	if b, err = read("modules.devname", false); err != nil {
+		return nil, err
+	}
+	db.devname = parseDevname(b)
+	if b, err = read("modules.builtin", false); err != nil {
+		return nil, err
+	}
+	plan := &modulePlan{kver: kver, modDir: modDir, dirPhys: dirPhys, rootDB: db, builtin: map[string]bool{},
+		imgHas: map[string]bool{}, fwSeen: map[string]bool{}}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			plan.builtin[modName(l)] = true
+			plan.builtinPaths = append(plan.builtinPaths, l)
+		}
+	}
+	if fi, err := os.Stat(a.host(dirPhys + "/modules.dep")); err == nil {
+		plan.mtime = uint32(fi.ModTime().Unix())
+	}
+	img, err := imageModDB(a.tree, kver)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range db.deps {
+		m := modName(d.path)
+		if _, ok := img.byName[m]; ok {
+			plan.imgHas[m] = true
+		} else if _, n, _ := a.tree.Resolve(modDir+"/"+d.path, true); n != nil && n.IsRegular() {
+			plan.imgHas[m] = true
+		}
+	}
+	return plan, nil
 }
 
 // lookup finds modules by name, then by alias (as modprobe does).
@@ -180,11 +270,22 @@ func (db *modDB) lookup(name string) []string {
 }
 
 // firmware queues a firmware file named by a module, looked up where the
-// kernel's loader looks (compressed variants included); absent firmware
-// is a warning, since modules name firmware for every device they drive.
-func (a *applier) firmware(name, kver, mod string) {
-	for _, dir := range []string{"/lib/firmware/updates/" + kver, "/lib/firmware/updates", "/lib/firmware/" + kver, "/lib/firmware"} {
-		for _, ext := range []string{"", ".zst", ".xz"} {
+// kernel's loader looks (compressed variants included). It returns the
+// path queued and its size; found is false when neither the root nor the
+// image has it (modules name firmware for every device they drive, so the
+// callers warn), and the path is "" when the image has it already.
+func (a *applier) firmware(name, kver, mod string) (phys string, size int64, found bool) {
+	dirs := []string{"/lib/firmware/updates/" + kver, "/lib/firmware/updates", "/lib/firmware/" + kver, "/lib/firmware"}
+	exts := []string{"", ".zst", ".xz"}
+	for _, dir := range dirs {
+		for _, ext := range exts {
+			if _, n, _ := a.tree.Resolve(dir+"/"+name+ext, true); n != nil && n.IsRegular() {
+				return "", 0, true
+			}
+		}
+	}
+	for _, dir := range dirs {
+		for _, ext := range exts {
 			p := dir + "/" + name + ext
 			links, phys, mode, err := a.res.Walk(p)
 			if err != nil || !mode.IsRegular() {
@@ -195,10 +296,10 @@ func (a *applier) firmware(name, kver, mod string) {
 				a.plain = append(a.plain, plainFile{src: l.Path, dest: l.Path, why: why})
 			}
 			a.plain = append(a.plain, plainFile{src: phys, dest: phys, why: why})
-			return
+			return phys, a.fileSize(phys), true
 		}
 	}
-	a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("module %s: firmware %s not found in %s", mod, name, a.root))
+	return "", 0, false
 }
 
 func readBounded(p string) ([]byte, error) {
@@ -287,47 +388,10 @@ func (a *applier) writeModuleIndexes() error {
 	plan := a.modPlan
 	t := a.tree
 	dir := "lib/modules/" + plan.kver
-	readImg := func(name string) ([]byte, error) {
-		_, n, err := t.Resolve(dir+"/"+name, true)
-		if err != nil || n == nil || !n.IsRegular() || n.Inode.Content == nil {
-			return nil, nil
-		}
-		rc, err := n.Inode.Content.Open()
-		if err != nil {
-			return nil, fmt.Errorf("image %s/%s: %w", dir, name, err)
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, maxModule))
-	}
-	img := newModDB()
-	b, err := readImg("modules.dep")
+	img, err := imageModDB(t, plan.kver)
 	if err != nil {
 		return err
 	}
-	if err := img.parseDep(dir+"/modules.dep", b); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
-	if b, err = readImg("modules.alias"); err != nil {
-		return err
-	}
-	if img.aliases, err = parseAliasLike(dir+"/modules.alias", b); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
-	if b, err = readImg("modules.symbols"); err != nil {
-		return err
-	}
-	if img.symbols, err = parseAliasLike(dir+"/modules.symbols", b); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
-	if b, err = readImg("modules.softdep"); err != nil {
-		return err
-	}
-	img.parseSoftdep(b)
-	if b, err = readImg("modules.devname"); err != nil {
-		return err
-	}
-	img.devname = parseDevname(b)
-
 	root := plan.rootDB
 	added := map[string]bool{}
 	for _, m := range plan.added {
@@ -396,4 +460,51 @@ func (a *applier) writeModuleIndexes() error {
 		}
 	}
 	return nil
+}
+
+// imageModDB reads the image's depmod text files of kver (empty when the
+// image has none).
+func imageModDB(t *remix.Tree, kver string) (*modDB, error) {
+	dir := "lib/modules/" + kver
+	readImg := func(name string) ([]byte, error) {
+		_, n, err := t.Resolve(dir+"/"+name, true)
+		if err != nil || n == nil || !n.IsRegular() || n.Inode.Content == nil {
+			return nil, nil
+		}
+		rc, err := n.Inode.Content.Open()
+		if err != nil {
+			return nil, fmt.Errorf("image %s/%s: %w", dir, name, err)
+		}
+		defer rc.Close()
+		return io.ReadAll(io.LimitReader(rc, maxModule))
+	}
+	img := newModDB()
+	b, err := readImg("modules.dep")
+	if err != nil {
+		return nil, err
+	}
+	if err := img.parseDep(dir+"/modules.dep", b); err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.alias"); err != nil {
+		return nil, err
+	}
+	if img.aliases, err = parseAliasLike(dir+"/modules.alias", b); err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.symbols"); err != nil {
+		return nil, err
+	}
+	if img.symbols, err = parseAliasLike(dir+"/modules.symbols", b); err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	if b, err = readImg("modules.softdep"); err != nil {
+		return nil, err
+	}
+	img.parseSoftdep(b)
+	if b, err = readImg("modules.devname"); err != nil {
+		return nil, err
+	}
+	img.devname = parseDevname(b)
+	return img, nil
 }

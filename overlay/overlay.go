@@ -39,6 +39,18 @@ type Options struct {
 	Preset string
 	// AllowMissing turns a library that cannot be found into a warning.
 	AllowMissing bool
+	// Drivers are the driver classes (DriverClasses: storage, fs, net,
+	// input) whose modules Root's lib/modules/KVER has and the image
+	// lacks, added with their dependencies and firmware so the rescue
+	// boots on other hardware. nil is the default, every class, added
+	// only when Root has modules of the image's kernel (otherwise one
+	// warning says none was added). A non-nil list was asked for: empty
+	// adds none; a root without that kernel's modules, or a class that
+	// adds nothing and the image does not have, is an error.
+	Drivers []string
+	// OmitModules are module names or shell patterns ("-" and "_" alike)
+	// the driver classes leave out, with every module that needs one.
+	OmitModules []string
 }
 
 // Report lists what was added and why, and what was skipped.
@@ -46,6 +58,17 @@ type Report struct {
 	Added    []Added  `json:"added"`
 	Skipped  []string `json:"skipped,omitempty"`  // preset programs the root lacks or the image cannot run, the image's entries kept
 	Warnings []string `json:"warnings,omitempty"` // missing libraries with AllowMissing, preset programs left out, libraries replaced
+	// Drivers says what each driver class added (Options.Drivers).
+	Drivers []*DriverReport `json:"drivers,omitempty"`
+}
+
+// DriverBytes is what the driver classes added, before compression.
+func (r *Report) DriverBytes() int64 {
+	var n int64
+	for _, d := range r.Drivers {
+		n += d.Bytes
+	}
+	return n
 }
 
 // Added is one entry written into the image.
@@ -115,10 +138,8 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 			return nil, fmt.Errorf("--include %s: %w", inc, err)
 		}
 	}
-	if len(opts.Modules) > 0 {
-		if err := a.modules(); err != nil {
-			return nil, err
-		}
+	if err := a.modules(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -79,7 +79,31 @@ type Result struct {
 	Findings []verify.Finding
 	// Write describes the file written; nil with DryRun.
 	Write *remix.WriteResult
+	// Warnings are about the result as a whole (its size).
+	Warnings []string
 }
+
+// LargeImage is the size past which a rescue image is reported as too
+// large for some boot loaders to load. The evidence, 2026-12:
+//   - GRUB's x86 Linux loader never places an initrd above
+//     GRUB_LINUX_INITRD_MAX_ADDRESS, 0x37FFFFFF (896 MiB; GRUB's
+//     include/grub/i386/linux.h), and on i386-pc (BIOS) it needs one
+//     contiguous free range between the kernel (loaded at 1 MiB, plus its
+//     init_size) and that address; before that it keeps a quarter of the
+//     largest free block for itself (debirf's notes on GRUB's source: "it
+//     refuses to load a 57MB initrd in a 128MB system"). So BIOS GRUB can
+//     never load an initrd near 896 MiB, and less on small or fragmented
+//     memory maps.
+//   - GRUB's "out of memory" on real firmware starts far lower: a 241 MiB
+//     initramfs (omacom/omarchy-iso#128: "kern/mm.c:grub_memalign:552:
+//     out of memory", the kernel then boots without it) and a 246 MB one
+//     (QubesOS/qubes-issues#11093, GRUB 2.06), and ReaR's users cut their
+//     rescue initrd's modules to boot at all (rear/rear#3324, citing Red
+//     Hat's KB 7010813: "the initrd file [must be] as small as possible").
+//
+// 200 MiB stays below the smallest failure reported; the lab's generic
+// rescue images are far below it.
+const LargeImage = 200 << 20
 
 // KernelError says that the kernel modules in the image do not settle the
 // kernel version: none, several, or not the one asked for.
@@ -241,6 +265,10 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if err := out.Commit(); err != nil {
 		return nil, err
+	}
+	if res.Write.Bytes > LargeImage {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is %.1f MiB: boot loaders often fail to load an initrd past %d MiB (GRUB: \"out of memory\"); "+
+			"leave driver classes or modules out (--drivers, --omit-module) or use a smaller --preset", res.Output, float64(res.Write.Bytes)/(1<<20), LargeImage>>20))
 	}
 	return res, nil
 }

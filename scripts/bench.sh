@@ -10,6 +10,11 @@
 # repack   vs  the CLI pipeline for the image's codec: keep the early archive,
 #              then `zstd -dc | zstd -T2 -3`, `gzip -dc | gzip -6`,
 #              `lz4 -dc | lz4 -l` (and xz with BENCH_XZ=1)
+# build    vs  zstd -dc, mkinitramfs, dracut (strip only, and with the
+#              rescue preset; both --drivers none)
+# drivers  build of every release's images with the default driver classes
+#              (a generic rescue) vs --drivers none (host-only): added
+#              size per class, output sizes, time ratio
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -93,8 +98,8 @@ if [[ -f $f ]]; then
   echo "== build --mode append (itools-zstd)"
   # --preset none: strip only (issue 3's figure); the default preset also
   # adds the rescue programs from the lab root with their libraries.
-  measure "build --mode append" "'$bin' build -q --force --mode append --preset none --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
-  measure "build (rescue preset)" "'$bin' build -q --force --mode append --root '$LAB_ROOT' --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  measure "build --mode append" "'$bin' build -q --force --mode append --preset none --drivers none --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
+  measure "build (rescue preset)" "'$bin' build -q --force --mode append --drivers none --root '$LAB_ROOT' --input '$f' --kver '$LAB_KVER' --output '$tmp/rescue.img'"
   measure "zstd -dc" "tail -c +$((early + 1)) '$f' | zstd -dc"
   # The generators need /proc, /sys and /dev in the root; one run each.
   root=$LAB_ROOT
@@ -119,6 +124,39 @@ if [[ -f $f ]]; then
   printf 'build / zstd -dc = %s   mkinitramfs / build = %s   dracut / build = %s\n' \
     "$(ratio "build --mode append" "zstd -dc")" "$(ratio "mkinitramfs -c zstd" "build --mode append")" "$(ratio "dracut --zstd" "build --mode append")"
 fi
+
+# drivers (issue 11): for each release of the lab, its initramfs-tools
+# image and every host-only image (name containing "hostonly") built with
+# the release's root: --drivers none (the image's own drivers: a rescue
+# for this machine only) beside the default (every class: a generic
+# rescue for replacement hardware). Prints what each class adds, the
+# output sizes and the build times as ratios.
+echo
+echo "== build: generic (--drivers all, the default) vs host-only (--drivers none)"
+releases=("$lab")
+# shellcheck disable=SC1091
+for r in $(. "$lab/lab.env"; echo "${LAB_RELEASES:-}"); do releases+=("$r"); done
+for rel in "${releases[@]}"; do
+  kv=$(. "$rel/lab.env"; echo "$LAB_KVER") rroot=$(. "$rel/lab.env"; echo "$LAB_ROOT") rname=$(. "$rel/lab.env"; echo "${LAB_RELEASE:-bookworm}")
+  mapfile -t imgs < <(awk -F'\t' 'NR > 1 && ($2 == "initramfs-tools" || $1 ~ /hostonly/) { print $1 }' "$rel/images/manifest.tsv" |
+    awk '!/hostonly/ && seen++ { next } { print }')
+  for img in "${imgs[@]}"; do
+    f="$rel/images/$img.img"
+    [[ -f $f ]] || continue
+    common="'$bin' build -q --force --root '$rroot' --input '$f' --kver '$kv'"
+    measure "drivers none" "$common --drivers none --output '$tmp/none.img'"
+    measure "drivers all" "$common --output '$tmp/all.img'"
+    echo "-- $rname/$img (input $(stat -c %s "$f") bytes)"
+    "$bin" build --json --force --root "$rroot" --input "$f" --kver "$kv" --output "$tmp/all.img" |
+      jq -r '.overlay.drivers[] | "   \(.class | . + "       " | .[:8]) \(.added | length) modules added, \(.bytes / 1048576 * 10 | round / 10) MiB before compression; \(.present // [] | length) already in the image, \(.builtin // [] | length) built in; firmware \(.firmware // [] | length) added, \(.missing_firmware // [] | length) missing"'
+    row "drivers none"
+    row "drivers all"
+    n=$(stat -c %s "$tmp/none.img") a=$(stat -c %s "$tmp/all.img")
+    printf 'sizes: --drivers none %s bytes, all %s bytes (+%s MiB, %s)   time all / none = %s\n' "$n" "$a" \
+      "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.1f", (a - n) / 1048576}')" \
+      "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2fx", a / n}')" "$(ratio "drivers all" "drivers none")"
+  done
+done
 
 # overlay (issue 4): the rescue preset's library closure against running ldd
 # once per program in a chroot of the lab root; the test checks both give the

@@ -64,11 +64,40 @@ running anything; a library that cannot be found is an error naming the
 program (--allow-missing: a warning). Paths are resolved against the image's
 own symlinks, so a usr-merged image stays usr-merged.
 
+Drivers for replacement hardware: --drivers all (the default) adds, of the
+modules --root's lib/modules/KVER has for the image's kernel and the image
+lacks, every class a recovery needs, by where the kernel's build puts them:
+  storage  drivers/ata, scsi (SAS/RAID HBAs: megaraid_sas, mpt3sas, aacraid,
+           smartpqi, hpsa; FC; virtio_scsi, hv_storvsc, vmw_pvscsi),
+           message/fusion, nvme/host, block (virtio_blk, xen-blkfront, loop,
+           nbd), mmc, ufs, usb/storage (usb-storage, uas), cdrom, md (md
+           personalities, device-mapper targets), nvdimm, virtio transports,
+           pci/controller (vmd), block/, crypto/ and arch/*/crypto (dm-crypt's
+           ciphers, so LUKS opens)
+  fs       ext4, xfs, btrfs, vfat/msdos, exfat, ntfs3, iso9660, udf, squashfs,
+           nls codepages, efivarfs, fuse, NFS and SMB clients (sunrpc)
+  net      drivers/net/ethernet (every wired NIC: e1000e, igb, ixgbe, i40e,
+           bnxt, tg3, mlx5, ena, gve, ...), phy, mdio, USB ethernet adapters,
+           virtio_net, hv_netvsc, vmxnet3, xen-netfront, bonding, 802.1q, AF_PACKET
+  input    USB host controllers (xhci, ehci, ohci, uhci, dwc2/3), HID (usbhid,
+           hid-generic, i2c-hid), keyboards, serio (i8042), serial consoles
+Never: wireless, infiniband, sound, media, GPU. Each module comes with its
+dependencies, soft dependencies and the firmware it names that --root has
+(a class's missing firmware is one warning); udev finds them by alias (the
+image's module indexes are rewritten). Modules the image has, and those
+built into the kernel, are not added. --omit-module PATTERN leaves modules
+out, with every module that needs one. --dry-run and --json say what each
+class added and how many MiB. Left at the default, a --root without the
+image's kernel's modules (another release) adds none, with a warning; an
+explicit --drivers is then an error. The build warns when the image passes
+200 MiB, where boot loaders (GRUB) start failing to load an initrd.
+
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
-module, preset, allow-missing, compress, level, threads, mode, max-size,
-max-metadata, spool-dir, run; add, include, module accumulate); flags override them. "initrd-remix config
+module, drivers, omit-module, preset, allow-missing, compress, level,
+threads, mode, max-size, max-metadata, spool-dir, run; add, include,
+module, omit-module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `
 
@@ -94,6 +123,8 @@ type buildReport struct {
 	Overlay *overlay.Report `json:"overlay"`
 	// Findings are verify's warnings (errors stop the build).
 	Findings []verify.Finding `json:"findings"`
+	// Warnings are about the image as a whole (its size).
+	Warnings []string `json:"warnings,omitempty"`
 	*remix.WriteResult
 }
 
@@ -199,7 +230,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
-		Overlay: res.Overlay, Findings: res.Findings, WriteResult: res.Write}
+		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write}
 	return printBuild(e, &o, rep, res.Mode)
 }
 
@@ -234,8 +265,14 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 			if rep.ModeNote != "" {
 				fmt.Fprintln(e.stderr, "note:", rep.ModeNote)
 			}
+			printDrivers(e.stderr, rep)
 			fmt.Fprintf(e.stderr, "wrote %s: %s rescue image of %s (%s, %s mode, %d edits)\n", rep.Output, rep.Generator, rep.Input,
 				humanBytes(rep.Bytes), rep.Mode, len(rep.Items))
+		}
+		// A size a boot loader may not load is said even with --quiet:
+		// the kernel hooks run quiet, and that image would not boot.
+		for _, w := range rep.Warnings {
+			fmt.Fprintln(e.stderr, "warning:", w)
 		}
 		return nil
 	}
@@ -252,8 +289,29 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 	for _, it := range rep.Kept {
 		fmt.Fprintf(w, "  %-17s %s\n  %17s   %s\n", it.Kind, termSafe(it.Path), "", termSafe(it.Why))
 	}
+	if rep.Overlay != nil && len(rep.Overlay.Drivers) > 0 {
+		fmt.Fprintln(w)
+		printDrivers(w, rep)
+	}
 	return nil
 }
+
+// printDrivers says what each driver class added, one line per class.
+func printDrivers(w io.Writer, rep *buildReport) {
+	if rep.Overlay == nil || len(rep.Overlay.Drivers) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "drivers of kernel %s (%.1f MiB added before compression):\n", termSafe(rep.Kver), mib(rep.Overlay.DriverBytes()))
+	for _, d := range rep.Overlay.Drivers {
+		fmt.Fprintf(w, "  %-8s %4d modules added, %.1f MiB; %d already in the image, %d built in, %d omitted; firmware: %d added, %d missing\n",
+			d.Class, len(d.Added), mib(d.Bytes), len(d.Present), len(d.Builtin), len(d.Omitted), len(d.Firmware), len(d.MissingFirmware))
+		for _, om := range d.Omitted {
+			fmt.Fprintf(w, "           omitted %s\n", termSafe(om))
+		}
+	}
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 // payloadContent checks the --run script: an executable regular file.
 func payloadContent(p string) (remix.Content, error) {

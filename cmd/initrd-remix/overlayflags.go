@@ -21,6 +21,8 @@ type overlayFlags struct {
 	kver         *string
 	preset       *string
 	allowMissing *bool
+	drivers      *string
+	omitModule   *[]string
 	configFile   *string
 	configDir    *string
 }
@@ -44,6 +46,10 @@ func addOverlayFlags(fs *pflag.FlagSet) *overlayFlags {
 	o.module = fs.StringArray("module", nil, "add kernel module NAME (or alias) of --kver with its dependencies, soft dependencies and firmware; repeatable")
 	o.preset = fs.String("preset", "rescue", "program set to add, of what --root has: "+strings.Join(overlay.PresetNames(), ", "))
 	o.allowMissing = fs.Bool("allow-missing", false, "warn instead of failing when a library cannot be found")
+	o.drivers = fs.String("drivers", "all", "driver classes to add from --root's lib/modules/KVER for replacement hardware, with dependencies and firmware: "+
+		"a comma-separated list of storage, fs, net, input, or all, or none (see above); "+
+		"left at the default, a --root without the image's kernel's modules adds none, with a warning")
+	o.omitModule = fs.StringArray("omit-module", nil, "leave module NAME or shell PATTERN (- and _ alike) out of the driver classes, with every module that needs it; repeatable")
 	o.configFile = fs.String("config", config.DefaultFile, "configuration file (read first if it exists; \"\" for none); flags override it")
 	o.configDir = fs.String("config-dir", config.DefaultDropIn, "drop-in directory: its *.conf files are read after --config, in lexical order")
 	return o
@@ -74,7 +80,12 @@ func (o *overlayFlags) options() (overlay.Options, error) {
 	if err := cfg.Check(func(k string) bool { return o.fs.Lookup(k) != nil && k != "config" && k != "config-dir" }); err != nil {
 		return overlay.Options{}, err
 	}
-	lists := map[string]*[]string{"add": o.add, "include": o.include, "module": o.module}
+	// --drivers was asked for when given on the command line or set in
+	// a file; only the built-in default is lenient.
+	driversCfg, driversSet := cfg.Value("drivers")
+	driversFlag := o.fs.Lookup("drivers").Changed
+	driversSet = driversSet || driversFlag
+	lists := map[string]*[]string{"add": o.add, "include": o.include, "module": o.module, "omit-module": o.omitModule}
 	for key, dst := range lists {
 		if vals := cfg.Values(key); len(vals) > 0 {
 			*dst = append(vals, *dst...)
@@ -101,7 +112,18 @@ func (o *overlayFlags) options() (overlay.Options, error) {
 			return overlay.Options{}, fmt.Errorf("%s:%d: %s: %w", s.File, s.Line, s.Key, err)
 		}
 	}
+	var drivers []string
+	if driversSet {
+		if drivers, err = overlay.ParseDrivers(*o.drivers); err != nil {
+			if !driversFlag {
+				return overlay.Options{}, fmt.Errorf("%s:%d: %w", driversCfg.File, driversCfg.Line, err)
+			}
+			return overlay.Options{}, usageError{err.Error()}
+		}
+	}
 	return overlay.Options{
+		Drivers:      drivers,
+		OmitModules:  *o.omitModule,
 		Root:         stringFlag(o.fs, o.root, "root"),
 		Add:          *o.add,
 		Include:      *o.include,

@@ -70,3 +70,53 @@ func TestOverlayFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestDriversFlags: --drivers left at its default is nil (lenient); given
+// on the command line or in a file it is an explicit list; omit-module
+// accumulates from the files and the flags; bad values name where they
+// come from.
+func TestDriversFlags(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		conf    string
+		args    []string
+		drivers []string // nil: the default
+		omit    []string
+		wantErr string
+	}{
+		{"default", "", nil, nil, nil, ""},
+		{"flag", "", []string{"--drivers=net,storage"}, []string{"storage", "net"}, nil, ""},
+		{"flag none", "", []string{"--drivers=none"}, []string{}, nil, ""},
+		{"flag all", "", []string{"--drivers", "all"}, []string{"storage", "fs", "net", "input"}, nil, ""},
+		{"config", "drivers = fs\nomit-module = mpt3sas\n", []string{"--omit-module=*hid"}, []string{"fs"}, []string{"mpt3sas", "*hid"}, ""},
+		{"flag overrides config", "drivers = fs\n", []string{"--drivers=input"}, []string{"input"}, nil, ""},
+		{"bad flag", "", []string{"--drivers=gpu"}, nil, nil, `--drivers "gpu": unknown class "gpu"`},
+		{"bad config", "hooks = yes\ndrivers = wifi\n", nil, nil, nil, `bad.conf:2: --drivers "wifi": unknown class "wifi"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "bad.conf")
+			os.WriteFile(conf, []byte(c.conf), 0o644)
+			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+			of := addOverlayFlags(fs)
+			if err := fs.Parse(append([]string{"--config=" + conf, "--config-dir="}, c.args...)); err != nil {
+				t.Fatal(err)
+			}
+			opts, err := of.options()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("got %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(opts.Drivers, c.drivers) || (opts.Drivers == nil) != (c.drivers == nil) {
+				t.Errorf("drivers %#v, want %#v", opts.Drivers, c.drivers)
+			}
+			if !reflect.DeepEqual(opts.OmitModules, c.omit) && !(len(opts.OmitModules) == 0 && len(c.omit) == 0) {
+				t.Errorf("omit-module %q, want %q", opts.OmitModules, c.omit)
+			}
+		})
+	}
+}

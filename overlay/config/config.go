@@ -64,6 +64,7 @@ type Key struct {
 func Keys() []Key {
 	return []Key{
 		{Name: "add", Kind: List}, {Name: "include", Kind: List}, {Name: "module", Kind: List},
+		{Name: "drivers", Kind: String}, {Name: "omit-module", Kind: List},
 		{Name: "preset", Kind: String}, {Name: "allow-missing", Kind: Bool}, {Name: "compress", Kind: String},
 		{Name: "level", Kind: Int}, {Name: "threads", Kind: Int}, {Name: "mode", Kind: String},
 		{Name: "max-size", Kind: String}, {Name: "max-metadata", Kind: String}, {Name: "spool-dir", Kind: String}, {Name: "run", Kind: String},
