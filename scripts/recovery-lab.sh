@@ -9,8 +9,8 @@
 # root, where apt-get installs what the machine and its rescue need and the
 # lab root lacks (GRUB for BIOS, smartmontools, nvme-cli, hdparm, gddrescue,
 # efibootmgr, pciutils). Its two disks (virtio, raw files):
-#   source-a.img, source-b.img  GPT: 1 MiB BIOS boot partition, the rest a
-#                 member of the md RAID1 "source:root" (UUID $RECOVERY_MD_UUID)
+#   source-a.img, source-b.img  MBR: one partition from 1 MiB on (GRUB's
+#                 core image sits in the gap before it), a member of the md RAID1 "source:root" (UUID $RECOVERY_MD_UUID)
 #                 holding the LVM volume group vgsys with vgsys/root, ext4
 #                 (UUID $RECOVERY_FS_UUID): the root, with /boot; GRUB
 #                 (i386-pc) in the MBR of both disks. Its initramfs is
@@ -186,12 +186,11 @@ for m in raid1 dm-mod ext4; do modprobe \$m || true; done
 export DM_DISABLE_UDEV=1
 export LVM_SYSTEM_DIR=/recovery-build/lvm
 for d in vdb vdc; do
-  printf 'label: gpt\nsize=1MiB, type=21686148-6453-6F6E-7474-6E6565644946, name=bios\ntype=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid\n' |
-    sfdisk --no-reread --no-tell-kernel /dev/\$d
+  printf 'label: dos\nstart=1MiB, type=fd\n' | sfdisk --no-reread --no-tell-kernel /dev/\$d
   blockdev --rereadpt /dev/\$d
 done
 mdadm --create /dev/md/root --run --assume-clean --metadata=1.2 --level=1 --raid-devices=2 \
-  --uuid=$md_uuid --homehost=source --name=root /dev/vdb2 /dev/vdc2
+  --uuid=$md_uuid --homehost=source --name=root /dev/vdb1 /dev/vdc1
 lvm pvcreate -ff -y /dev/md/root
 lvm vgcreate $vg /dev/md/root
 lvm lvcreate -Zn -l 100%FREE -n root $vg

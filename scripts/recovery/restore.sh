@@ -44,7 +44,7 @@ done
 step="find the backup"
 settle
 bdev=
-for _ in $(seq 30); do
+for ((n = 0; n < 30; n++)); do
   bdev=$(blkid -L "$label" 2>/dev/null || true)
   [[ -n $bdev ]] && break
   sleep 1
@@ -87,7 +87,9 @@ dev() {
   case $1 in
     part:*) IFS=: read -r _ i n <<<"$1"; part "$i" "$n" ;;
     md:*) if [[ -e /dev/md/${1#md:} ]]; then echo "/dev/md/${1#md:}"; else echo "/dev/${1#md:}"; fi ;;
-    lv:*) echo "/dev/${1#lv:}" ;;
+    lv:*) local vg=${1#lv:} lv
+      lv=${vg#*/} vg=${vg%%/*}
+      if [[ -e /dev/$vg/$lv ]]; then echo "/dev/$vg/$lv"; else echo "/dev/mapper/${vg//-/--}-${lv//-/--}"; fi ;;
   esac
 }
 ok "$(for i in "${!tgt[@]}"; do printf 'disk %s -> /dev/%s ' "$i" "${tgt[$i]}"; done)"
