@@ -124,6 +124,10 @@ kver=$LAB_KVER
 rm -f "$r/etc/crypttab"
 echo RESUME=none >"$r/etc/initramfs-tools/conf.d/resume"
 sed -i 's/^MODULES=.*/MODULES=dep/' "$r/etc/initramfs-tools/initramfs.conf"
+# A virtual machine loads no microcode: none in its initramfs (the lab
+# root puts all of it there).
+sed -i 's/^IUCODE_TOOL_INITRAMFS=.*/IUCODE_TOOL_INITRAMFS=no/' "$r/etc/default/intel-microcode"
+sed -i 's/^AMD64UCODE_INITRAMFS=.*/AMD64UCODE_INITRAMFS=no/' "$r/etc/default/amd64-microcode"
 grep -qx MODULES=dep "$r/etc/initramfs-tools/initramfs.conf"
 cat >"$r/etc/mdadm/mdadm.conf" <<EOF
 HOMEHOST <system>

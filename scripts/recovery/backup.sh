@@ -35,27 +35,32 @@ L=$out/layout
 declare -A disk_idx=() seen=()
 disks=()
 # name of a block device (sysfs name: vdb, md127, dm-0, nvme0n1p2)
-# (by device number: without udev, /dev/mapper/* are nodes, not links)
+# kname DEV: sets KNAME, the sysfs name of a device node (by its number:
+# without udev, /dev/mapper/* are nodes, not links)
 kname() {
   local mm
   mm=$(stat -L -c '%t %T' "$1")
-  basename "$(readlink -f "/sys/dev/block/$((16#${mm% *})):$((16#${mm#* }))")"
+  KNAME=$(basename "$(readlink -f "/sys/dev/block/$((16#${mm% *})):$((16#${mm#* }))")")
 }
-disk_of() { # partition sysfs name -> "DISK_INDEX PARTNO"
+# The functions below keep their state in these arrays, so they return
+# their result in a variable, never through $(...) (a subshell).
+# disk_of PART: sets DISK and PARTNO of a partition (sysfs name).
+disk_of() {
   local p=$1 d
   d=$(basename "$(dirname "$(readlink -f "/sys/class/block/$p")")")
   if [[ -z ${disk_idx[$d]+x} ]]; then
     disk_idx[$d]=${#disks[@]}
     disks+=("$d")
   fi
-  echo "${disk_idx[$d]} $(cat "/sys/class/block/$p/partition")"
+  DISK=${disk_idx[$d]} PARTNO=$(cat "/sys/class/block/$p/partition")
 }
-# ref NAME: what a block device is, as restore.sh names it; records the
-# layers below it on the way.
+# ref NAME: sets REF, what a block device (sysfs name) is as restore.sh
+# names it, and records the layers below it on the way.
 ref() {
-  local n=$1 s
+  local n=$1
   if [[ -f /sys/class/block/$n/partition ]]; then
-    s=$(disk_of "$n"); echo "part:${s% *}:${s#* }"
+    disk_of "$n"
+    REF=part:$DISK:$PARTNO
   elif [[ -d /sys/class/block/$n/md ]]; then
     local name members="" m role dev
     name=$(mdadm --detail --export "/dev/$n" | sed -n 's/^MD_DEVNAME=//p')
@@ -66,25 +71,29 @@ ref() {
         dev=${m##*/dev-}
         role=$(cat "$m/slot")
         [[ -f /sys/class/block/$dev/partition ]] || die "md $name: member $dev is not a partition"
-        s=$(disk_of "$dev")
-        members+="$role:${s% *}:${s#* } "
+        disk_of "$dev"
+        members+="$role:$DISK:$PARTNO "
       done
       { mdadm --detail --export "/dev/$n" | grep -E '^MD_(LEVEL|DEVICES|METADATA|UUID|NAME|DEVNAME)='
         echo "MD_MEMBERS='${members% }'"; } >"$L/md/$name.conf"
     fi
-    echo "md:$name"
+    REF=md:$name
   elif [[ $n == dm-* && $(cat "/sys/class/block/$n/dm/uuid") == LVM-* ]]; then
-    local vg lv pv
+    local vg lv pv uuid pvs=()
     IFS=: read -r vg lv < <(dmsetup splitname --noheadings -c -o vg_name,lv_name "$(cat "/sys/class/block/$n/dm/name")" LVM)
     if [[ -z ${seen[vg:$vg]+x} ]]; then
       seen[vg:$vg]=1
       vgcfgbackup -q -f "$L/lvm/$vg.vg" "$vg" >/dev/null
+      mapfile -t pvs < <(pvs --noheadings -o pv_name,pv_uuid -S "vg_name=$vg")
       : >"$L/lvm/$vg.pvs"
-      while read -r pv uuid; do
-        echo "$uuid $(ref "$(kname "$pv")")" >>"$L/lvm/$vg.pvs"
-      done < <(pvs --noheadings -o pv_name,pv_uuid -S "vg_name=$vg")
+      for pv in "${pvs[@]}"; do
+        read -r pv uuid <<<"$pv"
+        kname "$pv"
+        ref "$KNAME"
+        echo "$uuid $REF" >>"$L/lvm/$vg.pvs"
+      done
     fi
-    echo "lv:$vg/$lv"
+    REF=lv:$vg/$lv
   else
     die "$n: neither a partition, an md array nor an LVM volume (not supported by this example)"
   fi
@@ -97,14 +106,18 @@ while read -r target source fstype; do
   uuid=$(blkid -o value -s UUID "$source")
   label=$(blkid -o value -s LABEL "$source" || true)
   rel=${target#"$root"}
-  echo "${rel:-/} $fstype $uuid ${label:--} $(ref "$(kname "$source")")" >>"$L/fs"
+  kname "$source"
+  ref "$KNAME"
+  echo "${rel:-/} $fstype $uuid ${label:--} $REF" >>"$L/fs"
 done < <(findmnt -R -n -r -o TARGET,SOURCE,FSTYPE "$root")
 [[ -s $L/fs ]] || die "no file system on a block device under $root"
 # Swap in use on the same disks (the running system's).
 if [[ -r /proc/swaps ]]; then
   while read -r dev type _; do
     [[ $type == partition ]] || continue
-    echo "- swap $(blkid -o value -s UUID "$dev") - $(ref "$(kname "$dev")")" >>"$L/fs"
+    kname "$dev"
+    ref "$KNAME"
+    echo "- swap $(blkid -o value -s UUID "$dev") - $REF" >>"$L/fs"
   done < <(tail -n +2 /proc/swaps)
 fi
 

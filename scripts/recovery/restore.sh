@@ -92,7 +92,7 @@ dev() {
       if [[ -e /dev/$vg/$lv ]]; then echo "/dev/$vg/$lv"; else echo "/dev/mapper/${vg//-/--}-${lv//-/--}"; fi ;;
   esac
 }
-ok "$(for i in "${!tgt[@]}"; do printf 'disk %s -> /dev/%s ' "$i" "${tgt[$i]}"; done)"
+ok "$(for i in $(printf '%s\n' "${!tgt[@]}" | sort -n); do printf 'disk %s -> /dev/%s; ' "$i" "${tgt[$i]}"; done)"
 
 step="partition"
 while read -r i _ name; do
