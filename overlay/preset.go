@@ -63,27 +63,30 @@ func rescueTrees() []string {
 // PresetNames lists the presets, for --help.
 func PresetNames() []string { return []string{"rescue", "none"} }
 
-// PresetPrograms returns the programs of a preset.
-func PresetPrograms(name string) ([]string, error) {
+// presetSet is what a preset adds: programs by name and trees copied whole.
+type presetSet struct{ programs, trees []string }
+
+func lookupPreset(name string) (presetSet, error) {
 	switch name {
 	case "rescue":
-		return rescuePreset(), nil
+		return presetSet{rescuePreset(), rescueTrees()}, nil
 	case "none":
-		return nil, nil
+		return presetSet{}, nil
 	}
-	return nil, fmt.Errorf("unknown preset %q (known: rescue, none)", name)
+	return presetSet{}, fmt.Errorf("unknown preset %q (known: rescue, none)", name)
+}
+
+// PresetPrograms returns the programs of a preset.
+func PresetPrograms(name string) ([]string, error) {
+	p, err := lookupPreset(name)
+	return p.programs, err
 }
 
 // PresetTrees returns the directories a preset copies whole where the root
 // has them.
 func PresetTrees(name string) ([]string, error) {
-	switch name {
-	case "rescue":
-		return rescueTrees(), nil
-	case "none":
-		return nil, nil
-	}
-	return nil, fmt.Errorf("unknown preset %q (known: rescue, none)", name)
+	p, err := lookupPreset(name)
+	return p.trees, err
 }
 
 // presetTrees queues the trees of preset the root has, each copied as

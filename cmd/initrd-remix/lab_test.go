@@ -410,3 +410,31 @@ func TestLabBoots(t *testing.T) {
 		boot(t, l, o, rootArgs)
 	})
 }
+
+// labStage runs a cached stage script of the lab (scripts/testbed.sh,
+// scripts/mkosi-initrd.sh, scripts/recovery-lab.sh: built once, then found
+// in the cache), which prints its directory as the last line of stdout,
+// and returns that directory and its KEY=value file envFile.
+func labStage(t *testing.T, script string, l *lab, envFile string) (string, map[string]string) {
+	t.Helper()
+	cmd := exec.Command("../../scripts/"+script, l.dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/%s: %v", script, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir := lines[len(lines)-1]
+	data, err := os.ReadFile(filepath.Join(dir, envFile))
+	if err != nil {
+		t.Fatalf("%s printed %q: %v", script, dir, err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = strings.Trim(v, `"'`)
+		}
+	}
+	t.Logf("%s", strings.SplitN(string(data), "\n", 2)[0])
+	return dir, env
+}

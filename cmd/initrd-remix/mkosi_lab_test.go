@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,25 +22,7 @@ func mkosiImage(t *testing.T, main *lab) map[string]string {
 	for _, p := range []string{"unshare", "chroot", "flock"} {
 		testtool.Require(t, p)
 	}
-	cmd := exec.Command("../../scripts/mkosi-initrd.sh", main.dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/mkosi-initrd.sh: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir := lines[len(lines)-1]
-	data, err := os.ReadFile(filepath.Join(dir, "mkosi.env"))
-	if err != nil {
-		t.Fatalf("mkosi-initrd.sh printed %q: %v", dir, err)
-	}
-	env := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-			env[k] = strings.Trim(v, `"'`)
-		}
-	}
-	t.Logf("%s", strings.SplitN(string(data), "\n", 2)[0])
+	_, env := labStage(t, "mkosi-initrd.sh", main, "mkosi.env")
 	return env
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,30 +27,11 @@ func recoveryLab(t *testing.T, l *lab) map[string]string {
 	t.Helper()
 	testtool.Require(t, "mke2fs")
 	testtool.Require(t, "debugfs")
-	cmd := exec.Command("../../scripts/recovery-lab.sh", l.dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/recovery-lab.sh: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	envFile := filepath.Join(lines[len(lines)-1], "recovery.env")
-	data, err := os.ReadFile(envFile)
-	if err != nil {
-		t.Fatalf("recovery-lab.sh printed %q: %v", lines[len(lines)-1], err)
-	}
-	env := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(k, "#") {
-			continue
-		}
-		env[k] = strings.Trim(v, `"`)
-	}
+	_, env := labStage(t, "recovery-lab.sh", l, "recovery.env")
 	for _, k := range []string{"RECOVERY_DIR", "RECOVERY_ROOT", "RECOVERY_KVER", "RECOVERY_KERNEL", "RECOVERY_INITRD",
 		"RECOVERY_DISKS", "RECOVERY_DISK_SIZE", "RECOVERY_BACKUP", "RECOVERY_MARKER", "RECOVERY_ID", "RECOVERY_VG"} {
 		if env[k] == "" {
-			t.Fatalf("%s: no %s", envFile, k)
+			t.Fatalf("recovery.env: no %s", k)
 		}
 	}
 	return env
@@ -199,6 +181,23 @@ func blank(t *testing.T, file string) bool {
 	}
 }
 
+// buildPlan runs build ARGS --dry-run --json and returns what its overlay
+// would add.
+func buildPlan(t *testing.T, args ...string) overlay.Report {
+	t.Helper()
+	code, stdout, errs := cli(t, append(slices.Clone(args), "--dry-run", "--json")...)
+	if code != exitOK {
+		t.Fatalf("build --dry-run: exit %d: %s", code, errs)
+	}
+	var plan struct {
+		Overlay overlay.Report `json:"overlay"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+		t.Fatal(err)
+	}
+	return plan.Overlay
+}
+
 // recoverSteps are the steps scripts/recovery/restore.sh reports, in order.
 var recoverSteps = []string{"find the backup", "pick the target disks", "partition", "md arrays",
 	"LVM volume groups", "file systems", "restore the files", "regenerate the initramfs",
@@ -260,22 +259,13 @@ func TestRecoveryCycleLab(t *testing.T) {
 	rescue := filepath.Join(work, "rescue.img")
 	base := []string{"build", "--root", env["RECOVERY_ROOT"], "--input", env["RECOVERY_INITRD"], "--output", rescue,
 		"--kver", env["RECOVERY_KVER"], "--run", "../../scripts/recovery/restore.sh"}
-	code, stdout, errs := cli(t, append(base, "--dry-run", "--json")...)
-	if code != exitOK {
-		t.Fatalf("build --dry-run: exit %d: %s", code, errs)
-	}
-	var plan struct {
-		Overlay overlay.Report `json:"overlay"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
-		t.Fatal(err)
-	}
+	plan := buildPlan(t, base...)
 	need := map[string]bool{"usr/sbin/grub-install": false, "usr/lib/grub/i386-pc/boot.img": false,
 		"usr/lib/grub/i386-pc/mdraid1x.mod": false, "usr/lib/grub/i386-pc/lvm.mod": false, "usr/sbin/chroot": false,
 		"usr/sbin/sfdisk": false, "usr/sbin/mdadm": false, "usr/sbin/lvm": false, "usr/bin/tar": false}
 	nvmeMod := "usr/lib/modules/" + env["RECOVERY_KVER"] + "/kernel/drivers/nvme/host/nvme.ko"
 	need[nvmeMod] = false
-	for _, a := range plan.Overlay.Added {
+	for _, a := range plan.Added {
 		if _, ok := need[a.Path]; ok {
 			need[a.Path] = true
 		}

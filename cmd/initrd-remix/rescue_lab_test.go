@@ -47,17 +47,7 @@ var censusRe = regexp.MustCompile(`RESCUE-CENSUS md=(\d+) dm=(\d+) mounted=(\d+)
 func testbed(t *testing.T, l *lab) string {
 	t.Helper()
 	testtool.Require(t, "mke2fs")
-	cmd := exec.Command("../../scripts/testbed.sh", l.dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/testbed.sh: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir := lines[len(lines)-1]
-	if _, err := os.Stat(filepath.Join(dir, "testbed.env")); err != nil {
-		t.Fatalf("testbed.sh printed %q: %v", dir, err)
-	}
+	dir, _ := labStage(t, "testbed.sh", l, "testbed.env")
 	return dir
 }
 
