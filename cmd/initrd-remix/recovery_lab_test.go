@@ -299,6 +299,10 @@ func TestRecoveryCycleLab(t *testing.T) {
 		line, _, _ := strings.Cut(log[at:], "\n")
 		t.Log(strings.TrimSpace(line))
 	}
+	// The rescue's smartctl read each new disk's health before writing.
+	if n := strings.Count(log, "(SMART PASSED)"); n != len(nvme) {
+		t.Errorf("the recovery reports SMART health PASSED for %d disks, want %d", n, len(nvme))
+	}
 	for _, p := range nvme {
 		if blank(t, p) {
 			t.Errorf("%s is still blank after the recovery", p)

@@ -8,7 +8,8 @@
 #      argument recover.backup=LABEL for another), mounted read-only
 #   2. picks the target disks: the whole disks that are blank (no partition
 #      table, no signature), at least as large as the originals, in name
-#      order (nvme0n1 before nvme1n1); it never writes to any other disk
+#      order (nvme0n1 before nvme1n1); it never writes to any other disk;
+#      a disk whose SMART health (smartctl -H) is FAILED stops it
 #   3. recreates each disk's partition table (sfdisk, the original's
 #      partition UUIDs and types), each md array with its UUID, name,
 #      metadata and member order, each LVM volume group with its PV and VG
@@ -92,7 +93,14 @@ dev() {
       if [[ -e /dev/$vg/$lv ]]; then echo "/dev/$vg/$lv"; else echo "/dev/mapper/${vg//-/--}-${lv//-/--}"; fi ;;
   esac
 }
-ok "$(for i in $(printf '%s\n' "${!tgt[@]}" | sort -n); do printf 'disk %s -> /dev/%s; ' "$i" "${tgt[$i]}"; done)"
+# A new disk that already reports failing health is no place to restore to.
+health=
+for i in $(printf '%s\n' "${!tgt[@]}" | sort -n); do
+  h=$(smartctl -H "/dev/${tgt[$i]}" 2>&1 | sed -n 's/.*self-assessment test result: *//p') || true
+  [[ $h != FAILED* ]] || fail "/dev/${tgt[$i]}: SMART health $h"
+  health+="disk $i -> /dev/${tgt[$i]} (SMART ${h:-unavailable}); "
+done
+ok "${health%; }"
 
 step="partition"
 while read -r i _ name; do
@@ -118,7 +126,10 @@ for conf in "$L"/md/*.conf; do
       members[role]=$(part "$i" "$n")
     done
     host=; [[ $MD_NAME == *:* ]] && host=${MD_NAME%%:*}
-    # New disks: both halves are written from here on, nothing to resync.
+    # The targets were picked blank: no initial resync (every block the
+    # restore writes goes to all members; a "check" may later count
+    # mismatches in never-written space). Leave out --assume-clean on
+    # disks that held data before, to have md resync them.
     mdadm --create "/dev/md/$name" --run --assume-clean --metadata="$MD_METADATA" --level="$MD_LEVEL" \
       --raid-devices="$MD_DEVICES" --uuid="$MD_UUID" ${host:+--homehost="$host"} --name="${MD_NAME#*:}" "${members[@]}"
   ) || fail "mdadm --create from $conf"
