@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -259,11 +260,7 @@ func (o *omitter) why(db *modDB, name string) string {
 // lacks, with their dependencies; firmware comes with them in
 // moduleFirmware.
 func (a *applier) drivers(plan *modulePlan, classes []string, explicit bool, visit func(name, why string, required bool, cls *DriverReport) error) error {
-	om, err := newOmitter(a.opts.OmitModules)
-	if err != nil {
-		return err
-	}
-	plan.omit = om
+	om := plan.omit
 	table := driverTable()
 	db := plan.rootDB
 	want := map[string]*DriverReport{}
@@ -365,7 +362,9 @@ func (a *applier) moduleFirmware(plan *modulePlan) error {
 				a.report.Warnings = append(a.report.Warnings, fmt.Sprintf("module %s: firmware %s not found in %s", q.name, f, a.root))
 			case q.class == nil:
 			case !ok:
-				q.class.MissingFirmware = appendNew(q.class.MissingFirmware, f)
+				if !slices.Contains(q.class.MissingFirmware, f) {
+					q.class.MissingFirmware = append(q.class.MissingFirmware, f)
+				}
 			case phys != "" && !plan.fwSeen[phys]:
 				plan.fwSeen[phys] = true
 				q.class.Firmware = append(q.class.Firmware, phys)
@@ -402,15 +401,6 @@ func (a *applier) moduleFirmware(plan *modulePlan) error {
 		}
 	}
 	return nil
-}
-
-func appendNew(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }
 
 // fileSize is the size of a file of the root, 0 if it cannot be read

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -141,29 +140,7 @@ func driverImage(t *testing.T) *remix.Tree {
 	return tr
 }
 
-func treeText(t *testing.T, tr *remix.Tree, p string) string {
-	t.Helper()
-	_, n, err := tr.Resolve(p, true)
-	if err != nil || n == nil || n.Inode.Content == nil {
-		t.Fatalf("%s not in the image (%v)", p, err)
-	}
-	rc, err := n.Inode.Content.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
-	return string(b)
-}
-
-func classOf(rep *Report, c string) *DriverReport {
-	for _, d := range rep.Drivers {
-		if d.Class == c {
-			return d
-		}
-	}
-	return nil
-}
+func treeFileText(t *testing.T, tr *remix.Tree, p string) string { return string(treeFile(t, tr, p)) }
 
 // TestDrivers builds crafted module trees into a crafted image: class
 // selection, omit with dependants, builtin and present skips, firmware
@@ -232,6 +209,8 @@ func TestDrivers(t *testing.T) {
 		}},
 		{"bad pattern", Options{OmitModules: []string{"[a-"}}, want{err: `--omit-module "[a-": syntax error in pattern`}},
 		{"pattern with a slash", Options{OmitModules: []string{"kernel/x"}}, want{err: `--omit-module "kernel/x": not a module name or shell pattern`}},
+		{"bad pattern without classes", Options{Drivers: []string{}, OmitModules: []string{"x["}}, want{err: `--omit-module "x[": syntax error in pattern`}},
+		{"bad pattern without the kernel's modules", Options{KVer: "9.9.9", OmitModules: []string{"x["}}, want{err: `--omit-module "x[": syntax error in pattern`}},
 		{"explicit without the kernel's modules", Options{Drivers: []string{ClassFS}, KVer: "9.9.9"},
 			want{err: "--drivers fs: no modules of kernel 9.9.9 in " + root + " (/lib/modules/9.9.9)"}},
 		{"default without the kernel's modules", Options{KVer: "9.9.9"},
@@ -298,7 +277,7 @@ func TestDrivers(t *testing.T) {
 				}
 				return
 			}
-			dep := treeText(t, tr, "lib/modules/"+testKver+"/modules.dep")
+			dep := treeFileText(t, tr, "lib/modules/"+testKver+"/modules.dep")
 			for _, m := range added {
 				if !strings.Contains(dep, "/"+strings.ReplaceAll(m, "_", "")) && !strings.Contains(dep, "/"+m+".ko") && !strings.Contains(dep, "/"+strings.ReplaceAll(m, "_", "-")+".ko") {
 					t.Errorf("%s not in the image's modules.dep:\n%s", m, dep)
@@ -313,7 +292,7 @@ func TestDrivers(t *testing.T) {
 				t.Errorf("libata (present) listed again:\n%s", dep)
 			}
 			if slices.Contains(added, "ahci") {
-				if alias := treeText(t, tr, "lib/modules/"+testKver+"/modules.alias"); !strings.Contains(alias, "alias pci:v*d*sv*sd*bc01sc06i01* ahci") {
+				if alias := treeFileText(t, tr, "lib/modules/"+testKver+"/modules.alias"); !strings.Contains(alias, "alias pci:v*d*sv*sd*bc01sc06i01* ahci") {
 					t.Errorf("ahci's alias not in the image:\n%s", alias)
 				}
 				if _, n, _ := tr.Resolve("lib/modules/"+testKver+"/modules.alias.bin", true); n == nil {

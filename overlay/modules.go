@@ -50,6 +50,10 @@ func (a *applier) modules() error {
 	if !explicit {
 		classes = DriverClasses()
 	}
+	omit, err := newOmitter(a.opts.OmitModules)
+	if err != nil {
+		return err
+	}
 	if len(a.opts.Modules) == 0 && len(classes) == 0 {
 		if len(a.opts.OmitModules) > 0 {
 			a.report.Warnings = append(a.report.Warnings, "--omit-module without driver classes (--drivers none) has no effect")
@@ -87,6 +91,7 @@ func (a *applier) modules() error {
 		}
 		return fmt.Errorf("%s: %w", flag, err)
 	}
+	plan.omit = omit
 	db := plan.rootDB
 
 	seen := map[string]bool{}

@@ -2,46 +2,14 @@ package overlay
 
 import (
 	"context"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
-	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
-
-// unpackDir writes the regular files under a directory of the tree to
-// disk, so modprobe can read the image's module indexes.
-func unpackDir(t *testing.T, tr *remix.Tree, dir, to string) {
-	t.Helper()
-	canon, _, err := tr.Resolve(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range tr.Nodes() {
-		rel, ok := strings.CutPrefix(n.Path, canon+"/")
-		if !ok || !n.IsRegular() {
-			continue
-		}
-		dst := filepath.Join(to, rel)
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		var body []byte
-		if n.Inode.Content != nil {
-			rc, err := n.Inode.Content.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ = io.ReadAll(rc)
-			rc.Close()
-		}
-		if err := os.WriteFile(dst, body, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestModulesLab adds modules the lab's initramfs-tools image lacks, by
 // name and by alias, and checks with the real modprobe reading the image's
@@ -58,7 +26,7 @@ func TestModulesLab(t *testing.T) {
 	}
 	t.Logf("%d entries added; warnings: %d", len(rep.Added), len(rep.Warnings))
 	tmp := t.TempDir()
-	unpackDir(t, img.Tree, "lib/modules/"+kver, filepath.Join(tmp, "lib/modules", kver))
+	treetest.Unpack(t, img.Tree, "lib/modules/"+kver, filepath.Join(tmp, "lib/modules", kver), nil)
 	show := func(base, mod string) string {
 		out, err := exec.Command(modprobe, "-d", base, "-S", kver, "--show-depends", mod).CombinedOutput()
 		if err != nil {

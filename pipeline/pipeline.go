@@ -54,6 +54,9 @@ type Options struct {
 	Overlay overlay.Options
 	// Progress hears of each stage; nil is silent.
 	Progress Progress
+	// LargeImage is the size in bytes past which Result.Warnings says
+	// the image may not load; 0 means the package's LargeImage.
+	LargeImage int64
 }
 
 // Progress is told what Build is doing.
@@ -266,9 +269,13 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := out.Commit(); err != nil {
 		return nil, err
 	}
-	if res.Write.Bytes > LargeImage {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is %.1f MiB: boot loaders often fail to load an initrd past %d MiB (GRUB: \"out of memory\"); "+
-			"leave driver classes or modules out (--drivers, --omit-module) or use a smaller --preset", res.Output, float64(res.Write.Bytes)/(1<<20), LargeImage>>20))
+	large := opt.LargeImage
+	if large <= 0 {
+		large = LargeImage
+	}
+	if res.Write.Bytes > large {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s is %.1f MiB: boot loaders often fail to load an initrd past %.0f MiB (GRUB: \"out of memory\"); "+
+			"leave driver classes or modules out (--drivers, --omit-module) or use a smaller --preset", res.Output, float64(res.Write.Bytes)/(1<<20), float64(large)/(1<<20)))
 	}
 	return res, nil
 }

@@ -50,6 +50,7 @@ func TestBuildLab(t *testing.T) {
 		{"append by default", func(o *Options, dir string) {}, "", remix.Append, true,
 			[]string{"reading itools-zstd.img", "adding", "writing", "checking"}},
 		{"rewrite", func(o *Options, dir string) { o.Mode = remix.Rewrite }, "", remix.Rewrite, true, nil},
+		{"size warning", func(o *Options, dir string) { o.LargeImage = 1 << 20 }, "", remix.Append, true, nil},
 		{"dry run writes nothing", func(o *Options, dir string) { o.DryRun = true }, "", remix.Append, false,
 			[]string{"reading itools-zstd.img", "adding", "checking"}},
 		{"output named once the kernel is known", func(o *Options, dir string) {
@@ -116,6 +117,10 @@ func TestBuildLab(t *testing.T) {
 			}
 			if err := res.Write.Verify(context.Background(), res.Output); err != nil {
 				t.Error(err)
+			}
+			// The lab image is far below LargeImage, and above 1 MiB.
+			if warned := len(res.Warnings) == 1 && strings.Contains(res.Warnings[0], "boot loaders often fail to load an initrd past 1 MiB"); warned != (opt.LargeImage != 0) {
+				t.Errorf("size warnings %q with LargeImage %d", res.Warnings, opt.LargeImage)
 			}
 			if tc.wantMode == remix.Append {
 				out, _ := os.ReadFile(res.Output)

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -112,7 +113,7 @@ func repackStreaming(ctx context.Context, path string, out CopiedOutput, opt Rep
 		return nil, err
 	}
 	res.NewEntries = n
-	res.Bytes = s.cw.n
+	res.Bytes = s.cw.N
 	return res, nil
 }
 
@@ -134,7 +135,7 @@ type streamer struct {
 
 	started  bool
 	startSeg int // index of the segment the new archive replaces from
-	cw       *countingWriter
+	cw       *countio.Writer
 	aw       *archiveWriter
 	pending  *streamedContent // the body being copied
 	inos     map[*Inode]uint32
@@ -225,12 +226,12 @@ func (s *streamer) start(seg *Segment, n *Node) error {
 	if err := l.cutCopy(s.out); err != nil {
 		return err
 	}
-	s.cw = &countingWriter{w: s.out, n: l.keep}
+	s.cw = &countio.Writer{W: s.out, N: l.keep}
 	s.res.KeptBytes = l.keep
 	if err := l.padBefore(s.cw); err != nil {
 		return err
 	}
-	s.res.NewSegmentOffset = s.cw.n
+	s.res.NewSegmentOffset = s.cw.N
 	if s.aw, err = newArchiveWriter(io.MultiWriter(s.cw, s.check), s.opt, l.closesArchive); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -193,19 +194,6 @@ func (e *ScanError) Error() string {
 
 func (e *ScanError) Unwrap() error { return e.Err }
 
-// countingReader counts what the buffered reader above it has pulled from
-// the file, so the exact position is count - Buffered().
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // limitReader fails, rather than truncating, once more than the remaining
 // budget is read, so a decompression bomb is reported, not cut short.
 type limitReader struct {
@@ -236,9 +224,9 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 		budget = DefaultMaxUncompressed
 	}
 	meta := newMetaBudget(opt.MaxMetadata)
-	cr := &countingReader{r: r}
+	cr := &countio.Reader{R: r}
 	br := bufio.NewReaderSize(cr, 256<<10)
-	pos := func() int64 { return cr.n - int64(br.Buffered()) }
+	pos := func() int64 { return cr.N - int64(br.Buffered()) }
 	var segs []Segment
 	var st archiveState
 	// One set of decoders for the whole file: images cut into many zstd
@@ -337,9 +325,9 @@ func scanCompressed(ctx context.Context, seg *Segment, st *archiveState, br *buf
 		return 0, err
 	}
 	defer dec.Close()
-	dc := &countingReader{r: &limitReader{r: dec, budget: budget}}
+	dc := &countio.Reader{R: &limitReader{r: dec, budget: budget}}
 	db := bufio.NewReaderSize(dc, 256<<10)
-	dpos := func() int64 { return dc.n - int64(db.Buffered()) }
+	dpos := func() int64 { return dc.N - int64(db.Buffered()) }
 	headers := 0
 	for {
 		if err := ctx.Err(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 )
 
@@ -87,13 +88,13 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	cw := &countingWriter{w: w}
+	cw := &countio.Writer{W: w}
 	switch {
 	case opt.Copied:
 		if err := img.keepCopied(w, l); err != nil {
 			return nil, err
 		}
-		cw.n = l.keep
+		cw.N = l.keep
 	case l.keep > 0:
 		if err := copyPrefix(cw, img.Path, l.keep); err != nil {
 			return nil, err
@@ -106,7 +107,7 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 		if err := l.padBefore(cw); err != nil {
 			return nil, err
 		}
-		res.NewSegmentOffset = cw.n
+		res.NewSegmentOffset = cw.N
 		n, err := writeVerified(ctx, cw, nodes, opt, res)
 		if err != nil {
 			return nil, err
@@ -116,6 +117,6 @@ func (img *Image) WriteTo(ctx context.Context, w io.Writer, opt WriteOptions) (*
 			return nil, err
 		}
 	}
-	res.Bytes = cw.n
+	res.Bytes = cw.N
 	return res, nil
 }

@@ -161,14 +161,3 @@ func copyContent(w io.Writer, c Content, buf []byte) error {
 	}
 	return nil
 }
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
@@ -21,11 +22,11 @@ type writtenEntry struct {
 // padArchiveEnd ends an uncompressed new archive as GNU cpio does: tools
 // that split images (unmkinitramfs) find its end by the zero padding to a
 // 512-byte block; the kernel skips zeros.
-func padArchiveEnd(w *countingWriter, c codec.Codec) error {
+func padArchiveEnd(w *countio.Writer, c codec.Codec) error {
 	if c != codec.None {
 		return nil
 	}
-	pad := 512 - w.n%512
+	pad := 512 - w.N%512
 	if pad < 4 {
 		pad += 512
 	}
@@ -105,9 +106,9 @@ func (l layout) cutCopy(out CopiedOutput) error {
 
 // padBefore writes the zeros before the new segment to w, which holds the
 // kept bytes.
-func (l layout) padBefore(w *countingWriter) error {
-	if w.n != l.keep {
-		return fmt.Errorf("the output holds %d bytes before the new segment, the layout keeps %d", w.n, l.keep)
+func (l layout) padBefore(w *countio.Writer) error {
+	if w.N != l.keep {
+		return fmt.Errorf("the output holds %d bytes before the new segment, the layout keeps %d", w.N, l.keep)
 	}
 	if l.pad == 0 {
 		return nil

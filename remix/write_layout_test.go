@@ -4,6 +4,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 )
 
@@ -47,12 +48,12 @@ func TestPlanLayout(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("planLayout = %+v, want %+v", got, tc.want)
 			}
-			cw := &countingWriter{w: io.Discard, n: got.keep}
+			cw := &countio.Writer{W: io.Discard, N: got.keep}
 			if err := got.padBefore(cw); err != nil {
 				t.Fatal(err)
 			}
-			if cw.n%4 != 0 || cw.n-got.keep != got.pad {
-				t.Errorf("padBefore wrote %d zeros to end at %d, want %d to a 4-byte boundary", cw.n-got.keep, cw.n, got.pad)
+			if cw.N%4 != 0 || cw.N-got.keep != got.pad {
+				t.Errorf("padBefore wrote %d zeros to end at %d, want %d to a 4-byte boundary", cw.N-got.keep, cw.N, got.pad)
 			}
 		})
 	}
@@ -60,7 +61,7 @@ func TestPlanLayout(t *testing.T) {
 		t.Error("unknown mode accepted")
 	}
 	l := layout{keep: 10}
-	if err := l.padBefore(&countingWriter{w: io.Discard, n: 9}); err == nil {
+	if err := l.padBefore(&countio.Writer{W: io.Discard, N: 9}); err == nil {
 		t.Error("padBefore accepted an output that does not hold the kept bytes")
 	}
 }

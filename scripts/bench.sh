@@ -125,38 +125,55 @@ if [[ -f $f ]]; then
     "$(ratio "build --mode append" "zstd -dc")" "$(ratio "mkinitramfs -c zstd" "build --mode append")" "$(ratio "dracut --zstd" "build --mode append")"
 fi
 
-# drivers (issue 11): for each release of the lab, its initramfs-tools
-# image and every host-only image (name containing "hostonly") built with
-# the release's root: --drivers none (the image's own drivers: a rescue
-# for this machine only) beside the default (every class: a generic
-# rescue for replacement hardware). Prints what each class adds, the
+# drivers (issue 11): for each release of the lab, the first image of each
+# family, and the host-only images, built with the release's root:
+# --drivers none (the image's own drivers: a rescue for this machine only)
+# beside the default (every class: a generic rescue for replacement
+# hardware). Prints what each class adds, the
 # output sizes and the build times as ratios.
 echo
 echo "== build: generic (--drivers all, the default) vs host-only (--drivers none)"
 releases=("$lab")
 # shellcheck disable=SC1091
 for r in $(. "$lab/lab.env"; echo "${LAB_RELEASES:-}"); do releases+=("$r"); done
+# bench_drivers NAME ROOT KVER IMAGE
+bench_drivers() {
+  local name=$1 rroot=$2 kv=$3 f=$4 common n a
+  common="'$bin' build -q --force --root '$rroot' --input '$f' --kver '$kv'"
+  measure "drivers none" "$common --drivers none --output '$tmp/none.img'"
+  measure "drivers all" "$common --output '$tmp/all.img'"
+  echo "-- $name (input $(stat -c %s "$f") bytes)"
+  "$bin" build --json --force --root "$rroot" --input "$f" --kver "$kv" --output "$tmp/all.img" |
+    jq -r '.overlay.drivers[] | "   \(.class | . + "       " | .[:8]) \(.added | length) modules added, \(.bytes / 1048576 * 10 | round / 10) MiB before compression; \(.present // [] | length) already in the image, \(.builtin // [] | length) built in; firmware \(.firmware // [] | length) added, \(.missing_firmware // [] | length) missing"'
+  row "drivers none"
+  row "drivers all"
+  n=$(stat -c %s "$tmp/none.img") a=$(stat -c %s "$tmp/all.img")
+  printf 'sizes: --drivers none %s bytes, all %s bytes (+%s MiB, %s)   time all / none = %s\n' "$n" "$a" \
+    "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.1f", (a - n) / 1048576}')" \
+    "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2fx", a / n}')" "$(ratio "drivers all" "drivers none")"
+}
 for rel in "${releases[@]}"; do
+  # shellcheck disable=SC1091
   kv=$(. "$rel/lab.env"; echo "$LAB_KVER") rroot=$(. "$rel/lab.env"; echo "$LAB_ROOT") rname=$(. "$rel/lab.env"; echo "${LAB_RELEASE:-bookworm}")
-  mapfile -t imgs < <(awk -F'\t' 'NR > 1 && ($2 == "initramfs-tools" || $1 ~ /hostonly/) { print $1 }' "$rel/images/manifest.tsv" |
-    awk '!/hostonly/ && seen++ { next } { print }')
+  # The first image of each family.
+  mapfile -t imgs < <(awk -F'\t' 'NR > 1 && !seen[$2]++ { print $1 }' "$rel/images/manifest.tsv")
   for img in "${imgs[@]}"; do
-    f="$rel/images/$img.img"
-    [[ -f $f ]] || continue
-    common="'$bin' build -q --force --root '$rroot' --input '$f' --kver '$kv'"
-    measure "drivers none" "$common --drivers none --output '$tmp/none.img'"
-    measure "drivers all" "$common --output '$tmp/all.img'"
-    echo "-- $rname/$img (input $(stat -c %s "$f") bytes)"
-    "$bin" build --json --force --root "$rroot" --input "$f" --kver "$kv" --output "$tmp/all.img" |
-      jq -r '.overlay.drivers[] | "   \(.class | . + "       " | .[:8]) \(.added | length) modules added, \(.bytes / 1048576 * 10 | round / 10) MiB before compression; \(.present // [] | length) already in the image, \(.builtin // [] | length) built in; firmware \(.firmware // [] | length) added, \(.missing_firmware // [] | length) missing"'
-    row "drivers none"
-    row "drivers all"
-    n=$(stat -c %s "$tmp/none.img") a=$(stat -c %s "$tmp/all.img")
-    printf 'sizes: --drivers none %s bytes, all %s bytes (+%s MiB, %s)   time all / none = %s\n' "$n" "$a" \
-      "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.1f", (a - n) / 1048576}')" \
-      "$(awk -v a="$a" -v n="$n" 'BEGIN{printf "%.2fx", a / n}')" "$(ratio "drivers all" "drivers none")"
+    if [[ -f $rel/images/$img.img ]]; then
+      bench_drivers "$rname/$img" "$rroot" "$kv" "$rel/images/$img.img"
+    fi
   done
 done
+# Host-only images (MODULES=list, dracut --hostonly), when a host-only
+# stage of the lab exists (BENCH_HOSTONLY, or the newest
+# ~/.cache/initrd-remix/hostonly-*): what a generic rescue adds to them.
+ho=${BENCH_HOSTONLY:-$(ls -td "$HOME"/.cache/initrd-remix/hostonly-*/ 2>/dev/null | head -n 1)}
+if [[ -n $ho && -f $ho/hostonly.env ]]; then
+  # shellcheck disable=SC1091
+  hk=$(. "$ho/hostonly.env"; echo "$HOSTONLY_KVER") hroot=$(. "$lab/lab.env"; echo "$LAB_ROOT")
+  for f in "$ho"/*.img; do
+    bench_drivers "host-only/$(basename "$f" .img)" "$hroot" "$hk" "$f"
+  done
+fi
 
 # overlay (issue 4): the rescue preset's library closure against running ldd
 # once per program in a chroot of the lab root; the test checks both give the

@@ -41,25 +41,11 @@ for tool in unshare chroot flock; do
   command -v "$tool" >/dev/null || { echo "mkosi-initrd.sh: $tool not found" >&2; exit 1; }
 done
 [[ -d $LAB_ROOT/usr/lib/modules/$LAB_KVER ]] || { echo "mkosi-initrd.sh: $LAB_ROOT has no modules for $LAB_KVER" >&2; exit 1; }
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
-mkdir -p "$cache"
-hash=$( { sha256sum <"$0"; echo "${lab##*/}"; } | sha256sum | cut -c1-12)
-dir=$cache/mkosi-$hash
 log() { echo "mkosi-initrd.sh: $*" >&2; }
-
-if [[ -f $dir/mkosi.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-exec 9>"$cache/.lock-mkosi-$hash"
-flock 9
-if [[ -f $dir/mkosi.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-work=$(mktemp -d "$cache/.mkosi-$hash-XXXXXX")
-trap 'rm -rf "$work"' EXIT
-t0=$SECONDS
+# shellcheck source=lib/stage.sh
+source "$(dirname "$0")/lib/stage.sh"
+stage_begin mkosi mkosi.env "$lab"
+hash=$stage_hash dir=$stage_dir work=$stage_work t0=$stage_t0
 
 log "copying the trixie root"
 cp -a "$LAB_ROOT" "$work/root"
@@ -105,6 +91,4 @@ MKOSI_VERSION="$mkosi_version"
 MKOSI_SYSTEMD_VERSION=$systemd_version
 MKOSI_SOURCE_DATE_EPOCH=$epoch
 ENV
-mv "$work/out" "$dir"
-log "built $dir in $((SECONDS - t0)) s"
-echo "$dir"
+stage_commit out

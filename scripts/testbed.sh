@@ -33,29 +33,14 @@ lab=${1:-${INITRD_REMIX_LAB:-}}
 lab=$(cd "$lab" && pwd -P)
 # shellcheck disable=SC1091
 source "$lab/lab.env"
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
-mkdir -p "$cache"
-hash=$( { sha256sum <"$0"; echo "${lab##*/}"; } | sha256sum | cut -c1-12)
-dir=$cache/testbed-$hash
 log() { echo "testbed.sh: $*" >&2; }
-
-if [[ -f $dir/testbed.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-exec 9>"$cache/.lock-testbed-$hash"
-flock 9
-if [[ -f $dir/testbed.env ]]; then
-  echo "$dir"
-  exit 0
-fi
+# shellcheck source=lib/stage.sh
+source "$here/lib/stage.sh"
+stage_begin testbed testbed.env "$lab"
+hash=$stage_hash dir=$stage_dir work=$stage_work t0=$stage_t0
 for tool in mke2fs qemu-system-x86_64; do
   command -v "$tool" >/dev/null || { echo "testbed.sh: $tool not found" >&2; exit 1; }
 done
-work=$(mktemp -d "$cache/.testbed-$hash-XXXXXX")
-trap 'rm -rf "$work"' EXIT
-t0=$SECONDS
-
 # The builder root: the lab root (hard links, no copy) plus the creation
 # script, as an ext4 image that is deleted afterwards.
 log "making the builder root"
@@ -128,7 +113,4 @@ TESTBED_MD_UUID=$LAB_MD_UUID
 TESTBED_SWAP_UUID=$LAB_SWAP_UUID
 TESTBED_PASSPHRASE=testbed
 EOF
-mv "$work" "$dir"
-trap - EXIT
-log "built $dir in $((SECONDS - t0)) s"
-echo "$dir"
+stage_commit .

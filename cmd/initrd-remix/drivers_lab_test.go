@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/treetest"
 )
 
 // TestDriversLab builds, for every release of the lab, the initramfs-tools
@@ -63,7 +63,9 @@ func TestDriversLab(t *testing.T) {
 			}
 			defer img.Close()
 			base := filepath.Join(t.TempDir(), "image")
-			extractModules(t, img.Tree, kver, filepath.Join(base, "lib/modules", kver))
+			// modprobe -R reads only the indexes.
+			treetest.Unpack(t, img.Tree, "lib/modules/"+kver, filepath.Join(base, "lib/modules", kver),
+				func(rel string) bool { return !strings.Contains(rel, ".ko") })
 			for alias, want := range aliases {
 				resolve := func(dir string) string {
 					o, err := exec.Command(modprobe, "-d", dir, "-S", kver, "-R", alias).CombinedOutput()
@@ -147,41 +149,6 @@ func checkDriverReport(t *testing.T, rep *overlay.Report, root, kver string) {
 		}
 		if !ok {
 			t.Errorf("none of %q in the rescue image or built into kernel %s", group, kver)
-		}
-	}
-}
-
-// extractModules writes the image's lib/modules/KVER (module files and
-// indexes) to dir, for the kernel's modprobe to read.
-func extractModules(t *testing.T, tr *remix.Tree, kver, dir string) {
-	t.Helper()
-	canon, _, err := tr.Resolve("lib/modules/"+kver, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range tr.Nodes() {
-		rel, ok := strings.CutPrefix(n.Path, canon+"/")
-		if !ok || !n.IsRegular() || strings.Contains(rel, ".ko") {
-			continue // modprobe -R reads only the indexes
-		}
-		dst := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var body []byte
-		if n.Inode.Content != nil {
-			rc, err := n.Inode.Content.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err = io.ReadAll(rc)
-			rc.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(dst, body, 0o644); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/spf13/pflag"
 )
 
@@ -45,21 +46,10 @@ func TestOverlayFlags(t *testing.T) {
 				os.WriteFile(bad, []byte(c.conf), 0o644)
 				args = []string{"--config=" + bad, "--config-dir="}
 			}
-			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
-			compress := fs.String("compress", "gzip", "")
-			of := addOverlayFlags(fs)
-			if err := fs.Parse(args); err != nil {
-				t.Fatal(err)
-			}
-			opts, err := of.options()
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("got %v, want %q", err, c.wantErr)
-				}
+			var compress *string
+			opts, err := parseOverlayFlags(t, args, func(fs *pflag.FlagSet) { compress = fs.String("compress", "gzip", "") })
+			if !wantError(t, err, c.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(opts.Add, c.add) && !(len(opts.Add) == 0 && len(c.add) == 0) {
 				t.Errorf("add = %q, want %q", opts.Add, c.add)
@@ -96,20 +86,9 @@ func TestDriversFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			conf := filepath.Join(t.TempDir(), "bad.conf")
 			os.WriteFile(conf, []byte(c.conf), 0o644)
-			fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
-			of := addOverlayFlags(fs)
-			if err := fs.Parse(append([]string{"--config=" + conf, "--config-dir="}, c.args...)); err != nil {
-				t.Fatal(err)
-			}
-			opts, err := of.options()
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("got %v, want %q", err, c.wantErr)
-				}
+			opts, err := parseOverlayFlags(t, append([]string{"--config=" + conf, "--config-dir="}, c.args...), nil)
+			if !wantError(t, err, c.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(opts.Drivers, c.drivers) || (opts.Drivers == nil) != (c.drivers == nil) {
 				t.Errorf("drivers %#v, want %#v", opts.Drivers, c.drivers)
@@ -119,4 +98,32 @@ func TestDriversFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseOverlayFlags parses args with build's overlay flags (and those
+// more registers) and merges the configuration they name.
+func parseOverlayFlags(t *testing.T, args []string, more func(*pflag.FlagSet)) (overlay.Options, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	if more != nil {
+		more(fs)
+	}
+	of := addOverlayFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return of.options()
+}
+
+// wantError checks err against a wanted error text ("": none) and reports
+// whether the test goes on to check a result.
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got %v, want %q", err, want)
+	case want == "" && err != nil:
+		t.Fatal(err)
+	}
+	return want == ""
 }

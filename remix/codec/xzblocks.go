@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -225,7 +226,7 @@ func (x *xzBlocks) startBlock() error {
 		// Decoded as it is read: nothing else reads the source until it
 		// is done.
 		j.streamed = true
-		in = &countingByteReader{r: x.src}
+		in = &countio.ByteReader{Reader: countio.Reader{R: x.src}}
 	}
 	x.pending = append(x.pending, j)
 	go j.run(in, x.newHash(), x.free)
@@ -247,8 +248,8 @@ func (j *xzJob) run(in io.Reader, h hash.Hash, free chan []byte) {
 				slices.Reverse(j.sum)
 			}
 		}
-		if c, ok := in.(*countingByteReader); ok && err == nil {
-			j.compressed = c.n
+		if c, ok := in.(*countio.ByteReader); ok && err == nil {
+			j.compressed = c.N
 		} else if r, ok := in.(*bytes.Reader); ok && err == nil && r.Len() != 0 {
 			err = errors.New("LZMA2 data ends before the compressed size the block header states")
 		}
@@ -342,7 +343,7 @@ func (x *xzBlocks) index() error {
 	var buf bytes.Buffer
 	buf.WriteByte(0)
 	rd := io.TeeReader(x.src, &buf)
-	br := &countingByteReader{r: rd}
+	br := &countio.ByteReader{Reader: countio.Reader{R: rd}}
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
@@ -360,7 +361,7 @@ func (x *xzBlocks) index() error {
 			return fmt.Errorf("index record %d (%d, %d bytes) does not match the block (%d, %d)", i, u, c, x.records[i].unpadded, x.records[i].uncompressed)
 		}
 	}
-	pad := make([]byte, (4-(1+br.n)%4)%4)
+	pad := make([]byte, (4-(1+br.N)%4)%4)
 	if _, err := io.ReadFull(rd, pad); err != nil || !allZero(pad) {
 		return fmt.Errorf("index padding: %v", errOr(err, "non-zero"))
 	}
@@ -409,34 +410,6 @@ func (x *xzBlocks) Close() {
 		j.mu.Unlock()
 	}
 	x.pending = nil
-}
-
-// countingByteReader counts the bytes read through it and reads one byte
-// at a time without buffering, so a decoder never reads past its data.
-type countingByteReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingByteReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingByteReader) ReadByte() (byte, error) {
-	if br, ok := c.r.(io.ByteReader); ok {
-		b, err := br.ReadByte()
-		if err == nil {
-			c.n++
-		}
-		return b, err
-	}
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return 0, err
-	}
-	return b[0], nil
 }
 
 func allZero(b []byte) bool {

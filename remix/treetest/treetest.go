@@ -4,6 +4,9 @@
 package treetest
 
 import (
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,4 +46,41 @@ func Entry(line string) remix.Entry {
 		return remix.Symlink(name, strings.TrimPrefix(body, "-> "))
 	}
 	return remix.File(name, 0o755, remix.BytesContent(body))
+}
+
+// Unpack writes the regular files under dir in the tree (through its
+// symlinks, as the kernel would reach them) to the host directory to,
+// those for which keep (nil: all) is true of their path relative to dir;
+// for a real tool (modprobe, ldd) to read what the tree holds.
+func Unpack(t testing.TB, tr *remix.Tree, dir, to string, keep func(rel string) bool) {
+	t.Helper()
+	canon, _, err := tr.Resolve(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tr.Nodes() {
+		rel, ok := strings.CutPrefix(n.Path, canon+"/")
+		if !ok || !n.IsRegular() || (keep != nil && !keep(rel)) {
+			continue
+		}
+		dst := filepath.Join(to, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var body []byte
+		if n.Inode.Content != nil {
+			rc, err := n.Inode.Content.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err = io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", n.Path, err)
+			}
+		}
+		if err := os.WriteFile(dst, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
