@@ -52,25 +52,13 @@ source "$lab/lab.env"
 for tool in mke2fs debugfs qemu-system-x86_64 unshare chroot flock; do
   command -v "$tool" >/dev/null || { echo "recovery-lab.sh: $tool not found" >&2; exit 1; }
 done
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
-mkdir -p "$cache"
-hash=$( { sha256sum <"$0"; sha256sum <"$here/recovery/backup.sh"; echo "${lab##*/}"; } | sha256sum | cut -c1-12)
-dir=$cache/recovery-$hash
 log() { echo "recovery-lab.sh: $*" >&2; }
-
-if [[ -f $dir/recovery.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-exec 9>"$cache/.lock-recovery-$hash"
-flock 9
-if [[ -f $dir/recovery.env ]]; then
-  echo "$dir"
-  exit 0
-fi
-work=$(mktemp -d "$cache/.recovery-$hash-XXXXXX")
-trap 'rm -rf "$work"' EXIT
-t0=$SECONDS
+# shellcheck source=lib/stage.sh
+source "$here/lib/stage.sh"
+# The backup script runs in the build: its changes make a new stage.
+stage_begin recovery recovery.env "$lab" "$(sha256sum <"$here/recovery/backup.sh")"
+work=$stage_work dir=$stage_dir hash=$stage_hash
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
 
 # The source machine's identifiers.
 md_uuid=5ec0a1d1:0badcafe:12345678:9abcdef0
@@ -223,7 +211,7 @@ poweroff -f
 EOF
 chmod 755 "$r/recovery-build/build.sh"
 size=$(( $(du -sm "$r" | cut -f1) * 13 / 10 + 300 ))
-mke2fs -q -F -t ext4 -E root_owner=0:0 -d "$r" "$work/builder.ext4" "${size}M"
+mke2fs -q -F -t ext4 -E root_owner=0:0 -d "$r" "$work/builder.ext4" "${size}M" >&2
 rm -rf "$r/recovery-build"
 
 truncate -s "$disk_size" "$work/source-a.img" "$work/source-b.img"
@@ -240,7 +228,7 @@ rm -f "$work/builder.ext4"
 debugfs -R "dump /initrd.img $work/initrd.img" "$work/backup.img" 2>/dev/null
 [[ -s $work/initrd.img ]] || { log "no initrd.img on the backup disk"; exit 1; }
 cat >"$work/recovery.env" <<EOF
-# initrd-remix recovery lab $hash for ${lab##*/}, built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0)) s
+# initrd-remix recovery lab $hash for ${lab##*/}, built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - stage_t0)) s
 RECOVERY_DIR=$dir
 RECOVERY_ROOT=$dir/root
 RECOVERY_KVER=$kver
@@ -257,7 +245,4 @@ RECOVERY_VG=$vg
 RECOVERY_FS_UUID=$fs_uuid
 EOF
 # The root's copy inside the temporary directory is the rescue's --root.
-mv "$work" "$dir"
-trap - EXIT
-log "built $dir in $((SECONDS - t0)) s"
-echo "$dir"
+stage_commit .
