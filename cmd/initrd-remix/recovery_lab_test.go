@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,30 +153,26 @@ func matchAny(res []*regexp.Regexp, data []byte) bool {
 	return false
 }
 
+// zeroCheck is a writer that notes whether anything but zero bytes went
+// through it.
+type zeroCheck struct{ nonzero bool }
+
+func (z *zeroCheck) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c != 0 {
+			z.nonzero = true
+			break
+		}
+	}
+	return len(b), nil
+}
+
 // blank reports whether a disk file holds only zero bytes.
 func blank(t *testing.T, file string) bool {
 	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := r.Read(buf)
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return false
-			}
-		}
-		if err == io.EOF {
-			return true
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	var z zeroCheck
+	streamFile(t, file, &z)
+	return !z.nonzero
 }
 
 // buildPlan runs build ARGS --dry-run --json and returns what its overlay
