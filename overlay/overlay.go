@@ -120,6 +120,9 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 		}
 		a.program(p, "preset "+preset+": "+name)
 	}
+	if err := a.presetTrees(preset); err != nil {
+		return nil, err
+	}
 	for _, name := range opts.Add {
 		p, err := a.lookPath(name)
 		if err != nil {

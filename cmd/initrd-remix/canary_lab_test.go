@@ -135,7 +135,7 @@ func canaries(t *testing.T, tree *remix.Tree, family, swapUUID string) []canary 
 			},
 		})
 	case "dracut-systemd", "dracut-shell":
-		hooks := dir("usr/lib/dracut/hooks/pre-trigger", "lib/dracut/hooks/pre-trigger")
+		hooks := dir("usr/lib/dracut/hooks/pre-trigger", "lib/dracut/hooks/pre-trigger", "var/lib/dracut/hooks/pre-trigger")
 		out = append(out, canary{
 			marker: "CANARY-HOOK",
 			edited: []string{hooks + "/40-hw-settle.sh"},

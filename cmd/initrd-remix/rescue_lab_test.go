@@ -115,17 +115,23 @@ func testbed(t *testing.T, l *lab) string {
 
 var testbedDisks = []string{"md-a.img", "md-b.img", "gpt.img"}
 
-func sha256File(t *testing.T, p string) string {
+// streamFile copies the file at p into w.
+func streamFile(t *testing.T, p string, w io.Writer) {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(w, f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	h := sha256.New()
+	streamFile(t, p, h)
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 

@@ -12,7 +12,7 @@ import (
 // goroutines get two seconds to return.
 func NoLeak(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := settled()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(2 * time.Second)
 		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
@@ -22,4 +22,20 @@ func NoLeak(t testing.TB) {
 			t.Errorf("%d goroutines left running", n-before)
 		}
 	})
+}
+
+// settled counts the goroutines once the count stops falling: a test that
+// ran just before may still be returning from its goroutine, and counting
+// it would hide a leak of the same size.
+func settled() int {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return n
+		}
+		n = m
+	}
+	return n
 }
