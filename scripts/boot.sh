@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# boot.sh: boots a kernel and an initrd in QEMU (TCG, no KVM needed) with the
-# serial console in a log file, and reports whether an expected line appeared.
+# boot.sh: boots a kernel and an initrd, or a machine from its disks, in QEMU
+# (TCG, no KVM needed) with the serial console in a log file, and reports
+# whether an expected line appeared.
 #
-#   boot.sh --kernel K --initrd I [--append "ARGS"] [--bus BUS] [--disk FILE]...
+#   boot.sh [--kernel K --initrd I [--append "ARGS"]] [--bus BUS] [--disk FILE]...
 #           [--disk-rw FILE]... [--nic MODEL]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
 #           [--memory MiB]
 #
 # The kernel command line is always "console=ttyS0 panic=-1" plus --append.
+# Without --kernel and --initrd, the firmware (SeaBIOS) boots from the first
+# disk given (bootindex 0), as a machine with a boot loader installed does.
 # Disks are attached as virtio-blk with snapshot=on: the files are never
 # modified. --disk-rw attaches a disk writable instead (so that a test can
 # prove by its checksum that the boot did not write to it); --disk and
@@ -84,10 +87,15 @@ while (($#)); do
     *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
 done
-[[ -n $kernel ]] || die_usage "--kernel is required"
-[[ -n $initrd ]] || die_usage "--initrd is required"
-[[ -f $kernel && -r $kernel ]] || die_usage "kernel not readable: $kernel"
-[[ -f $initrd && -r $initrd ]] || die_usage "initrd not readable: $initrd"
+if [[ -n $kernel || -n $initrd ]]; then
+  [[ -n $kernel ]] || die_usage "--initrd needs --kernel"
+  [[ -n $initrd ]] || die_usage "--kernel needs --initrd"
+  [[ -f $kernel && -r $kernel ]] || die_usage "kernel not readable: $kernel"
+  [[ -f $initrd && -r $initrd ]] || die_usage "initrd not readable: $initrd"
+else
+  [[ -z $append ]] || die_usage "--append needs --kernel"
+  ((${#disks[@]})) || die_usage "without --kernel, a --disk to boot from is required"
+fi
 for i in "${!disks[@]}"; do
   d=${disks[$i]}
   [[ -f $d && -r $d ]] || die_usage "disk not readable: $d"
@@ -123,9 +131,10 @@ qlog=$(mktemp "${TMPDIR:-/tmp}/boot-qemu-XXXXXX.txt")
 # for Debian's 6.1 kernels under TCG here; no default devices, and no NIC
 # unless --nic asks for one.
 args=(-accel tcg -machine "${BOOT_MACHINE:-pc}" -cpu "${BOOT_CPU:-max}" -smp "${BOOT_SMP:-1}"
-      -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log"
-      -kernel "$kernel" -initrd "$initrd"
-      -append "console=ttyS0 panic=-1${append:+ $append}")
+      -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log")
+if [[ -n $kernel ]]; then
+  args+=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1${append:+ $append}")
+fi
 if ((${#nics[@]} == 0)); then
   args+=(-nic none)
 fi
@@ -140,8 +149,15 @@ for i in "${!disks[@]}"; do
   # QEMU option values escape a comma by doubling it.
   drive="file=${d//,/,,},format=raw"
   ((rw[i])) || drive+=",snapshot=on"
+  # The firmware boots from the first disk when no kernel is given.
+  bootindex=
+  [[ -n $kernel ]] || ((i != 0)) || bootindex=,bootindex=0
   if [[ $b == virtio ]]; then
-    args+=(-drive "$drive,if=virtio")
+    if [[ -n $bootindex ]]; then
+      args+=(-drive "$drive,if=none,id=disk$i" -device "virtio-blk-pci,drive=disk$i$bootindex")
+    else
+      args+=(-drive "$drive,if=virtio")
+    fi
     continue
   fi
   n=${on_bus[$b]:-0}
@@ -157,10 +173,10 @@ for i in "${!disks[@]}"; do
   fi
   args+=(-drive "$drive,if=none,id=disk$i")
   case $b in
-    nvme) args+=(-device "nvme,drive=disk$i,serial=boot$i") ;;
-    ahci) args+=(-device "ide-hd,drive=disk$i,bus=$ctl.$n,serial=boot$i") ;;
-    megasas | mptsas1068 | virtio-scsi) args+=(-device "scsi-hd,drive=disk$i,bus=$ctl.0,scsi-id=$n,serial=boot$i") ;;
-    usb) args+=(-device "usb-storage,drive=disk$i,bus=$ctl.0,serial=boot$i") ;;
+    nvme) args+=(-device "nvme,drive=disk$i,serial=boot$i$bootindex") ;;
+    ahci) args+=(-device "ide-hd,drive=disk$i,bus=$ctl.$n,serial=boot$i$bootindex") ;;
+    megasas | mptsas1068 | virtio-scsi) args+=(-device "scsi-hd,drive=disk$i,bus=$ctl.0,scsi-id=$n,serial=boot$i$bootindex") ;;
+    usb) args+=(-device "usb-storage,drive=disk$i,bus=$ctl.0,serial=boot$i$bootindex") ;;
   esac
 done
 

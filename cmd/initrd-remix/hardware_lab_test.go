@@ -238,7 +238,8 @@ func checkHardware(t *testing.T, log string, buses []hwBus) {
 }
 
 // TestBootScriptBuses checks the QEMU command line scripts/boot.sh makes of
-// --bus and --nic, and its usage errors, with BOOT_QEMU set to a script
+// --bus and --nic and for a boot from the first disk (no --kernel), and its
+// usage errors, with BOOT_QEMU set to a script
 // that records its arguments (the boots of TestReplacementHardwareLab show
 // that QEMU and the kernel take them).
 func TestBootScriptBuses(t *testing.T) {
@@ -278,13 +279,22 @@ func TestBootScriptBuses(t *testing.T) {
 			[]string{"-device", "qemu-xhci,id=usb0"}},
 		{"e1000e", []string{"--nic", "e1000e"}, 3,
 			[]string{"-netdev", "user,id=net0,restrict=on", "-device", "e1000e,netdev=net0"}},
+		{"firmware boot from the first disk", []string{"--bus", "nvme", "--disk-rw", d, "--disk", d}, 3,
+			[]string{"-device", "nvme,drive=disk0,serial=boot0,bootindex=0", "-drive"}},
+		{"firmware boot from virtio-blk", []string{"--disk", d}, 3,
+			[]string{"-device", "virtio-blk-pci,drive=disk0,bootindex=0"}},
+		{"firmware boot without a disk", nil, 64, nil},
 		{"unknown bus", []string{"--bus", "ide", "--disk", d}, 64, nil},
 		{"unknown nic", []string{"--nic", "pcnet"}, 64, nil},
 		{"seven ahci disks", append([]string{"--bus", "ahci"}, slices.Repeat([]string{"--disk", d}, 7)...), 64, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(rec + ".args")
-			cmd := exec.Command("../../scripts/boot.sh", append(slices.Clone(base), tc.args...)...)
+			argv := slices.Clone(base)
+			if strings.HasPrefix(tc.name, "firmware boot") {
+				argv = argv[4:] // no --kernel, no --initrd
+			}
+			cmd := exec.Command("../../scripts/boot.sh", append(argv, tc.args...)...)
 			cmd.Env = append(os.Environ(), "BOOT_QEMU="+rec)
 			out, err := cmd.CombinedOutput()
 			code := 0

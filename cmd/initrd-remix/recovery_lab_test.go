@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay"
@@ -35,122 +30,38 @@ func recoveryLab(t *testing.T, l *lab) map[string]string {
 	return env
 }
 
-// firmwareDisk is a raw disk file of a vm: on virtio-blk or an NVMe controller,
-// read-only (QEMU's snapshot mode) or writable, the BIOS's first boot
-// device or not.
-type firmwareDisk struct {
-	file     string
-	nvme, rw bool
-	boot     bool
-}
-
-// firmwareVM is one QEMU run with the conventions of scripts/boot.sh (TCG, the
-// serial console in a log file, a timeout, QEMU's process group killed at
-// the end), which also boots from the disks (no -kernel) and attaches NVMe
-// disks.
-type firmwareVM struct {
-	kernel, initrd, append string
-	disks                  []firmwareDisk
-	expect                 *regexp.Regexp
-	fails                  []*regexp.Regexp
-	timeout                time.Duration
-}
-
-// run boots v and returns the console log; it fails the test unless expect
-// appears before a fail pattern, QEMU's exit or the timeout.
-func (v firmwareVM) run(t *testing.T, name string) string {
+// recoveryBoot boots one machine of the cycle with scripts/boot.sh: from
+// its first disk through the firmware when kernel is "", and returns the
+// console log. Disks marked rw are the files themselves (the cycle writes
+// the NVMe disks and boots from them afterwards), the others snapshots.
+func recoveryBoot(t *testing.T, name, kernel, initrd string, disks []recoveryDisk, expect string, fails []string, timeout int) string {
 	t.Helper()
 	logf := filepath.Join(t.TempDir(), name+".log")
-	args := []string{"-accel", "tcg", "-machine", "pc", "-cpu", "max", "-smp", "1", "-m", "1024",
-		"-nographic", "-no-reboot", "-nodefaults", "-monitor", "none", "-serial", "file:" + logf, "-nic", "none"}
-	if v.kernel != "" {
-		args = append(args, "-kernel", v.kernel, "-initrd", v.initrd, "-append", "console=ttyS0 panic=-1 "+v.append)
+	argv := []string{"--expect", expect, "--timeout", fmt.Sprint(timeout), "--log", logf}
+	if kernel != "" {
+		argv = append(argv, "--kernel", kernel, "--initrd", initrd)
 	}
-	for i, d := range v.disks {
-		id := fmt.Sprintf("disk%d", i)
-		drive := "file=" + strings.ReplaceAll(d.file, ",", ",,") + ",if=none,format=raw,id=" + id
-		if !d.rw {
-			drive += ",snapshot=on"
-		}
-		dev := "virtio-blk-pci,drive=" + id
+	for _, f := range fails {
+		argv = append(argv, "--fail", f)
+	}
+	for _, d := range disks {
+		bus, kind := "virtio", "--disk"
 		if d.nvme {
-			dev = fmt.Sprintf("nvme,drive=%s,serial=recovery%d", id, i)
+			bus = "nvme"
 		}
-		if d.boot {
-			dev += fmt.Sprintf(",bootindex=%d", i)
+		if d.rw {
+			kind = "--disk-rw"
 		}
-		args = append(args, "-drive", drive, "-device", dev)
+		argv = append(argv, "--bus", bus, kind, d.file)
 	}
-	fails := append([]*regexp.Regexp{regexp.MustCompile(`Kernel panic|junk in compressed archive|Initramfs unpacking failed`)}, v.fails...)
-	ctx, cancel := context.WithTimeout(context.Background(), v.timeout+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	var qerr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &qerr, &qerr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}
-	result := "timeout"
-	var data []byte
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-loop:
-	for {
-		exited := false
-		select {
-		case <-done:
-			exited = true
-		case <-tick.C:
-		}
-		data, _ = os.ReadFile(logf)
-		switch {
-		case v.expect.Match(data):
-			result = "ok"
-		case matchAny(fails, data):
-			result = "fail"
-		case exited:
-			result = "exited"
-		case time.Since(start) > v.timeout:
-			result = "timeout"
-		default:
-			continue
-		}
-		if !exited {
-			stop()
-		}
-		break loop
-	}
-	data, _ = os.ReadFile(logf)
-	if result != "ok" {
-		lines := strings.Split(string(data), "\n")
-		t.Fatalf("%s: %s after %s (want %q); qemu: %s\nlast console lines:\n%s", name, result,
-			time.Since(start).Round(time.Second), v.expect, qerr.String(), strings.Join(lines[max(0, len(lines)-60):], "\n"))
-	}
-	t.Logf("%s: ok after %s", name, time.Since(start).Round(time.Second))
-	return string(data)
+	return runBootScript(t, name, logf, argv)
 }
 
-func matchAny(res []*regexp.Regexp, data []byte) bool {
-	for _, re := range res {
-		if re.Match(data) {
-			return true
-		}
-	}
-	return false
+// recoveryDisk is a disk of the cycle: on virtio-blk or NVMe, written in
+// place or not.
+type recoveryDisk struct {
+	file     string
+	nvme, rw bool
 }
 
 // zeroCheck is a writer that notes whether anything but zero bytes went
@@ -217,17 +128,18 @@ func TestRecoveryCycleLab(t *testing.T) {
 	env := recoveryLab(t, l)
 	dir, id, vg := env["RECOVERY_DIR"], env["RECOVERY_ID"], env["RECOVERY_VG"]
 	rootDev := "/dev/mapper/" + vg + "-root"
-	marker := func(members string) *regexp.Regexp {
-		return regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("%s id=%s root=%s md=%s", env["RECOVERY_MARKER"], id, rootDev, members)))
+	// boot.sh takes extended regexes (grep -E).
+	marker := func(members string) string {
+		return regexp.QuoteMeta(fmt.Sprintf("%s id=%s root=%s md=%s", env["RECOVERY_MARKER"], id, rootDev, members))
 	}
-	anyMarker := regexp.MustCompile(regexp.QuoteMeta(env["RECOVERY_MARKER"]))
+	anyMarker := regexp.QuoteMeta(env["RECOVERY_MARKER"])
 
 	// The positive control: the source machine boots from its disks.
-	var src []firmwareDisk
-	for i, d := range strings.Fields(env["RECOVERY_DISKS"]) {
-		src = append(src, firmwareDisk{file: filepath.Join(dir, d), boot: i == 0})
+	var src []recoveryDisk
+	for _, d := range strings.Fields(env["RECOVERY_DISKS"]) {
+		src = append(src, recoveryDisk{file: filepath.Join(dir, d)})
 	}
-	log := firmwareVM{disks: src, expect: marker("vda1,vdb1"), fails: []*regexp.Regexp{anyMarker}, timeout: 300 * time.Second}.run(t, "source")
+	log := recoveryBoot(t, "source", "", "", src, marker("vda1,vdb1"), []string{anyMarker}, 300)
 	if !strings.Contains(log, "GRUB") && !strings.Contains(log, "Booting") {
 		t.Log("the source's console shows no GRUB line (serial terminal)")
 	}
@@ -274,14 +186,11 @@ func TestRecoveryCycleLab(t *testing.T) {
 	}
 
 	// The recovery: the backup disk read-only, the NVMe disks writable.
-	disks := []firmwareDisk{{file: env["RECOVERY_BACKUP"]}}
+	disks := []recoveryDisk{{file: env["RECOVERY_BACKUP"]}}
 	for _, p := range nvme {
-		disks = append(disks, firmwareDisk{file: p, nvme: true, rw: true})
+		disks = append(disks, recoveryDisk{file: p, nvme: true, rw: true})
 	}
-	log = firmwareVM{kernel: env["RECOVERY_KERNEL"], initrd: rescue, disks: disks,
-		expect:  regexp.MustCompile(`RECOVER-DONE`),
-		fails:   []*regexp.Regexp{regexp.MustCompile(`RECOVER-FAILED`), anyMarker},
-		timeout: 1200 * time.Second}.run(t, "recovery")
+	log = recoveryBoot(t, "recovery", env["RECOVERY_KERNEL"], rescue, disks, "RECOVER-DONE", []string{"RECOVER-FAILED", anyMarker}, 1200)
 	at := 0
 	for _, s := range recoverSteps {
 		i := strings.Index(log[at:], "RECOVER: "+s+" ok")
@@ -305,11 +214,11 @@ func TestRecoveryCycleLab(t *testing.T) {
 
 	// The replacement boots from its NVMe disks alone, to the source's
 	// marker, its root on the LV of the array of the NVMe partitions.
-	var boot []firmwareDisk
-	for i, p := range nvme {
-		boot = append(boot, firmwareDisk{file: p, nvme: true, rw: true, boot: i == 0})
+	var boot []recoveryDisk
+	for _, p := range nvme {
+		boot = append(boot, recoveryDisk{file: p, nvme: true, rw: true})
 	}
-	log = firmwareVM{disks: boot, expect: marker("nvme0n1p1,nvme1n1p1"), fails: []*regexp.Regexp{anyMarker}, timeout: 300 * time.Second}.run(t, "restored")
+	log = recoveryBoot(t, "restored", "", "", boot, marker("nvme0n1p1,nvme1n1p1"), []string{anyMarker}, 300)
 	if m := regexp.MustCompile(`md/raid1:md\d+: active with 2 out of 2 mirrors`).FindString(log); m == "" {
 		t.Error("the restored system's console shows no RAID1 assembled from both disks")
 	}

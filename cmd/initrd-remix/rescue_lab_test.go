@@ -230,14 +230,7 @@ func bootVM(t *testing.T, l *lab, m vm) (string, []string) {
 			argv = append(argv, "--bus", bus, "--disk", p)
 		}
 	}
-	out, err := exec.Command("../../scripts/boot.sh", argv...).CombinedOutput()
-	data, _ := os.ReadFile(logf)
-	if err != nil {
-		lines := strings.Split(string(data), "\n")
-		t.Fatalf("boot of %s: %v\n%s\nlast console lines:\n%s", filepath.Base(m.initrd), err, out,
-			strings.Join(lines[max(0, len(lines)-50):], "\n"))
-	}
-	t.Logf("%s: %s", filepath.Base(m.initrd), strings.TrimSpace(string(out)))
+	data := runBootScript(t, filepath.Base(m.initrd), logf, argv)
 	var changed []string
 	for c, sum := range want {
 		if got := sha256File(t, c); got != sum {
@@ -245,7 +238,23 @@ func bootVM(t *testing.T, l *lab, m vm) (string, []string) {
 		}
 	}
 	sort.Strings(changed)
-	return string(data), changed
+	return data, changed
+}
+
+// runBootScript runs scripts/boot.sh with argv (which must hold --log
+// logf) and returns the console log; a run that does not end "ok" fails
+// the test with the console's last lines.
+func runBootScript(t *testing.T, what, logf string, argv []string) string {
+	t.Helper()
+	out, err := exec.Command("../../scripts/boot.sh", argv...).CombinedOutput()
+	data, _ := os.ReadFile(logf)
+	if err != nil {
+		lines := strings.Split(string(data), "\n")
+		t.Fatalf("boot of %s: %v\n%s\nlast console lines:\n%s", what, err, out,
+			strings.Join(lines[max(0, len(lines)-50):], "\n"))
+	}
+	t.Logf("%s: %s", what, strings.TrimSpace(string(out)))
+	return string(data)
 }
 
 // TestRescueLab is issue 3 points 6 and 7: on the md RAID1 -> LVM (ext4 +
