@@ -293,8 +293,9 @@ func TestRescueLab(t *testing.T) {
 
 	args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+	// The images TestCanaryLab rescues in the default (append) mode,
+	// itools-zstd among them, are not booted again here.
 	matrix := []struct{ image, mode string }{
-		{"itools-zstd", "append"},
 		{"itools-gzip", "rewrite"},
 		{"dracut-sd-baked-xz", "append"},
 		{"dracut-sd-zstd", "rewrite"},
