@@ -19,6 +19,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/strip"
+	"github.com/initrd-remix/initrd-remix/uki"
 )
 
 const buildAbout = `Build a rescue initrd from the initrd your distribution generated: the same
@@ -104,6 +105,7 @@ check" shows every setting and where it comes from.
 // buildFlags are build's own flags on top of outputFlags.
 type buildFlags struct {
 	input, output, root, kver, run string
+	signKey, signCert              string
 	dryRun                         bool
 }
 
@@ -125,6 +127,8 @@ type buildReport struct {
 	Findings []verify.Finding `json:"findings"`
 	// Warnings are about the image as a whole (its size).
 	Warnings []string `json:"warnings,omitempty"`
+	// UKI describes the rescue UKI when the input is a unified kernel image.
+	UKI *ukiBuild `json:"uki,omitempty"`
 	*remix.WriteResult
 }
 
@@ -136,6 +140,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&b.root, "root", "/", "the system whose /boot is searched and whose programs, libraries, files and modules are added (resolved inside it, nothing run)")
 	fs.StringVar(&b.kver, "kver", "", "kernel version (default: uname -r, or with --input the only kernel in the image)")
 	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
+	fs.StringVar(&b.signKey, "sign-key", "", "with a unified kernel image: sign the rescue UKI for Secure Boot with this private key (PEM, with --sign-cert; sbsign from --root or PATH)")
+	fs.StringVar(&b.signCert, "sign-cert", "", "with a unified kernel image: the certificate of --sign-key (PEM)")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
 	ovf := addOverlayFlags(fs)
 	var o outputFlags
@@ -185,6 +191,43 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	// A unified kernel image: its initrd is remixed and the output is a
+	// rescue UKI (uki.go); the pipeline works on private copies.
+	ukiIn, err := openUKI(b.input)
+	if err != nil {
+		return err
+	}
+	var ukiOutput, ukiDir string
+	var sign *signer
+	if ukiIn != nil {
+		defer ukiIn.Close()
+		if sign, err = b.signer(); err != nil {
+			return err
+		}
+		if b.kver == "" {
+			if un, _, _ := ukiIn.u.ReadText(uki.Uname); bootentry.CheckVersion(un) == nil {
+				b.kver = un
+			}
+		}
+		if ukiOutput = b.output; ukiOutput == "" && b.kver != "" {
+			ukiOutput = defaultUKIOutput(ukiIn.path, b.kver)
+		}
+		if ukiOutput != "" {
+			if err := checkBuildOutput(ukiIn.path, ukiOutput, o.force); err != nil {
+				return err
+			}
+		}
+		if ukiDir, err = os.MkdirTemp(spoolDir(o.spoolDir), "initrd-remix-uki-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(ukiDir)
+		if b.input, err = ukiIn.extract(ukiDir); err != nil {
+			return err
+		}
+		b.output = filepath.Join(ukiDir, "rescue.img")
+	} else if b.signKey != "" || b.signCert != "" {
+		return usagef("--sign-key and --sign-cert sign a rescue UKI; %s is not a unified kernel image", b.input)
+	}
 	// Without --kver the default output is named after the image's only
 	// kernel, found once it is open.
 	if b.output == "" && b.kver != "" {
@@ -216,6 +259,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts,
 		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
 	})
+	if err != nil && ukiIn != nil {
+		err = fmt.Errorf("%s: the initrd in %s: %w", ukiIn.path, uki.Initrd, err)
+	}
 	var ke *pipeline.KernelError
 	var ve *pipeline.VerifyError
 	switch {
@@ -231,6 +277,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
 		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write}
+	if ukiIn != nil {
+		if err := b.finishUKI(ctx, ukiIn, ukiOutput, sign, o.force, rep); err != nil {
+			return err
+		}
+	}
 	return printBuild(e, &o, rep, res.Mode)
 }
 
@@ -401,7 +452,7 @@ func checkBuildOutput(input, output string, force bool) error {
 	if err := atomicfile.CheckTarget(output); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) {
+	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) && !isRescueUKI(output) {
 		return usagef("output %s exists and is not an initrd-remix rescue image; pass --force to replace it", output)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -1,0 +1,498 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
+	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/strip"
+	"github.com/initrd-remix/initrd-remix/uki"
+)
+
+// ukiReport is the "uki" object of inspect --json for a unified kernel
+// image: its PE sections, and the texts systemd-stub passes on. The
+// segments' offsets are then offsets in the initrd the kernel receives
+// (.ucode, then .initrd).
+type ukiReport struct {
+	Sections  []uki.Section `json:"sections"`
+	Profiles  int           `json:"profiles"`
+	Signed    bool          `json:"signed"`
+	Cmdline   string        `json:"cmdline"`
+	Uname     string        `json:"uname"`
+	OSRelease string        `json:"os_release_pretty_name"`
+}
+
+// ukiInput is an input file that is a unified kernel image.
+type ukiInput struct {
+	path string
+	f    *os.File
+	u    *uki.File
+}
+
+// openUKI opens path and, when it starts like a PE image, parses it as a
+// UKI; (nil, nil) for anything else (an initrd). A PE that is not a usable
+// UKI is an error naming the file.
+func openUKI(path string) (*ukiInput, error) {
+	f, st, err := remix.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 2)
+	if n, _ := f.ReadAt(head, 0); n < 2 || !uki.IsPE(head) {
+		f.Close()
+		return nil, nil
+	}
+	u, err := uki.Parse(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: unified kernel image: %w", path, err)
+	}
+	return &ukiInput{path: path, f: f, u: u}, nil
+}
+
+func (in *ukiInput) Close() error { return in.f.Close() }
+
+func (in *ukiInput) report() (*ukiReport, error) {
+	r := &ukiReport{Sections: in.u.Sections, Profiles: in.u.Profiles(), Signed: in.u.Signed()}
+	var err error
+	if r.Cmdline, _, err = in.u.ReadText(uki.Cmdline); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.path, err)
+	}
+	if r.Uname, _, err = in.u.ReadText(uki.Uname); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.path, err)
+	}
+	osrel, _, err := in.u.ReadText(uki.OSRel)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.path, err)
+	}
+	r.OSRelease = prettyName(bootentry.ParseOSRelease([]byte(osrel)))
+	return r, nil
+}
+
+func prettyName(osrel map[string]string) string {
+	if p := osrel["PRETTY_NAME"]; p != "" {
+		return p
+	}
+	if n := osrel["NAME"]; n != "" {
+		return n
+	}
+	return "Linux"
+}
+
+// initrd returns the initrd the kernel would receive, or an error naming
+// the file when the UKI has none.
+func (in *ukiInput) initrd() (io.Reader, int64, error) {
+	r, n, err := in.u.Initrd()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", in.path, err)
+	}
+	return r, n, nil
+}
+
+func printUKI(w io.Writer, r *ukiReport) {
+	fmt.Fprintf(w, "unified kernel image: %s, kernel %s, %d extra profiles", termSafe(r.OSRelease), termSafe(r.Uname), r.Profiles)
+	if r.Signed {
+		fmt.Fprint(w, ", signed (certificate table)")
+	}
+	fmt.Fprintf(w, "\ncmdline: %s\n\n", termSafe(r.Cmdline))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  section\taddress\tsize\tfile offset\tfile size\tprofile")
+	for _, s := range r.Sections {
+		fmt.Fprintf(tw, "  %s\t%#x\t%d\t%d\t%d\t%d\n", termSafe(s.Name), s.VirtualAddress, s.VirtualSize, s.Offset, s.RawSize, s.Profile)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nthe initrd the kernel receives (.ucode, then .initrd):")
+}
+
+// extract writes the UKI's initrd into dir (private) and returns its path.
+func (in *ukiInput) extract(dir string) (string, error) {
+	r, _, err := in.initrd()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "initrd.img")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return "", fmt.Errorf("%s: reading the initrd: %w", in.path, err)
+	}
+	return p, f.Close()
+}
+
+// rescueArgs are the arguments a rescue UKI's command line must not keep:
+// those that name or mount the installed root, resume from it, or unlock
+// and assemble storage (the rescue initrd ignores them; they are dropped
+// so that the command line says what the image does).
+var rescueArgs = []string{"root=", "rootflags=", "rootfstype=", "ro", "rw", "resume=", "resume_offset=", "mount.usr=",
+	"mount.usrflags=", "mount.usrfstype=", "rd.luks.", "rd.lvm.", "rd.md.", "rd.dm.", "luks.", "rd.auto", "systemd.mount-extra=",
+	"systemd.swap-extra=", "systemd.volatile="}
+
+// rescueCmdline is the command line of a rescue UKI: the original, less
+// what a rescue entry must not inherit (bootentry.SanitizeOptions) and
+// what would point at the installed root or its storage, plus dracut's and
+// systemd's switches that turn storage activation off.
+func rescueCmdline(orig string) string {
+	var keep []string
+	for _, a := range strings.Fields(bootentry.SanitizeOptions(orig)) {
+		drop := false
+		for _, d := range rescueArgs {
+			if a == d || (strings.HasSuffix(d, "=") || strings.HasSuffix(d, ".")) && strings.HasPrefix(a, d) {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			keep = append(keep, a)
+		}
+	}
+	return strings.Join(append(keep, strings.Fields(strip.StorageOffArgs)...), " ")
+}
+
+// rescueOSRelease marks os-release as the rescue's: PRETTY_NAME (what
+// systemd-boot shows, with the version) says "initrd-remix rescue", and
+// IMAGE_ID (systemd-boot's sort key for a type #2 entry) is ID-rescue, so
+// the rescue sorts after the distribution's entries, as the type #1 rescue
+// entries do (bootentry.DefaultSortKey).
+func rescueOSRelease(orig string) string {
+	m := bootentry.ParseOSRelease([]byte(orig))
+	var b strings.Builder
+	for _, line := range strings.Split(orig, "\n") {
+		k, _, _ := strings.Cut(strings.TrimSpace(line), "=")
+		if k == "PRETTY_NAME" || k == "IMAGE_ID" || strings.TrimSpace(line) == "" {
+			continue
+		}
+		b.WriteString(line + "\n")
+	}
+	fmt.Fprintf(&b, "PRETTY_NAME=%s\n", osrelQuote(prettyName(m)+" (initrd-remix rescue)"))
+	fmt.Fprintf(&b, "IMAGE_ID=%s\n", osrelQuote(bootentry.DefaultSortKey(m)))
+	return b.String()
+}
+
+// osrelQuote quotes a value the way os-release(5) reads it: double quotes,
+// with backslash before ", \, $ and `.
+func osrelQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if strings.ContainsRune("\"\\$`", r) {
+			b.WriteByte('\\')
+		}
+		if r == '\n' {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// rescueEdit is what a rescue UKI changes in the distribution's: the
+// rescue initrd (early microcode included: it is the input's first
+// archive, kept byte for byte, so .ucode is folded into .initrd), the
+// command line and os-release; gone are .pcrsig and .pcrpkey (the rescue
+// must never satisfy a TPM policy signed for the distribution's UKI), the
+// profiles other than the base one (their command lines are not the
+// rescue's) and the signature.
+func (in *ukiInput) rescueEdit(initrd *os.File, size int64) (uki.Edit, error) {
+	cmd, _, err := in.u.ReadText(uki.Cmdline)
+	if err != nil {
+		return uki.Edit{}, fmt.Errorf("%s: %w", in.path, err)
+	}
+	osrel, _, err := in.u.ReadText(uki.OSRel)
+	if err != nil {
+		return uki.Edit{}, fmt.Errorf("%s: %w", in.path, err)
+	}
+	return uki.Edit{
+		Set: []uki.Set{
+			{Name: uki.OSRel, Content: uki.Bytes([]byte(rescueOSRelease(osrel)))},
+			{Name: uki.Cmdline, Content: uki.Bytes([]byte(rescueCmdline(cmd)))},
+			{Name: uki.Initrd, Content: uki.Content{R: initrd, Size: size}},
+		},
+		Drop:     []string{uki.PCRSig, uki.PCRPKey, uki.Ucode},
+		BaseOnly: true,
+	}, nil
+}
+
+// signer signs a rescue UKI for Secure Boot with the administrator's key.
+type signer struct{ key, cert string }
+
+// writeRescue writes the rescue UKI to output: the input's stub and kernel
+// with the rescue initrd at initrdPath, read back with uki.Parse and
+// compared (the initrd's bytes, the command line, no .pcrsig) before it is
+// renamed into place; signed with sbsign first when s is set.
+func (in *ukiInput) writeRescue(ctx context.Context, initrdPath, output string, s *signer, root string) (int64, error) {
+	ri, err := os.Open(initrdPath)
+	if err != nil {
+		return 0, err
+	}
+	defer ri.Close()
+	st, err := ri.Stat()
+	if err != nil {
+		return 0, err
+	}
+	edit, err := in.rescueEdit(ri, st.Size())
+	if err != nil {
+		return 0, err
+	}
+	af, err := atomicfile.Create(output, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer af.Abort()
+	bw := bufio.NewWriterSize(af, 1<<20)
+	n, err := in.u.Write(bw, edit)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", output, err)
+	}
+	if s != nil {
+		if n, err = s.sign(ctx, af.File, root); err != nil {
+			return 0, fmt.Errorf("sign %s: %w", output, err)
+		}
+	}
+	if err := checkRescueUKI(af.File, n, ri, edit); err != nil {
+		return 0, &remix.VerifyError{Err: fmt.Errorf("%s: %w", output, err)}
+	}
+	return n, af.Commit()
+}
+
+// checkRescueUKI reads the written UKI back with the project's reader and
+// compares what matters: the initrd's bytes, the command line, and that
+// nothing would satisfy the distribution's TPM policy.
+func checkRescueUKI(f *os.File, size int64, initrd *os.File, edit uki.Edit) error {
+	g, err := uki.Parse(f, size)
+	if err != nil {
+		return fmt.Errorf("reading it back: %w", err)
+	}
+	for _, name := range edit.Drop {
+		if g.Lookup(name) != nil {
+			return fmt.Errorf("reading it back: %s still there", name)
+		}
+	}
+	r, _, err := g.Initrd()
+	if err != nil {
+		return err
+	}
+	got, want := sha256.New(), sha256.New()
+	if _, err := io.Copy(got, r); err != nil {
+		return err
+	}
+	if _, err := io.Copy(want, io.NewSectionReader(initrd, 0, 1<<62)); err != nil {
+		return err
+	}
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		return errors.New("reading it back: .initrd differs from the rescue initrd")
+	}
+	for _, set := range edit.Set {
+		if set.Name != uki.Cmdline {
+			continue
+		}
+		want := make([]byte, set.Size)
+		set.R.ReadAt(want, 0)
+		if c, _, _ := g.ReadText(uki.Cmdline); c != string(want) {
+			return fmt.Errorf("reading it back: .cmdline is %q", c)
+		}
+	}
+	return nil
+}
+
+// sign runs sbsign (from root's /usr/bin, else PATH) over the unsigned
+// image in f, and replaces f's content with the signed one.
+func (s *signer) sign(ctx context.Context, f *os.File, root string) (int64, error) {
+	tool, err := findTool(root, "sbsign")
+	if err != nil {
+		return 0, err
+	}
+	dir, err := os.MkdirTemp(remix.DefaultSpoolDir(), "initrd-remix-sign-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	in, out := filepath.Join(dir, "in.efi"), filepath.Join(dir, "out.efi")
+	if err := writePrivate(in, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, tool, "--key", s.key, "--cert", s.cert, "--output", out, in)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", tool, err, bytes.TrimSpace(msg))
+	}
+	sf, err := os.Open(out)
+	if err != nil {
+		return 0, err
+	}
+	defer sf.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(0); err != nil {
+		return 0, err
+	}
+	return io.Copy(f, sf)
+}
+
+func writePrivate(p string, r io.Reader) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// findTool finds a program in root's /usr/bin or /usr/sbin, else in PATH.
+func findTool(root, name string) (string, error) {
+	for _, d := range []string{"usr/bin", "usr/sbin", "bin", "sbin"} {
+		p := filepath.Join(root, d, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in %s nor in PATH (install sbsigntool)", name, root)
+	}
+	return p, nil
+}
+
+// secureBootVar is the UEFI global variable that says whether Secure Boot
+// is on (efivarfs: 4 bytes of attributes, then the value).
+const secureBootVar = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+// secureBootOn reports whether root's firmware has Secure Boot enabled.
+func secureBootOn(root string) bool {
+	b, err := os.ReadFile(filepath.Join(root, secureBootVar))
+	return err == nil && len(b) >= 5 && b[4] == 1
+}
+
+// defaultUKIOutput names the rescue UKI beside the input.
+func defaultUKIOutput(input, kver string) string {
+	return filepath.Join(filepath.Dir(input), bootentry.ImagePrefix+"-"+kver+".efi")
+}
+
+// isRescueUKI reports whether p is a UKI whose initrd is a rescue image.
+func isRescueUKI(p string) bool {
+	in, err := openUKI(p)
+	if err != nil || in == nil {
+		return false
+	}
+	defer in.Close()
+	r, _, err := in.initrd()
+	if err != nil {
+		return false
+	}
+	img, err := remix.Read(context.Background(), r, remix.OpenOptions{MetadataOnly: true})
+	if err != nil {
+		return false
+	}
+	defer img.Close()
+	return img.Tree.Lookup(strip.Marker) != nil
+}
+
+// readInitrd decodes the UKI's initrd in place (no copy), as inspect does.
+func (in *ukiInput) readInitrd(ctx context.Context, opt remix.OpenOptions) (*remix.Image, error) {
+	r, _, err := in.initrd()
+	if err != nil {
+		return nil, err
+	}
+	img, err := remix.Read(ctx, r, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the initrd in %s: %w", in.path, uki.Initrd, err)
+	}
+	return img, nil
+}
+
+// ukiBuild is the "uki" object of build --json: the rescue UKI written.
+type ukiBuild struct {
+	Output  string `json:"output"`
+	Bytes   int64  `json:"bytes"`
+	Cmdline string `json:"cmdline"`
+	Signed  bool   `json:"signed"`
+	// Initrd is the size of the rescue initrd in its .initrd section.
+	Initrd int64 `json:"initrd_bytes"`
+}
+
+// signer returns the Secure Boot signer of --sign-key and --sign-cert, or
+// nil when neither is set.
+func (b *buildFlags) signer() (*signer, error) {
+	if b.signKey == "" && b.signCert == "" {
+		return nil, nil
+	}
+	if b.signKey == "" || b.signCert == "" {
+		return nil, usagef("--sign-key and --sign-cert go together (the private key and its certificate)")
+	}
+	for _, p := range []string{b.signKey, b.signCert} {
+		if st, err := os.Stat(p); err != nil {
+			return nil, err
+		} else if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file", p)
+		}
+	}
+	return &signer{key: b.signKey, cert: b.signCert}, nil
+}
+
+// spoolDir is where build keeps its private copies of a UKI's initrd.
+func spoolDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return remix.DefaultSpoolDir()
+}
+
+// finishUKI writes the rescue UKI from the rescue initrd the pipeline
+// wrote (rep.Output, in the private directory), and makes rep describe it.
+func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string, s *signer, force bool, rep *buildReport) error {
+	if output == "" {
+		output = defaultUKIOutput(in.path, rep.Kver)
+		if err := checkBuildOutput(in.path, output, force); err != nil {
+			return err
+		}
+	}
+	cmd, _, _ := in.u.ReadText(uki.Cmdline)
+	rep.UKI = &ukiBuild{Output: output, Cmdline: rescueCmdline(cmd), Signed: s != nil}
+	if s == nil && secureBootOn(b.root) {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("Secure Boot is enabled on %s and no signing key is configured: the firmware will refuse to start the rescue UKI %s "+
+			"(its signature, if the input had one, cannot cover the new content). Configure the key and certificate of a db (or MOK) entry "+
+			"the firmware trusts, with --sign-key/--sign-cert or sign-key/sign-cert in /etc/initrd-remix/initrd-remix.conf, and build again", b.root, output))
+	}
+	rep.Input = in.path
+	if rep.DryRun {
+		rep.Output = output
+		return nil
+	}
+	if st, err := os.Stat(rep.Output); err == nil {
+		rep.UKI.Initrd = st.Size()
+	}
+	n, err := in.writeRescue(ctx, rep.Output, output, s, b.root)
+	if err != nil {
+		var ve *remix.VerifyError
+		if errors.As(err, &ve) {
+			return verifyError{ve.Err}
+		}
+		return err
+	}
+	rep.Output, rep.UKI.Bytes = output, n
+	if rep.WriteResult != nil {
+		rep.Bytes = n
+	}
+	return nil
+}
