@@ -7,14 +7,18 @@
 #
 # A copy of the lab's trixie root (releases/trixie/root) becomes a chroot;
 # apt-get installs trixie's systemd-ukify, systemd-boot-efi (systemd-stub
-# and systemd-boot), sbsigntool and openssl there from deb.debian.org. In
+# and systemd-boot), sbsigntool, openssl and tpm2-tools (the TPM libraries
+# systemd-measure needs) there from deb.debian.org. In
 # it, `ukify build` joins the lab's trixie kernel with each of two initrds
 # (initramfs-tools, and dracut with systemd) into a UKI whose command line
 # boots the lab's marker root (console on ttyS0), with the root's
-# os-release and the kernel's uname. It also makes a Secure Boot signing key
-# and certificate (openssl), as an administrator would for sbsign.
+# os-release and the kernel's uname. The initramfs-tools one is made the
+# way a distribution ships one: with a signed PCR 11 policy (.pcrsig and
+# .pcrpkey, by systemd-measure, key made with openssl) and a Secure Boot
+# signature (sbsign, with a db key and certificate made with openssl); the
+# dracut one as a machine's kernel-install makes one, unsigned.
 #
-# Outputs: itools.efi, dracut-sd.efi, db.key, db.crt, uki.env (paths,
+# Outputs: itools.efi, dracut-sd.efi, db.key, db.crt, pcr.pub, uki.env (paths,
 # versions, the command line), uki.log, and root/ (the chroot, kept: the
 # tests run its ukify, sbverify, bootctl and kernel-install in it, and copy
 # its systemd-bootx64.efi onto an ESP). The lab directory is only read.
@@ -67,15 +71,23 @@ for d in proc sys dev; do mount --rbind "/$d" "$r/$d"; done
 chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
   DEBIAN_FRONTEND=noninteractive SOURCE_DATE_EPOCH="$epoch" KVER="$kver" CMDLINE="$cmdline" /bin/sh -euc '
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends systemd-ukify systemd-boot-efi sbsigntool openssl >/dev/null
+apt-get install -y -qq --no-install-recommends systemd-ukify systemd-boot-efi sbsigntool openssl tpm2-tools >/dev/null
 apt-get clean
 dpkg-query -W -f="\${Version}\n" systemd-ukify >/out/ukify-version
-for n in itools dracut-sd; do
-  ukify build --linux /in/vmlinuz --initrd /in/$n.img --cmdline "$CMDLINE" \
-    --os-release @/etc/os-release --uname "$KVER" --output /out/$n.efi
-done
 openssl req -new -x509 -newkey rsa:2048 -nodes -subj "/CN=initrd-remix lab db/" -days 3650 \
   -keyout /out/db.key -out /out/db.crt 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out /out/pcr.key 2>/dev/null
+openssl pkey -in /out/pcr.key -pubout -out /out/pcr.pub
+# As a distribution ships it: a TPM PCR 11 policy signature (.pcrsig,
+# .pcrpkey, by systemd-measure) and a Secure Boot signature.
+ukify build --linux /in/vmlinuz --initrd /in/itools.img --cmdline "$CMDLINE" \
+  --os-release @/etc/os-release --uname "$KVER" \
+  --pcr-private-key /out/pcr.key --pcr-public-key /out/pcr.pub \
+  --signtool sbsign --secureboot-private-key /out/db.key --secureboot-certificate /out/db.crt \
+  --output /out/itools.efi
+# As kernel-install with layout=uki makes it on a machine: unsigned.
+ukify build --linux /in/vmlinuz --initrd /in/dracut-sd.img --cmdline "$CMDLINE" \
+  --os-release @/etc/os-release --uname "$KVER" --output /out/dracut-sd.efi
 rm -rf /in
 '
 INNER
@@ -85,7 +97,7 @@ if ! unshare --mount --propagation private bash "$work/inner.sh" "$r" "$LAB_KVER
   log "building the UKIs failed"
   exit 1
 fi
-for f in itools.efi dracut-sd.efi db.key db.crt; do
+for f in itools.efi dracut-sd.efi db.key db.crt pcr.pub; do
   mv "$r/out/$f" "$work/out/$f"
 done
 ukify_version=$(cat "$r/out/ukify-version")

@@ -496,3 +496,86 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 	}
 	return nil
 }
+
+// UKISuffix ends the file name of every rescue UKI the kernel-install
+// plugin writes to $BOOT/EFI/Linux: <token>-<kver>_initrd-remix-rescue.efi
+// sorts after the distribution's <token>-<kver>.efi and <token>-<kver>+N.efi.
+const UKISuffix = "_initrd-remix-rescue.efi"
+
+// listUKIEntries lists the rescue UKIs (Boot Loader Specification type #2
+// entries) in $BOOT/EFI/Linux, with what would keep each from being a
+// working rescue: not a UKI, no initrd, an initrd that is not a rescue
+// image, or a .pcrsig/.pcrpkey left in it.
+func listUKIEntries(s bootentry.Store, kver string) ([]entryJSON, error) {
+	dir := filepath.Join(s.Root, s.BootRoot, "EFI/Linux")
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	owned, err := s.OwnedTokens()
+	if err != nil {
+		return nil, err
+	}
+	var out []entryJSON
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasSuffix(name, UKISuffix) || !de.Type().IsRegular() {
+			continue
+		}
+		j := entryJSON{File: filepath.Join(dir, name), Initrd: []string{}, Problems: []string{}, Type: 2}
+		j.Problems = ukiProblems(j.File, &j)
+		if kver != "" && j.Version != kver && !strings.HasSuffix(name, "-"+kver+UKISuffix) {
+			continue
+		}
+		if tok, _, ok := strings.Cut(strings.TrimSuffix(name, UKISuffix), "-"+j.Version); ok && j.Version != "" {
+			j.Token = tok
+		}
+		j.Owned = j.Token != "" && owned[j.Token]
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// ukiProblems reads a rescue UKI as systemd-boot and systemd-stub would and
+// returns what is wrong with it; it fills in the entry's title, version
+// and command line.
+func ukiProblems(p string, j *entryJSON) []string {
+	in, err := openUKI(p)
+	if err == nil && in == nil {
+		err = uki.ErrNotPE
+	}
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer in.Close()
+	rep, err := in.report()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	j.Title, j.Version, j.Options, j.Linux = rep.OSRelease, rep.Uname, rep.Cmdline, p
+	problems := []string{}
+	if j.Version == "" {
+		problems = append(problems, "no .uname (kernel version)")
+	}
+	for _, name := range []string{uki.PCRSig, uki.PCRPKey} {
+		if in.u.Lookup(name) != nil {
+			problems = append(problems, name+" present: it could satisfy the distribution's TPM policy")
+		}
+	}
+	r, _, err := in.initrd()
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	img, err := remix.Read(context.Background(), r, remix.OpenOptions{MetadataOnly: true})
+	if err != nil {
+		return append(problems, fmt.Sprintf("%s: %v", uki.Initrd, err))
+	}
+	defer img.Close()
+	if img.Tree.Lookup(strip.Marker) == nil {
+		problems = append(problems, uki.Initrd+" is not an initrd-remix rescue image")
+	}
+	return problems
+}
