@@ -424,7 +424,7 @@ func ukiKernelInstall(t *testing.T, l, trixie *lab, env map[string]string, tb st
 		t.Error("the rescue UKI has a PCR signature")
 	}
 	// ukify inspect, the distribution's own reader, in the root.
-	js := c.mustRun(nil, "ukify", "inspect", "--json=short", "/boot/EFI/Linux/"+rescueName)
+	js := c.mustRun(nil, "ukify", "inspect", "/boot/EFI/Linux/"+rescueName, "--all", "--json=short")
 	var sections map[string]struct {
 		Size int64  `json:"size"`
 		Text string `json:"text"`
@@ -469,7 +469,10 @@ func ukiKernelInstall(t *testing.T, l, trixie *lab, env map[string]string, tb st
 	rescueAt, distAt := strings.Index(menu, "initrd-remix rescue"), strings.Index(menu, "Debian GNU/Linux 13 (trixie)")
 	if rescueAt < 0 || distAt < 0 || rescueAt < distAt {
 		t.Errorf("systemd-boot's menu on the console does not list the rescue entry after the distribution's (rescue at %d, distribution at %d)", rescueAt, distAt)
+	} else {
+		t.Logf("systemd-boot's menu: %q", menu[distAt:rescueAt+len("initrd-remix rescue")+1])
 	}
+	t.Logf("entry list --check:\n%s", list)
 
 	c.mustRun(nil, "kernel-install", "--verbose", "remove", kver)
 	if left := c.ours(); len(left) > 0 {
