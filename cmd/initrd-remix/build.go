@@ -97,7 +97,7 @@ Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
 module, drivers, omit-module, preset, allow-missing, compress, level,
-threads, mode, max-size, max-metadata, spool-dir, run; add, include,
+threads, mode, max-size, max-metadata, spool-dir, run, sign-key, sign-cert; add, include,
 module, omit-module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `
@@ -225,7 +225,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		b.output = filepath.Join(ukiDir, "rescue.img")
-	} else if b.signKey != "" || b.signCert != "" {
+	} else if fs.Changed("sign-key") || fs.Changed("sign-cert") {
+		// Set in the configuration, they are for the UKIs among the
+		// builds; on the command line, for this one.
 		return usagef("--sign-key and --sign-cert sign a rescue UKI; %s is not a unified kernel image", b.input)
 	}
 	// Without --kver the default output is named after the image's only

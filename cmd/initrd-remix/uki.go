@@ -139,7 +139,7 @@ func (in *ukiInput) extract(dir string) (string, error) {
 // and assemble storage (the rescue initrd ignores them; they are dropped
 // so that the command line says what the image does).
 var rescueArgs = []string{"root=", "rootflags=", "rootfstype=", "ro", "rw", "resume=", "resume_offset=", "mount.usr=",
-	"mount.usrflags=", "mount.usrfstype=", "rd.luks.", "rd.lvm.", "rd.md.", "rd.dm.", "luks.", "rd.auto", "systemd.mount-extra=",
+	"mount.usrflags=", "mount.usrfstype=", "rd.luks.", "rd.lvm.", "rd.md.", "rd.dm.", "luks.", "rd.auto", "rd.auto=", "systemd.mount-extra=",
 	"systemd.swap-extra=", "systemd.volatile="}
 
 // rescueCmdline is the command line of a rescue UKI: the original, less

@@ -132,6 +132,31 @@ func TestUKILab(t *testing.T) {
 		}
 	})
 
+	// A machine with Secure Boot on (its efivar under --root): without a
+	// key the build says the rescue UKI will not boot; with the key and
+	// certificate in the configuration file, it is signed and says nothing.
+	t.Run("secure-boot-config", func(t *testing.T) {
+		sbRoot := t.TempDir()
+		efivar := filepath.Join(sbRoot, secureBootVar)
+		os.MkdirAll(filepath.Dir(efivar), 0o755)
+		os.WriteFile(efivar, []byte{6, 0, 0, 0, 1}, 0o644)
+		conf := filepath.Join(t.TempDir(), "initrd-remix.conf")
+		os.WriteFile(conf, []byte("sign-key = "+sbKey+"\nsign-cert = "+snakeoilCert+"\n"), 0o644)
+		out := filepath.Join(t.TempDir(), "rescue.efi")
+		base := []string{"build", "--root", sbRoot, "--preset", "none", "--drivers", "none", "--input", env["UKI_DRACUT_SD"], "--output", out}
+		code, _, errs := cli(t, append(base, "--config", "")...)
+		if code != exitOK || !strings.Contains(errs, "Secure Boot is enabled") || !strings.Contains(errs, "will refuse to start the rescue UKI") {
+			t.Errorf("no key: exit %d, stderr:\n%s", code, errs)
+		}
+		code, _, errs = cli(t, append(base, "--config", conf, "--force")...)
+		if code != exitOK || strings.Contains(errs, "Secure Boot is enabled") {
+			t.Errorf("key configured: exit %d, stderr:\n%s", code, errs)
+		}
+		if res, err := exec.Command("sbverify", "--cert", snakeoilCert, out).CombinedOutput(); err != nil {
+			t.Errorf("sbverify: %v: %s", err, res)
+		}
+	})
+
 	t.Run("bad-input", func(t *testing.T) {
 		badUKIInputs(t, env, work, root)
 	})
