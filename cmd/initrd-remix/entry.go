@@ -19,7 +19,10 @@ plugin runs it; you rarely need to.
           kernel under another token of this installation (an older machine
           ID) are removed, with the rescue images they named.
   list    list the rescue entries, with what is wrong with each (a missing
-          file, a path that leaves the boot partition) and whose they are;
+          file, a path that leaves the boot partition) and whose they are,
+          and the rescue UKIs (type #2 entries) in $BOOT/EFI/Linux
+          (<token>-<version>_initrd-remix-rescue.efi), with what is wrong
+          with each (not a UKI, no initrd, not a rescue initrd, a .pcrsig);
           --check exits 1 when any entry is broken.
   remove  remove the rescue entries of a kernel (--kver), or the broken ones
           (--stale); --images also deletes the rescue images they name (only
