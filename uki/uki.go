@@ -3,7 +3,8 @@
 // line and os-release in sections of its own (the UAPI group's Unified
 // Kernel Image specification). It has one job: the PE layout. It parses
 // the headers and the section table with nothing but the standard library
-// (debug/pe serves the tests as an independent oracle), checks that every
+// and the project's countio (debug/pe serves the tests as an independent
+// oracle), checks that every
 // section lies inside the file and that none overlaps another or the
 // headers, and writes a new image from an old one: the stub's own sections
 // (.text, .data, .reloc, .sdmagic, .sbat, ...) kept byte for byte at their

@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/initrd-remix/initrd-remix/internal/countio"
 )
 
 // Content is the new content of a section.
@@ -46,18 +48,12 @@ type outSection struct {
 	src Content
 }
 
-// Layout is the result of planning a Write: the new section table.
+// Layout is the plan of a Write: the new section table and sizes.
 type Layout struct {
 	Sections     []Section
 	SizeOfImage  uint32
 	SizeOfHeader uint32
 	Size         int64 // bytes of the file
-}
-
-// Plan lays out the image Write would write, without writing it.
-func (f *File) Plan(e Edit) (*Layout, error) {
-	l, _, err := f.plan(e)
-	return l, err
 }
 
 func (f *File) plan(e Edit) (*Layout, []outSection, error) {
@@ -81,8 +77,7 @@ func (f *File) plan(e Edit) (*Layout, []outSection, error) {
 		if strings.HasPrefix(s.Name, "/") {
 			return nil, nil, formatErr("section %q has a long name from the COFF string table, which a rewrite would lose", s.Name)
 		}
-		o := outSection{Section: s, src: Content{R: f.r, Size: int64(s.RawSize)}}
-		o.src.R = io.NewSectionReader(f.r, int64(s.Offset), int64(s.RawSize))
+		o := outSection{Section: s, src: Content{R: io.NewSectionReader(f.r, int64(s.Offset), int64(s.RawSize)), Size: int64(s.RawSize)}}
 		if s.Profile == 0 {
 			if slices.Contains(e.Drop, s.Name) {
 				continue
@@ -192,50 +187,40 @@ func (f *File) Write(w io.Writer, e Edit) (int64, error) {
 		le.PutUint32(b[20:], s.Offset)
 		le.PutUint32(b[36:], s.Characteristics)
 	}
-	cw := &countWriter{w: w}
+	cw := &countio.Writer{W: w}
 	if _, err := cw.Write(hdr); err != nil {
-		return cw.n, err
+		return cw.N, err
 	}
 	for _, s := range out {
 		if s.RawSize == 0 {
 			continue
 		}
-		if err := cw.zeros(int64(s.Offset) - cw.n); err != nil {
-			return cw.n, err
+		if err := zeros(cw, int64(s.Offset)-cw.N); err != nil {
+			return cw.N, err
 		}
 		n, err := io.Copy(cw, io.NewSectionReader(s.src.R, 0, s.src.Size))
 		if err != nil {
-			return cw.n, fmt.Errorf("section %s: %w", s.Name, err)
+			return cw.N, fmt.Errorf("section %s: %w", s.Name, err)
 		}
 		if n != s.src.Size {
-			return cw.n, fmt.Errorf("section %s: %d of %d bytes", s.Name, n, s.src.Size)
+			return cw.N, fmt.Errorf("section %s: %d of %d bytes", s.Name, n, s.src.Size)
 		}
-		if err := cw.zeros(int64(s.Offset) + int64(s.RawSize) - cw.n); err != nil {
-			return cw.n, err
+		if err := zeros(cw, int64(s.Offset)+int64(s.RawSize)-cw.N); err != nil {
+			return cw.N, err
 		}
 	}
-	if cw.n != l.Size {
-		return cw.n, fmt.Errorf("wrote %d bytes, the layout has %d", cw.n, l.Size)
+	if cw.N != l.Size {
+		return cw.N, fmt.Errorf("wrote %d bytes, the layout has %d", cw.N, l.Size)
 	}
-	return cw.n, nil
+	return cw.N, nil
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countWriter) zeros(n int64) error {
+// zeros writes n zero bytes to w, which has written w.N so far.
+func zeros(w *countio.Writer, n int64) error {
 	if n < 0 {
-		return fmt.Errorf("layout: at %d, %d bytes behind", c.n, -n)
+		return fmt.Errorf("layout: at %d, %d bytes behind", w.N, -n)
 	}
-	_, err := io.CopyN(c, zeroReader{}, n)
+	_, err := io.CopyN(w, zeroReader{}, n)
 	return err
 }
 

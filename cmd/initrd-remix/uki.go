@@ -41,9 +41,9 @@ type ukiInput struct {
 	u    *uki.File
 }
 
-// openUKI opens path and, when it starts like a PE image, parses it as a
-// UKI; (nil, nil) for anything else (an initrd). A PE that is not a usable
-// UKI is an error naming the file.
+// openUKI opens path and, when it is a PE image, parses it as a UKI; (nil,
+// nil) for anything else (an initrd). A PE that is not a usable UKI is an
+// error naming the file.
 func openUKI(path string) (*ukiInput, error) {
 	f, st, err := remix.OpenRegular(path)
 	if err != nil {
@@ -55,6 +55,12 @@ func openUKI(path string) (*ukiInput, error) {
 		return nil, nil
 	}
 	u, err := uki.Parse(f, st.Size())
+	if errors.Is(err, uki.ErrNotPE) {
+		// MZ without a PE header: not an EFI program at all; the initrd
+		// reader says what it is not.
+		f.Close()
+		return nil, nil
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: unified kernel image: %w", path, err)
