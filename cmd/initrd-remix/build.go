@@ -106,6 +106,7 @@ check" shows every setting and where it comes from.
 type buildFlags struct {
 	input, output, root, kver, run string
 	signKey, signCert              string
+	format, linuxOutput            string
 	dryRun                         bool
 }
 
@@ -142,6 +143,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
 	fs.StringVar(&b.signKey, "sign-key", "", "with a unified kernel image: sign the rescue UKI for Secure Boot with this private key (PEM, with --sign-cert; sbsign from --root or PATH)")
 	fs.StringVar(&b.signCert, "sign-cert", "", "with a unified kernel image: the certificate of --sign-key (PEM)")
+	fs.StringVar(&b.format, "format", "", "with a unified kernel image: uki (the default) writes a rescue UKI, initrd the rescue initrd alone (for a type #1 entry, with --linux-output)")
+	fs.StringVar(&b.linuxOutput, "linux-output", "", "with a unified kernel image: also write the kernel it carries (.linux) to this file")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
 	ovf := addOverlayFlags(fs)
 	var o outputFlags
@@ -199,36 +202,18 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	var ukiOutput, ukiDir string
 	var sign *signer
+	beside := b.input // the default output goes beside it
 	if ukiIn != nil {
 		defer ukiIn.Close()
-		if sign, err = b.signer(); err != nil {
+		beside = ukiIn.path
+		if ukiOutput, ukiDir, sign, err = b.prepareUKI(fs, ukiIn, &o); err != nil {
 			return err
 		}
-		if b.kver == "" {
-			if un, _, _ := ukiIn.u.ReadText(uki.Uname); bootentry.CheckVersion(un) == nil {
-				b.kver = un
-			}
+		if ukiDir != "" {
+			defer os.RemoveAll(ukiDir)
 		}
-		if ukiOutput = b.output; ukiOutput == "" && b.kver != "" {
-			ukiOutput = defaultUKIOutput(ukiIn.path, b.kver)
-		}
-		if ukiOutput != "" {
-			if err := checkBuildOutput(ukiIn.path, ukiOutput, o.force); err != nil {
-				return err
-			}
-		}
-		if ukiDir, err = os.MkdirTemp(spoolDir(o.spoolDir), "initrd-remix-uki-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(ukiDir)
-		if b.input, err = ukiIn.extract(ukiDir); err != nil {
-			return err
-		}
-		b.output = filepath.Join(ukiDir, "rescue.img")
-	} else if fs.Changed("sign-key") || fs.Changed("sign-cert") {
-		// Set in the configuration, they are for the UKIs among the
-		// builds; on the command line, for this one.
-		return usagef("--sign-key and --sign-cert sign a rescue UKI; %s is not a unified kernel image", b.input)
+	} else if err := b.checkNotUKI(fs); err != nil {
+		return err
 	}
 	// Without --kver the default output is named after the image's only
 	// kernel, found once it is open.
@@ -236,10 +221,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		if err := bootentry.CheckVersion(b.kver); err != nil {
 			return usagef("--kver: %v", err)
 		}
-		b.output = defaultOutput(b.input, b.kver)
+		b.output = defaultOutput(beside, b.kver)
 	}
 	if b.output != "" {
-		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
+		if err := checkBuildOutput(beside, b.output, o.force); err != nil {
 			return err
 		}
 	}
@@ -253,8 +238,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	res, err := pipeline.Build(ctx, pipeline.Options{
 		Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun,
 		NameOutput: func(kver string) (string, error) {
-			out := defaultOutput(b.input, kver)
-			return out, checkBuildOutput(b.input, out, o.force)
+			out := defaultOutput(beside, kver)
+			return out, checkBuildOutput(beside, out, o.force)
 		},
 		CheckKver: bootentry.CheckVersion,
 		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,

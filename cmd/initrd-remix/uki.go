@@ -19,6 +19,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/strip"
 	"github.com/initrd-remix/initrd-remix/uki"
+	"github.com/spf13/pflag"
 )
 
 // ukiReport is the "uki" object of inspect --json for a unified kernel
@@ -427,9 +428,12 @@ func (in *ukiInput) readInitrd(ctx context.Context, opt remix.OpenOptions) (*rem
 	return img, nil
 }
 
-// ukiBuild is the "uki" object of build --json: the rescue UKI written.
+// ukiBuild is the "uki" object of build --json: what a build from a UKI
+// wrote.
 type ukiBuild struct {
-	Output  string `json:"output"`
+	Format  string `json:"format"` // uki or initrd
+	Output  string `json:"output,omitempty"`
+	Linux   string `json:"linux_output,omitempty"`
 	Bytes   int64  `json:"bytes"`
 	Cmdline string `json:"cmdline"`
 	Signed  bool   `json:"signed"`
@@ -464,25 +468,118 @@ func spoolDir(flag string) string {
 	return remix.DefaultSpoolDir()
 }
 
-// finishUKI writes the rescue UKI from the rescue initrd the pipeline
-// wrote (rep.Output, in the private directory), and makes rep describe it.
+// prepareUKI readies a build from a UKI: the signer, the kernel version
+// from .uname, the initrd extracted into a private directory (the
+// pipeline's input), and with --format uki the rescue initrd's place in it
+// (the pipeline's output) and the rescue UKI's path.
+func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags) (ukiOutput, dir string, s *signer, err error) {
+	switch b.format {
+	case "", "uki":
+		b.format = "uki"
+		if s, err = b.signer(); err != nil {
+			return "", "", nil, err
+		}
+	case "initrd":
+		if fs.Changed("sign-key") || fs.Changed("sign-cert") {
+			return "", "", nil, usagef("--sign-key and --sign-cert sign a rescue UKI; --format initrd writes an initrd")
+		}
+	default:
+		return "", "", nil, usagef("--format %q: uki or initrd", b.format)
+	}
+	if b.kver == "" {
+		if un, _, _ := in.u.ReadText(uki.Uname); bootentry.CheckVersion(un) == nil {
+			b.kver = un
+		}
+	}
+	if b.linuxOutput != "" {
+		if err := checkLinuxOutput(in.path, b.linuxOutput, o.force); err != nil {
+			return "", "", nil, err
+		}
+	}
+	if b.format == "uki" {
+		if ukiOutput = b.output; ukiOutput == "" && b.kver != "" {
+			ukiOutput = defaultUKIOutput(in.path, b.kver)
+		}
+		if ukiOutput != "" {
+			if err := checkBuildOutput(in.path, ukiOutput, o.force); err != nil {
+				return "", "", nil, err
+			}
+		}
+	}
+	if dir, err = os.MkdirTemp(spoolDir(o.spoolDir), "initrd-remix-uki-"); err != nil {
+		return "", "", nil, err
+	}
+	if b.input, err = in.extract(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", "", nil, err
+	}
+	if b.format == "uki" {
+		b.output = filepath.Join(dir, "rescue.img")
+	}
+	return ukiOutput, dir, s, nil
+}
+
+// checkNotUKI refuses the UKI-only flags given on the command line for an
+// initrd input (set in the configuration, they are for the UKIs among the
+// builds).
+func (b *buildFlags) checkNotUKI(fs *pflag.FlagSet) error {
+	for _, f := range []string{"sign-key", "sign-cert", "format", "linux-output"} {
+		if fs.Changed(f) && !(f == "format" && b.format == "initrd") {
+			return usagef("--%s is for a unified kernel image; %s is not one", f, b.input)
+		}
+	}
+	return nil
+}
+
+// checkLinuxOutput: never the input, nothing but a regular file, and
+// replaced without --force only when its name is a rescue file's.
+func checkLinuxOutput(input, output string, force bool) error {
+	if err := checkOutputPath(input, output, false); err != nil {
+		return usagef("--linux-output %s is the input file", output)
+	}
+	if err := atomicfile.CheckTarget(output); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(output); err == nil && !force && !strings.HasPrefix(filepath.Base(output), bootentry.ImagePrefix) {
+		return usagef("--linux-output %s exists and is not named %s*; pass --force to replace it", output, bootentry.ImagePrefix)
+	}
+	return nil
+}
+
+// finishUKI completes a build from a UKI: with --format uki it writes the
+// rescue UKI from the rescue initrd the pipeline wrote (rep.Output, in the
+// private directory); with --linux-output it writes the kernel. rep is
+// made to describe what was written.
 func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string, s *signer, force bool, rep *buildReport) error {
-	if output == "" {
-		output = defaultUKIOutput(in.path, rep.Kver)
-		if err := checkBuildOutput(in.path, output, force); err != nil {
+	cmd, _, _ := in.u.ReadText(uki.Cmdline)
+	rep.Input = in.path
+	rep.UKI = &ukiBuild{Format: b.format, Cmdline: rescueCmdline(cmd), Signed: s != nil, Linux: b.linuxOutput}
+	if b.format == "uki" {
+		if output == "" {
+			output = defaultUKIOutput(in.path, rep.Kver)
+			if err := checkBuildOutput(in.path, output, force); err != nil {
+				return err
+			}
+		}
+		rep.UKI.Output = output
+		if s == nil && secureBootOn(b.root) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("Secure Boot is enabled on %s and no signing key is configured: the firmware will refuse to start the rescue UKI %s "+
+				"(its signature, if the input had one, cannot cover the new content). Configure the key and certificate of a db (or MOK) entry "+
+				"the firmware trusts, with --sign-key/--sign-cert or sign-key/sign-cert in /etc/initrd-remix/initrd-remix.conf, and build again", b.root, output))
+		}
+	}
+	if rep.DryRun {
+		if output != "" {
+			rep.Output = output
+		}
+		return nil
+	}
+	if b.linuxOutput != "" {
+		if err := in.writeLinux(b.linuxOutput); err != nil {
 			return err
 		}
 	}
-	cmd, _, _ := in.u.ReadText(uki.Cmdline)
-	rep.UKI = &ukiBuild{Output: output, Cmdline: rescueCmdline(cmd), Signed: s != nil}
-	if s == nil && secureBootOn(b.root) {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("Secure Boot is enabled on %s and no signing key is configured: the firmware will refuse to start the rescue UKI %s "+
-			"(its signature, if the input had one, cannot cover the new content). Configure the key and certificate of a db (or MOK) entry "+
-			"the firmware trusts, with --sign-key/--sign-cert or sign-key/sign-cert in /etc/initrd-remix/initrd-remix.conf, and build again", b.root, output))
-	}
-	rep.Input = in.path
-	if rep.DryRun {
-		rep.Output = output
+	if b.format != "uki" {
 		return nil
 	}
 	if st, err := os.Stat(rep.Output); err == nil {
@@ -501,6 +598,27 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 		rep.Bytes = n
 	}
 	return nil
+}
+
+// writeLinux writes the kernel the UKI carries (.linux) to p, privately
+// and atomically, compared with the section before it is renamed.
+func (in *ukiInput) writeLinux(p string) error {
+	s := in.u.Lookup(uki.Linux)
+	af, err := atomicfile.Create(p, 0o600)
+	if err != nil {
+		return err
+	}
+	defer af.Abort()
+	if _, err := io.Copy(af, in.u.Open(s)); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	got, want := sha256.New(), sha256.New()
+	io.Copy(got, io.NewSectionReader(af.File, 0, s.Size()+1))
+	io.Copy(want, in.u.Open(s))
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		return verifyError{fmt.Errorf("%s: reading it back: differs from %s", p, uki.Linux)}
+	}
+	return af.Commit()
 }
 
 // UKISuffix ends the file name of every rescue UKI the kernel-install

@@ -503,6 +503,58 @@ func ukiKernelInstall(t *testing.T, l, trixie *lab, env map[string]string, tb st
 	if left := c.ours(); len(left) > 0 {
 		t.Errorf("kernel-install remove left %v", left)
 	}
+
+	// layout=bls with a UKI as the kernel image: a type #1 rescue entry
+	// whose kernel is the one the UKI carries and whose initrd is the
+	// rescue of the UKI's, booted through systemd-boot.
+	t.Run("bls", func(t *testing.T) {
+		c.write("/etc/kernel/install.conf", "layout=bls\n")
+		copyFile(t, env["UKI_DRACUT_SD"], c.path("/tmp/uki.efi"))
+		c.mustRun(nil, "kernel-install", "--verbose", "add", kver, "/tmp/uki.efi")
+		found, err := c.store().List(kver)
+		if err != nil || len(found) != 1 || len(found[0].Problems) > 0 || found[0].Entry == nil {
+			t.Fatalf("rescue entries: %+v, %v", found, err)
+		}
+		e := found[0].Entry
+		if !strings.HasSuffix(e.Linux, "/initrd-remix-rescue.linux") || len(e.Initrd) != 1 || !strings.HasSuffix(e.Initrd[0], "/initrd-remix-rescue.img") {
+			t.Fatalf("entry names linux %s, initrd %v", e.Linux, e.Initrd)
+		}
+		if sha256File(t, c.path(e.Linux)) != sha256File(t, trixie.env["LAB_KERNEL"]) {
+			t.Error("the rescue entry's kernel is not the one the UKI carries")
+		}
+		img, err := remix.Open(t.Context(), c.path(e.Initrd[0]), remix.OpenOptions{MetadataOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Tree.Lookup(strip.Marker) == nil || string(strip.Detect(img.Tree).Generator) != "dracut-systemd" {
+			t.Errorf("the rescue entry's initrd: marker %v, generator %s", img.Tree.Lookup(strip.Marker) != nil, strip.Detect(img.Tree).Generator)
+		}
+		img.Close()
+		c.mustRun(nil, "initrd-remix", "entry", "list", "--check", "--boot-root", "/boot")
+		// The ESP holds /boot's entries and files at their paths (the
+		// entries' paths are relative to the partition, / here).
+		esp := t.TempDir()
+		for _, p := range append([]string{found[0].File[len(c.dir):], e.Linux}, e.Initrd...) {
+			os.MkdirAll(filepath.Join(esp, filepath.Dir(p)), 0o755)
+			copyFile(t, c.path(p), filepath.Join(esp, p))
+		}
+		if err := os.Rename(filepath.Join(esp, "boot/loader"), filepath.Join(esp, "loader")); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
+		copyFile(t, c.path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"), filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"))
+		os.WriteFile(filepath.Join(esp, "loader/loader.conf"), []byte("default *initrd-remix-rescue*\ntimeout 1\n"), 0o644)
+		log, changed := bootVM(t, l, vm{esp: esp, expect: censusExpect,
+			fails: []string{passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"]}, disks: testbedVMDisks(tb)})
+		for _, c := range changed {
+			t.Errorf("%s changed during the boot", c)
+		}
+		checkUEFICensus(t, log)
+		c.mustRun(nil, "kernel-install", "--verbose", "remove", kver)
+		if left := c.ours(); len(left) > 0 {
+			t.Errorf("kernel-install remove left %v", left)
+		}
+	})
 }
 
 var ansiRe = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
