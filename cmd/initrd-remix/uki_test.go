@@ -80,7 +80,7 @@ func TestSecureBootOn(t *testing.T) {
 	}
 }
 
-// TestBuildSignFlags: the signing flags go together and only with a UKI.
+// TestBuildSignFlags: the flags for a UKI input are refused with an initrd.
 func TestBuildSignFlags(t *testing.T) {
 	img := smallImage(t)
 	out := filepath.Join(t.TempDir(), "out.img")
@@ -88,7 +88,9 @@ func TestBuildSignFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--sign-key", "k", "--sign-cert", "c"}, "is not a unified kernel image"},
+		{[]string{"--sign-key", "k", "--sign-cert", "c"}, "--sign-key is for a unified kernel image"},
+		{[]string{"--format", "uki"}, "--format is for a unified kernel image"},
+		{[]string{"--linux-output", "linux"}, "--linux-output is for a unified kernel image"},
 	} {
 		code, _, errs := cli(t, append([]string{"build", "-q", "--input", img, "--output", out}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
