@@ -200,18 +200,17 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ukiOutput, ukiDir string
+	var ukiOutput string
 	var sign *signer
 	beside := b.input // the default output goes beside it
 	if ukiIn != nil {
 		defer ukiIn.Close()
 		beside = ukiIn.path
-		if ukiOutput, ukiDir, sign, err = b.prepareUKI(fs, ukiIn, &o); err != nil {
+		var cleanup func()
+		if ukiOutput, cleanup, sign, err = b.prepareUKI(fs, ukiIn, &o); err != nil {
 			return err
 		}
-		if ukiDir != "" {
-			defer os.RemoveAll(ukiDir)
-		}
+		defer cleanup()
 	} else if err := b.checkNotUKI(fs); err != nil {
 		return err
 	}

@@ -123,22 +123,24 @@ func printUKI(w io.Writer, r *ukiReport) {
 	fmt.Fprintln(w, "\nthe initrd the kernel receives (.ucode, then .initrd):")
 }
 
-// extract writes the UKI's initrd into dir (private) and returns its path.
-func (in *ukiInput) extract(dir string) (string, error) {
+// extract copies the UKI's initrd into a private temporary file in dir
+// (the pipeline's input). It is an uncommitted atomicfile: locked while
+// this process lives, removed by Abort, and by the next build's
+// atomicfile.Create in dir should this process be killed.
+func (in *ukiInput) extract(dir string) (*atomicfile.File, error) {
 	r, _, err := in.initrd()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	p := filepath.Join(dir, "initrd.img")
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := atomicfile.Create(filepath.Join(dir, "initrd-remix-uki-initrd.img"), 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return "", fmt.Errorf("%s: reading the initrd: %w", in.path, err)
+		f.Abort()
+		return nil, fmt.Errorf("%s: reading the initrd: %w", in.path, err)
 	}
-	return p, f.Close()
+	return f, nil
 }
 
 // rescueArgs are the arguments a rescue UKI's command line must not keep:
@@ -239,15 +241,10 @@ func (in *ukiInput) rescueEdit(initrd *os.File, size int64) (uki.Edit, error) {
 type signer struct{ key, cert string }
 
 // writeRescue writes the rescue UKI to output: the input's stub and kernel
-// with the rescue initrd at initrdPath, read back with uki.Parse and
+// with the rescue initrd ri, read back with uki.Parse and
 // compared (the initrd's bytes, the command line, no .pcrsig) before it is
 // renamed into place; signed with sbsign first when s is set.
-func (in *ukiInput) writeRescue(ctx context.Context, initrdPath, output string, s *signer, root string) (int64, error) {
-	ri, err := os.Open(initrdPath)
-	if err != nil {
-		return 0, err
-	}
-	defer ri.Close()
+func (in *ukiInput) writeRescue(ctx context.Context, ri *os.File, output string, s *signer, root string) (int64, error) {
 	st, err := ri.Stat()
 	if err != nil {
 		return 0, err
@@ -469,22 +466,24 @@ func spoolDir(flag string) string {
 }
 
 // prepareUKI readies a build from a UKI: the signer, the kernel version
-// from .uname, the initrd extracted into a private directory (the
-// pipeline's input), and with --format uki the rescue initrd's place in it
-// (the pipeline's output) and the rescue UKI's path.
-func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags) (ukiOutput, dir string, s *signer, err error) {
+// from .uname, the initrd extracted into a private temporary file (the
+// pipeline's input), and with --format uki the rescue initrd's place beside
+// it (the pipeline's output) and the rescue UKI's path. cleanup removes
+// the temporary files.
+func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags) (ukiOutput string, cleanup func(), s *signer, err error) {
+	fail := func(err error) (string, func(), *signer, error) { return "", nil, nil, err }
 	switch b.format {
 	case "", "uki":
 		b.format = "uki"
 		if s, err = b.signer(); err != nil {
-			return "", "", nil, err
+			return fail(err)
 		}
 	case "initrd":
 		if fs.Changed("sign-key") || fs.Changed("sign-cert") {
-			return "", "", nil, usagef("--sign-key and --sign-cert sign a rescue UKI; --format initrd writes an initrd")
+			return fail(usagef("--sign-key and --sign-cert sign a rescue UKI; --format initrd writes an initrd"))
 		}
 	default:
-		return "", "", nil, usagef("--format %q: uki or initrd", b.format)
+		return fail(usagef("--format %q: uki or initrd", b.format))
 	}
 	if b.kver == "" {
 		if un, _, _ := in.u.ReadText(uki.Uname); bootentry.CheckVersion(un) == nil {
@@ -493,7 +492,7 @@ func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags)
 	}
 	if b.linuxOutput != "" {
 		if err := checkLinuxOutput(in.path, b.linuxOutput, o.force); err != nil {
-			return "", "", nil, err
+			return fail(err)
 		}
 	}
 	if b.format == "uki" {
@@ -502,21 +501,24 @@ func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags)
 		}
 		if ukiOutput != "" {
 			if err := checkBuildOutput(in.path, ukiOutput, o.force); err != nil {
-				return "", "", nil, err
+				return fail(err)
 			}
 		}
 	}
-	if dir, err = os.MkdirTemp(spoolDir(o.spoolDir), "initrd-remix-uki-"); err != nil {
-		return "", "", nil, err
+	ex, err := in.extract(spoolDir(o.spoolDir))
+	if err != nil {
+		return fail(err)
 	}
-	if b.input, err = in.extract(dir); err != nil {
-		os.RemoveAll(dir)
-		return "", "", nil, err
-	}
+	b.input = ex.Name()
+	cleanup = ex.Abort
 	if b.format == "uki" {
-		b.output = filepath.Join(dir, "rescue.img")
+		// Named like an atomicfile temporary file (of another target) and
+		// unlinked as soon as it is opened after the pipeline: left by a
+		// killed build, the next build's atomicfile.Create removes it.
+		b.output = filepath.Join(filepath.Dir(ex.Name()), ".initrd-remix-uki-rescue.img.initrd-remix-"+ex.Name()[strings.LastIndex(ex.Name(), "-")+1:])
+		cleanup = func() { ex.Abort(); os.Remove(b.output) }
 	}
-	return ukiOutput, dir, s, nil
+	return ukiOutput, cleanup, s, nil
 }
 
 // checkNotUKI refuses the UKI-only flags given on the command line for an
@@ -585,7 +587,13 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 	if st, err := os.Stat(rep.Output); err == nil {
 		rep.UKI.Initrd = st.Size()
 	}
-	n, err := in.writeRescue(ctx, rep.Output, output, s, b.root)
+	ri, err := os.Open(rep.Output)
+	if err != nil {
+		return err
+	}
+	defer ri.Close()
+	os.Remove(rep.Output)
+	n, err := in.writeRescue(ctx, ri, output, s, b.root)
 	if err != nil {
 		var ve *remix.VerifyError
 		if errors.As(err, &ve) {
