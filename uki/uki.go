@@ -9,9 +9,10 @@
 // headers, and writes a new image from an old one: the stub's own sections
 // (.text, .data, .reloc, .sdmagic, .sbat, ...) kept byte for byte at their
 // addresses, the UKI's payload sections replaced, dropped or added after
-// them, with SectionAlignment, FileAlignment, SizeOfImage, SizeOfHeaders
-// and NumberOfSections recomputed, and any Authenticode signature (the
-// certificate table) removed, since it no longer matches.
+// them, with SectionAlignment, FileAlignment, SizeOfImage, SizeOfHeaders,
+// NumberOfSections, SizeOfCode and SizeOfInitializedData recomputed, and
+// any Authenticode signature (the certificate table) removed, since it no
+// longer matches.
 package uki
 
 import (

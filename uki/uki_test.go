@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -373,4 +376,81 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("debug/pe: %v", err)
 		}
 	})
+}
+
+// TestWriteSizeOfInitializedData: the optional header's SizeOfCode and
+// SizeOfInitializedData are the sums of the file sizes of the code and
+// initialized data sections after an edit that grows, shrinks, drops and
+// adds sections, read with debug/pe; and they are what objcopy writes when
+// it copies the result (objcopy recomputes them from the section table).
+func TestWriteSizeOfInitializedData(t *testing.T) {
+	f, err := parseBytes(t, synth(t, ukiSecs(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit Edit
+	}{
+		{"grow initrd", Edit{Set: []Set{{Initrd, Bytes(bytes.Repeat([]byte("x"), 100000))}}}},
+		{"shrink initrd, drop", Edit{Set: []Set{{Initrd, Bytes([]byte("tiny"))}}, Drop: []string{PCRSig, PCRPKey, Ucode}}},
+		{"add", Edit{Set: []Set{{".extra", Bytes(make([]byte, 5000))}}}},
+		{"unchanged", Edit{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if _, err := f.Write(&buf, tc.edit); err != nil {
+				t.Fatal(err)
+			}
+			pf, err := pe.NewFile(bytes.NewReader(buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			oh := pf.OptionalHeader.(*pe.OptionalHeader64)
+			var code, data uint32
+			for _, s := range pf.Sections {
+				if s.Characteristics&pe.IMAGE_SCN_CNT_CODE != 0 {
+					code += s.Size
+				}
+				if s.Characteristics&pe.IMAGE_SCN_CNT_INITIALIZED_DATA != 0 {
+					data += s.Size
+				}
+			}
+			if oh.SizeOfInitializedData != data || oh.SizeOfCode != code {
+				t.Errorf("SizeOfInitializedData %d SizeOfCode %d; the sections sum to %d and %d", oh.SizeOfInitializedData, oh.SizeOfCode, data, code)
+			}
+			if data == 0 || code == 0 {
+				t.Errorf("no data (%d) or code (%d) sections", data, code)
+			}
+			objcopyAgrees(t, buf.Bytes(), oh)
+		})
+	}
+}
+
+// objcopyAgrees copies img with objcopy, when it is there, and compares
+// the sizes it writes with ours.
+func objcopyAgrees(t *testing.T, img []byte, oh *pe.OptionalHeader64) {
+	t.Helper()
+	if _, err := exec.LookPath("objcopy"); err != nil {
+		t.Log("no objcopy: debug/pe alone")
+		return
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.efi"), filepath.Join(dir, "out.efi")
+	if err := os.WriteFile(in, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("objcopy", "--target", "pei-x86-64", in, out).CombinedOutput(); err != nil {
+		t.Logf("objcopy cannot copy it (%v: %s): debug/pe alone", err, msg)
+		return
+	}
+	of, err := pe.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer of.Close()
+	ooh := of.OptionalHeader.(*pe.OptionalHeader64)
+	if ooh.SizeOfInitializedData != oh.SizeOfInitializedData || ooh.SizeOfCode != oh.SizeOfCode {
+		t.Errorf("objcopy writes SizeOfInitializedData %d SizeOfCode %d, we wrote %d and %d", ooh.SizeOfInitializedData, ooh.SizeOfCode, oh.SizeOfInitializedData, oh.SizeOfCode)
+	}
 }

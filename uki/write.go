@@ -41,19 +41,32 @@ type Edit struct {
 
 // dataRead is the characteristics of a section Write adds: initialized
 // data, readable (as ukify and objcopy add them).
-const dataRead = 0x00000040 | 0x40000000
+const dataRead = scnInitData | 0x40000000
 
 type outSection struct {
 	Section
 	src Content
 }
 
+// Section characteristics that say what a section holds.
+const (
+	scnCode     = 0x00000020 // IMAGE_SCN_CNT_CODE
+	scnInitData = 0x00000040 // IMAGE_SCN_CNT_INITIALIZED_DATA
+)
+
 // Layout is the plan of a Write: the new section table and sizes.
 type Layout struct {
 	Sections     []Section
 	SizeOfImage  uint32
 	SizeOfHeader uint32
-	Size         int64 // bytes of the file
+	// SizeOfCode and SizeOfInitializedData are the sums of the file sizes
+	// (SizeOfRawData, FileAlignment multiples) of the code sections and of
+	// the initialized data sections, as the PE format defines them and as
+	// objcopy recomputes them whenever it writes an image (ukify only adds
+	// each new section's size to the stub's value, and never subtracts).
+	SizeOfCode            uint32
+	SizeOfInitializedData uint32
+	Size                  int64 // bytes of the file
 }
 
 func (f *File) plan(e Edit) (*Layout, []outSection, error) {
@@ -146,6 +159,13 @@ func (f *File) plan(e Edit) (*Layout, []outSection, error) {
 	l := &Layout{SizeOfImage: uint32(align(va, uint64(f.SectionAlign))), SizeOfHeader: hdr, Size: int64(pos)}
 	for _, s := range out {
 		l.Sections = append(l.Sections, s.Section)
+		// No overflow: the raw sizes add up to less than pos.
+		if s.Characteristics&scnCode != 0 {
+			l.SizeOfCode += s.RawSize
+		}
+		if s.Characteristics&scnInitData != 0 {
+			l.SizeOfInitializedData += s.RawSize
+		}
 	}
 	return l, out, nil
 }
@@ -168,6 +188,8 @@ func (f *File) Write(w io.Writer, e Edit) (int64, error) {
 	le.PutUint32(hdr[peOff+16:], 0) // NumberOfSymbols
 	le.PutUint16(hdr[peOff+6:], uint16(len(out)))
 	opt := hdr[f.optOff:f.secOff]
+	le.PutUint32(opt[4:], l.SizeOfCode)
+	le.PutUint32(opt[8:], l.SizeOfInitializedData)
 	le.PutUint32(opt[56:], l.SizeOfImage)
 	le.PutUint32(opt[60:], l.SizeOfHeader)
 	le.PutUint32(opt[64:], 0) // CheckSum
