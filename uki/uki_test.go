@@ -9,95 +9,25 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/uki/ukitest"
 )
 
 // sec is a section of a synthetic image.
-type sec struct {
-	name  string
-	data  []byte
-	vsize uint32 // 0: len(data)
-}
-
-// synth builds a PE32+ image the way a linker and ukify lay one out:
-// headers of one FileAlignment unit, sections at ascending addresses each on
-// a SectionAlignment boundary, raw data on FileAlignment boundaries, and
-// optionally a certificate table at the end.
-func synth(t testing.TB, secs []sec, cert []byte) []byte {
-	t.Helper()
-	const fa, sa = 0x200, 0x1000
-	le := binary.LittleEndian
-	hdr := make([]byte, 0x400)
-	copy(hdr, "MZ")
-	le.PutUint32(hdr[0x3c:], 0x80)
-	copy(hdr[0x80:], "PE\x00\x00")
-	le.PutUint16(hdr[0x84:], 0x8664)
-	le.PutUint16(hdr[0x86:], uint16(len(secs)))
-	le.PutUint16(hdr[0x94:], 240)
-	le.PutUint16(hdr[0x96:], 0x2022)
-	opt := hdr[0x98:]
-	le.PutUint16(opt, 0x20b)
-	le.PutUint64(opt[24:], 0x140000000)
-	le.PutUint32(opt[32:], sa)
-	le.PutUint32(opt[36:], fa)
-	le.PutUint32(opt[60:], uint32(len(hdr)))
-	le.PutUint16(opt[68:], 10) // EFI application
-	le.PutUint32(opt[108:], 16)
-	var body []byte
-	pos, va := uint32(len(hdr)), uint32(sa)
-	for i, s := range secs {
-		vs := s.vsize
-		if vs == 0 {
-			vs = uint32(len(s.data))
-		}
-		raw := uint32(align(int64(len(s.data)), fa))
-		b := hdr[0x98+240+40*i:]
-		copy(b, s.name)
-		le.PutUint32(b[8:], vs)
-		le.PutUint32(b[12:], va)
-		le.PutUint32(b[16:], raw)
-		le.PutUint32(b[20:], pos)
-		ch := uint32(dataRead)
-		if s.name == ".text" || s.name == Linux {
-			ch = 0x60000020
-		}
-		le.PutUint32(b[36:], ch)
-		d := make([]byte, raw)
-		copy(d, s.data)
-		body = append(body, d...)
-		pos += raw
-		va = uint32(align(int64(va)+int64(max(vs, 1)), sa))
-	}
-	le.PutUint32(opt[56:], va)
-	if cert != nil {
-		le.PutUint32(opt[112+32:], uint32(len(hdr)+len(body)))
-		le.PutUint32(opt[112+36:], uint32(len(cert)))
-	}
-	return slices.Concat(hdr, body, cert)
-}
-
-func stubSecs() []sec {
-	return []sec{
-		{name: ".text", data: bytes.Repeat([]byte{0xcc}, 700)},
-		{name: ".data", data: []byte("stub data"), vsize: 0x1800},
-		{name: ".sbat", data: []byte("sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n")},
-		{name: ".sdmagic", data: []byte("#### LoaderInfo: systemd-stub 257 ####")},
-		{name: ".reloc", data: make([]byte, 12)},
-	}
-}
+type sec = ukitest.Section
 
 func ukiSecs(extra ...sec) []sec {
-	s := append(stubSecs(),
-		sec{name: OSRel, data: []byte("NAME=\"Debian GNU/Linux\"\nID=debian\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\n")},
-		sec{name: Cmdline, data: []byte("console=ttyS0 root=/dev/vda rw\x00")},
-		sec{name: Uname, data: []byte("6.12.0-test")},
-		sec{name: PCRSig, data: []byte(`{"sha256":[]}`)},
-		sec{name: PCRPKey, data: []byte("-----BEGIN PUBLIC KEY-----\n")},
-		sec{name: Linux, data: append([]byte("MZ"), bytes.Repeat([]byte{1}, 3000)...)},
-		sec{name: Ucode, data: []byte("ucode-cpio-12345")},
-		sec{name: Initrd, data: bytes.Repeat([]byte("07070100"), 1000)},
+	s := append(ukitest.Stub(),
+		sec{Name: OSRel, Data: []byte("NAME=\"Debian GNU/Linux\"\nID=debian\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\n")},
+		sec{Name: Cmdline, Data: []byte("console=ttyS0 root=/dev/vda rw\x00")},
+		sec{Name: Uname, Data: []byte("6.12.0-test")},
+		sec{Name: PCRSig, Data: []byte(`{"sha256":[]}`)},
+		sec{Name: PCRPKey, Data: []byte("-----BEGIN PUBLIC KEY-----\n")},
+		sec{Name: Linux, Data: append([]byte("MZ"), bytes.Repeat([]byte{1}, 3000)...)},
+		sec{Name: Ucode, Data: []byte("ucode-cpio-12345")},
+		sec{Name: Initrd, Data: bytes.Repeat([]byte("07070100"), 1000)},
 	)
 	return append(s, extra...)
 }
@@ -108,7 +38,7 @@ func parseBytes(t testing.TB, b []byte) (*File, error) {
 }
 
 func TestParseReadsSectionsAndInitrd(t *testing.T) {
-	img := synth(t, ukiSecs(), []byte("signature!"))
+	img := ukitest.Synth(t, ukiSecs(), []byte("signature!"))
 	f, err := parseBytes(t, img)
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +78,11 @@ func TestParseReadsSectionsAndInitrd(t *testing.T) {
 func TestUcodePaddedToFour(t *testing.T) {
 	secs := ukiSecs()
 	for i := range secs {
-		if secs[i].name == Ucode {
-			secs[i].data = []byte("odd")
+		if secs[i].Name == Ucode {
+			secs[i].Data = []byte("odd")
 		}
 	}
-	f, err := parseBytes(t, synth(t, secs, nil))
+	f, err := parseBytes(t, ukitest.Synth(t, secs, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +94,7 @@ func TestUcodePaddedToFour(t *testing.T) {
 }
 
 func TestProfiles(t *testing.T) {
-	f, err := parseBytes(t, synth(t, ukiSecs(sec{name: Profile, data: []byte("ID=shell\n")}, sec{name: Cmdline, data: []byte("rd.break")}), nil))
+	f, err := parseBytes(t, ukitest.Synth(t, ukiSecs(sec{Name: Profile, Data: []byte("ID=shell\n")}, sec{Name: Cmdline, Data: []byte("rd.break")}), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,9 +107,9 @@ func TestProfiles(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	good := synth(t, ukiSecs(), nil)
-	noInitrd := synth(t, stubSecs(), nil)
-	withLinux := synth(t, append(stubSecs(), sec{name: Linux, data: []byte("MZ")}), nil)
+	good := ukitest.Synth(t, ukiSecs(), nil)
+	noInitrd := ukitest.Synth(t, ukitest.Stub(), nil)
+	withLinux := ukitest.Synth(t, append(ukitest.Stub(), sec{Name: Linux, Data: []byte("MZ")}), nil)
 	overlapping := bytes.Clone(good)
 	// Point .cmdline's raw data at .osrel's.
 	le := binary.LittleEndian
@@ -198,7 +128,7 @@ func TestBadInput(t *testing.T) {
 		{"empty", nil, "not a PE", true},
 		{"cpio", []byte("070701" + strings.Repeat("0", 200)), "not a PE", true},
 		{"MZ only", append([]byte("MZ"), make([]byte, 100)...), "not a PE", true},
-		{"not a UKI", synth(t, stubSecs(), nil), "no .linux section", false},
+		{"not a UKI", ukitest.Synth(t, ukitest.Stub(), nil), "no .linux section", false},
 		{"truncated", good[:len(good)-100], "truncated", false},
 		{"truncated headers", good[:0x100], "truncated", false},
 		{"overlapping file ranges", overlapping, "overlapping sections", false},
@@ -226,7 +156,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestWriteRescueLayout(t *testing.T) {
-	img := synth(t, ukiSecs(sec{name: Profile, data: []byte("ID=x\n")}, sec{name: Cmdline, data: []byte("x")}), []byte("a signature"))
+	img := ukitest.Synth(t, ukiSecs(sec{Name: Profile, Data: []byte("ID=x\n")}, sec{Name: Cmdline, Data: []byte("x")}), []byte("a signature"))
 	f, err := parseBytes(t, img)
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +253,7 @@ func TestWriteRescueLayout(t *testing.T) {
 // the layout is rebuilt with larger headers when the stub's first section
 // leaves room, and refused when it does not.
 func TestWriteGrowsHeaders(t *testing.T) {
-	f, err := parseBytes(t, synth(t, ukiSecs(), nil))
+	f, err := parseBytes(t, ukitest.Synth(t, ukiSecs(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +285,7 @@ func TestWriteGrowsHeaders(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	// The corpus in testdata/fuzz/FuzzParse holds synthetic images of
 	// every shape; this one is made here so it follows synth.
-	f.Add(synth(f, ukiSecs(), []byte("sig")))
+	f.Add(ukitest.Synth(f, ukiSecs(), []byte("sig")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := Parse(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
@@ -384,7 +314,7 @@ func FuzzParse(f *testing.F) {
 // adds sections, read with debug/pe; and they are what objcopy writes when
 // it copies the result (objcopy recomputes them from the section table).
 func TestWriteSizeOfInitializedData(t *testing.T) {
-	f, err := parseBytes(t, synth(t, ukiSecs(), nil))
+	f, err := parseBytes(t, ukitest.Synth(t, ukiSecs(), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
