@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/rescueuki"
 	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
@@ -201,7 +202,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	var ukiOutput string
-	var sign *signer
+	var sign *rescueuki.Signer
 	beside := b.input // the default output goes beside it
 	if ukiIn != nil {
 		defer ukiIn.Close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/spf13/pflag"
 )
 
 const entryAbout = `Write, list and remove Boot Loader Specification type #1 entries
@@ -17,17 +18,23 @@ plugin runs it; you rarely need to.
   write   write the rescue entry of a kernel. Every file it names must exist on
           the boot partition, or nothing is written. Rescue entries of the same
           kernel under another token of this installation (an older machine
-          ID) are removed, with the rescue images they named.
+          ID) are removed, with the rescue images they named. With --uki it
+          records the rescue UKI that build wrote to $BOOT/EFI/Linux
+          (<token>-<version>_initrd-remix-rescue.efi) as this installation's
+          and removes its rescue UKIs of the same kernel under older tokens.
   list    list the rescue entries, with what is wrong with each (a missing
           file, a path that leaves the boot partition) and whose they are,
           and the rescue UKIs (type #2 entries) in $BOOT/EFI/Linux
           (<token>-<version>_initrd-remix-rescue.efi), with what is wrong
-          with each (not a UKI, no initrd, not a rescue initrd, a .pcrsig);
+          with each (not a UKI, no initrd, not a rescue initrd, a .pcrsig,
+          and, as for a type #1 entry whose kernel is gone, a kernel version
+          no longer installed or a distribution's <token>-<version>.efi gone);
           --check exits 1 when any entry is broken.
-  remove  remove the rescue entries of a kernel (--kver), or the broken ones
-          (--stale); --images also deletes the rescue images they name (only
-          regular files named initrd-remix-rescue* inside the boot partition,
-          never a distribution's initrd).
+  remove  remove the rescue entries and rescue UKIs of a kernel (--kver), or
+          the broken ones (--stale); --images also deletes the rescue images
+          the type #1 entries name (only regular files named
+          initrd-remix-rescue* inside the boot partition, never a
+          distribution's initrd). A rescue UKI is its own image.
 
 Entries are owned by their entry token: this installation's are those of
 its machine ID and of every token entry write used here before (recorded in
@@ -139,11 +146,16 @@ func runEntryWrite(e *env, args []string) error {
 	fs.StringVar(&r.Title, "title", "", "menu title (default: os-release's PRETTY_NAME, the kernel version and \"rescue\")")
 	fs.StringVar(&r.Options, "options", "", "kernel arguments (default: /etc/kernel/cmdline, else /usr/lib/kernel/cmdline, else the running kernel's); initrd=, BOOT_IMAGE=, init=, rdinit= and the like are always dropped")
 	fs.StringVar(&r.SortKey, "sort-key", "", "sort key (default: os-release's IMAGE_ID or ID plus \"-rescue\", after the normal entries)")
+	var ukiEntry bool
+	fs.BoolVar(&ukiEntry, "uki", false, "instead of a type #1 entry: record the rescue UKI build wrote to $BOOT/EFI/Linux/<token>-KVER"+bootentry.UKISuffix+" as this installation's (with --kver and --token or --machine-id), removing its rescue UKIs of KVER under older tokens")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("entry write takes no arguments, got %q", fs.Args())
+	}
+	if ukiEntry {
+		return runEntryWriteUKI(e, &f, fs, r)
 	}
 	if r.Version == "" || r.Linux == "" || initrd == "" {
 		return usagef("entry write needs --kver, --linux and --initrd")
@@ -185,6 +197,40 @@ func runEntryWrite(e *env, args []string) error {
 	return nil
 }
 
+// runEntryWriteUKI records a rescue UKI (a type #2 entry) as
+// bootentry.Store.WriteUKI does.
+func runEntryWriteUKI(e *env, f *entryFlags, fs *pflag.FlagSet, r bootentry.WriteRequest) error {
+	for _, n := range []string{"linux", "initrd", "title", "options", "sort-key"} {
+		if fs.Changed(n) {
+			return usagef("entry write --uki takes no --%s: the rescue UKI carries its own", n)
+		}
+	}
+	if r.Version == "" {
+		return usagef("entry write --uki needs --kver")
+	}
+	if r.Token == "" {
+		r.Token = r.MachineID
+	}
+	if r.Token == "" {
+		r.Token = bootentry.MachineID(f.root)
+	}
+	if r.Token == "" {
+		return fmt.Errorf("no entry token: %s/etc/machine-id is missing or uninitialized; pass --token", strings.TrimSuffix(f.root, "/"))
+	}
+	res, err := f.store().WriteUKI(r.Token, r.Version, readRescueUKI)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return printJSON(e, entryJSON{File: res.File, Version: r.Version, Linux: res.File, Initrd: []string{}, Token: r.Token, Owned: true,
+			Problems: []string{}, Removed: res.Removed, Type: 2})
+	}
+	for _, rm := range res.Removed {
+		fmt.Fprintf(e.stderr, "removed %s (rescue UKI of the same kernel under an older machine ID or entry token of this installation)\n", termSafe(rm))
+	}
+	return nil
+}
+
 func runEntryList(e *env, args []string) error {
 	fs := newFlagSet(e, "entry list", "", entryAbout)
 	var f entryFlags
@@ -213,16 +259,17 @@ func runEntryList(e *env, args []string) error {
 		j.Token, j.Owned = fd.Token, fd.Owned
 		out = append(out, j)
 	}
-	ukis, err := listUKIEntries(f.store(), kver)
+	ukis, err := f.store().ListUKIs(kver, readRescueUKI)
 	if err != nil {
 		return err
 	}
-	for _, j := range ukis {
-		if len(j.Problems) > 0 {
+	for _, u := range ukis {
+		if len(u.Problems) > 0 {
 			broken++
 		}
+		out = append(out, entryJSON{File: u.File, Title: u.Title, Version: u.Version, Options: u.Options, Linux: u.File, Initrd: []string{},
+			Token: u.Token, Owned: u.Owned, Problems: u.Problems, Type: 2})
 	}
-	out = append(out, ukis...)
 	if f.json {
 		if err := printJSON(e, out); err != nil {
 			return err
@@ -269,6 +316,7 @@ func runEntryRemove(e *env, args []string) error {
 	if o.Version == "" && !o.Stale {
 		return usagef("entry remove needs --kver or --stale")
 	}
+	o.UKI = readRescueUKI
 	removed, err := f.store().Remove(o)
 	if f.json {
 		if removed == nil {

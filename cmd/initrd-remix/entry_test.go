@@ -84,6 +84,10 @@ func TestEntryCLIErrors(t *testing.T) {
 		{[]string{"entry", "list", "extra"}, exitUsage, "takes no arguments"},
 		{[]string{"entry", "write", "--root", root, "--kver", "6.1.0-50-amd64", "--linux", "/boot/m/6.1.0-50-amd64/linux",
 			"--initrd", "/boot/m/6.1.0-50-amd64/initrd-remix-rescue.img"}, exitFailed, "no entry token"},
+		{[]string{"entry", "write", "--uki", "--root", root, "--token", "m"}, exitUsage, "entry write --uki needs --kver"},
+		{[]string{"entry", "write", "--uki", "--root", root, "--kver", "6.1.0-50-amd64", "--linux", "/boot/x"}, exitUsage, "takes no --linux"},
+		{[]string{"entry", "write", "--uki", "--root", root, "--kver", "6.1.0-50-amd64"}, exitFailed, "no entry token"},
+		{[]string{"entry", "write", "--uki", "--root", root, "--kver", "6.1.0-50-amd64", "--token", "m"}, exitFailed, "m-6.1.0-50-amd64_initrd-remix-rescue.efi: no such file"},
 	}
 	for _, tc := range tests {
 		code, _, errs := cli(t, tc.args...)

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/uki"
+	"github.com/initrd-remix/initrd-remix/uki/ukitest"
 )
 
 // TestHooks runs the real hook scripts against a binary built once for
@@ -19,6 +22,7 @@ func TestHooks(t *testing.T) {
 	path := filepath.Dir(makeBinary(t)) + string(os.PathListSeparator) + os.Getenv("PATH")
 	t.Run("config", func(t *testing.T) { testHookConfig(t, path) })
 	t.Run("plugin private", func(t *testing.T) { testPluginPrivate(t, path) })
+	t.Run("plugin uki", func(t *testing.T) { testPluginUKI(t, path) })
 	t.Run("odd versions", func(t *testing.T) { testHooksRefuseOddVersions(t, path) })
 	t.Run("grub", func(t *testing.T) { testGrubScript(t, path) })
 }
@@ -283,6 +287,80 @@ func testHooksRefuseOddVersions(t *testing.T, path string) {
 					t.Errorf("%s: %v", victim, err)
 				}
 			})
+		}
+	}
+}
+
+// testPluginUKI runs the plugin with layout=uki over a $BOOT of its own,
+// with a synthetic UKI whose initrd is smallImage, in a mount namespace
+// with a tmpfs on /var/lib (the recorded entry tokens). The rescue UKI of a kernel goes with
+// kernel-install remove whatever entry token wrote it (a machine-id
+// change); an add under a new token replaces the one under the old; entry
+// list --check calls a rescue UKI broken once its distribution UKI (the
+// installed kernel) is gone, and entry remove --stale removes it, never another
+// installation's.
+func testPluginUKI(t *testing.T, path string) {
+	const kver = "6.1.0-9-amd64"
+	const oldTok, newTok, other = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	initrd, err := os.ReadFile(smallImageWith(t, kver))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := ukitest.Synth(t, append(ukitest.Stub(),
+		ukitest.Section{Name: uki.OSRel, Data: []byte("ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\n")},
+		ukitest.Section{Name: uki.Cmdline, Data: []byte("console=ttyS0 root=/dev/vda rw")},
+		ukitest.Section{Name: uki.Uname, Data: []byte(kver)},
+		ukitest.Section{Name: uki.Linux, Data: append([]byte("MZ"), make([]byte, 3000)...)},
+		ukitest.Section{Name: uki.Initrd, Data: initrd}), nil)
+	boot := t.TempDir()
+	linux := filepath.Join(boot, "EFI/Linux")
+	os.MkdirAll(linux, 0o755)
+	src := filepath.Join(t.TempDir(), "uki.efi")
+	os.WriteFile(src, img, 0o644)
+	// What 90-uki-copy installs: the distribution's UKI under the token.
+	os.WriteFile(filepath.Join(linux, oldTok+"-"+kver+".efi"), img, 0o644)
+	plugin, _ := filepath.Abs("../../scripts/kernel-install/95-initrd-remix.install")
+	ns := mountNamespace(t, "/var/lib")
+	const body = `set -u
+plugin=$1 boot=$2 src=$3 kver=$4 old=$5 new=$6 other=$7
+mount -t tmpfs tmpfs /var/lib || exit 99
+lin=$boot/EFI/Linux
+step() { echo "STEP $1:" $(ls "$lin"); }
+ki() { tok=$1; shift; KERNEL_INSTALL_ENTRY_TOKEN=$tok KERNEL_INSTALL_MACHINE_ID=$tok sh "$plugin" "$1" "$kver" "$boot/$tok/$kver" "$src"; }
+check() { initrd-remix entry list --check --boot-root "$boot"; echo "CHECK $1: $?"; }
+ki $old add; step add-old
+check add-old
+ki $new remove; step remove-new-token
+cp "$lin/$old-$kver.efi" "$lin/$new-$kver.efi"
+ki $old add; ki $new add; step add-new
+cp "$lin/$new-${kver}_initrd-remix-rescue.efi" "$lin/$other-${kver}_initrd-remix-rescue.efi"
+rm "$lin/$new-$kver.efi"
+check dist-gone
+initrd-remix entry remove --stale --boot-root "$boot"; step remove-stale
+cp "$lin/$old-$kver.efi" "$lin/$new-$kver.efi"
+ki $new add; ki $new remove; step remove
+`
+	cmd := exec.Command("unshare", append(ns, "sh", "-c", body, "sh", plugin, boot, src, kver, oldTok, newTok, other)...)
+	cmd.Env = append(os.Environ(), "PATH="+path, "LC_ALL=C", "KERNEL_INSTALL_LAYOUT=uki", "KERNEL_INSTALL_IMAGE_TYPE=uki", "KERNEL_INSTALL_BOOT_ROOT="+boot)
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	if err != nil || strings.Contains(out, "WARNING") {
+		t.Fatalf("plugin: %v\n%s", err, out)
+	}
+	rescue := func(tok string) string { return tok + "-" + kver + bootentry.UKISuffix }
+	dist := func(tok string) string { return tok + "-" + kver + ".efi" }
+	for _, want := range []string{
+		"STEP add-old: " + dist(oldTok) + " " + rescue(oldTok) + "\n",
+		"CHECK add-old: 0\n",
+		"STEP remove-new-token: " + dist(oldTok) + "\n",
+		"STEP add-new: " + dist(oldTok) + " " + dist(newTok) + " " + rescue(newTok) + "\n",
+		"the distribution's unified kernel image " + newTok + "-" + kver + ".efi is gone",
+		"CHECK dist-gone: 1\n",
+		"STEP remove-stale: " + dist(oldTok) + " " + rescue(other) + "\n",
+		"STEP remove: " + dist(oldTok) + " " + rescue(other) + " " + dist(newTok) + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
 		}
 	}
 }

@@ -1,23 +1,19 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/rescueuki"
 	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/remix"
-	"github.com/initrd-remix/initrd-remix/strip"
 	"github.com/initrd-remix/initrd-remix/uki"
 	"github.com/spf13/pflag"
 )
@@ -84,18 +80,8 @@ func (in *ukiInput) report() (*ukiReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.path, err)
 	}
-	r.OSRelease = prettyName(bootentry.ParseOSRelease([]byte(osrel)))
+	r.OSRelease = rescueuki.PrettyName(bootentry.ParseOSRelease([]byte(osrel)))
 	return r, nil
-}
-
-func prettyName(osrel map[string]string) string {
-	if p := osrel["PRETTY_NAME"]; p != "" {
-		return p
-	}
-	if n := osrel["NAME"]; n != "" {
-		return n
-	}
-	return "Linux"
 }
 
 // initrd returns the initrd the kernel would receive, or an error naming
@@ -124,268 +110,13 @@ func printUKI(w io.Writer, r *ukiReport) {
 }
 
 // extract copies the UKI's initrd into a private temporary file in dir
-// (the pipeline's input). It is an uncommitted atomicfile: locked while
-// this process lives, removed by Abort, and by the next build's
-// atomicfile.Create in dir should this process be killed.
+// (the pipeline's input): rescueuki.ExtractInitrd.
 func (in *ukiInput) extract(dir string) (*atomicfile.File, error) {
-	r, _, err := in.initrd()
+	f, err := rescueuki.ExtractInitrd(in.u, dir)
 	if err != nil {
-		return nil, err
-	}
-	f, err := atomicfile.Create(filepath.Join(dir, "initrd-remix-uki-initrd.img"), 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Abort()
-		return nil, fmt.Errorf("%s: reading the initrd: %w", in.path, err)
+		return nil, fmt.Errorf("%s: %w", in.path, err)
 	}
 	return f, nil
-}
-
-// rescueArgs are the arguments a rescue UKI's command line must not keep:
-// those that name or mount the installed root, resume from it, or unlock
-// and assemble storage (the rescue initrd ignores them; they are dropped
-// so that the command line says what the image does).
-var rescueArgs = []string{"root=", "rootflags=", "rootfstype=", "ro", "rw", "resume=", "resume_offset=", "mount.usr=",
-	"mount.usrflags=", "mount.usrfstype=", "rd.luks.", "rd.lvm.", "rd.md.", "rd.dm.", "luks.", "rd.auto", "rd.auto=", "systemd.mount-extra=",
-	"systemd.swap-extra=", "systemd.volatile="}
-
-// rescueCmdline is the command line of a rescue UKI: the original, less
-// what a rescue entry must not inherit (bootentry.SanitizeOptions) and
-// what would point at the installed root or its storage, plus dracut's and
-// systemd's switches that turn storage activation off.
-func rescueCmdline(orig string) string {
-	var keep []string
-	for _, a := range strings.Fields(bootentry.SanitizeOptions(orig)) {
-		drop := false
-		for _, d := range rescueArgs {
-			if a == d || (strings.HasSuffix(d, "=") || strings.HasSuffix(d, ".")) && strings.HasPrefix(a, d) {
-				drop = true
-				break
-			}
-		}
-		if !drop {
-			keep = append(keep, a)
-		}
-	}
-	return strings.Join(append(keep, strings.Fields(strip.StorageOffArgs)...), " ")
-}
-
-// rescueOSRelease marks os-release as the rescue's: PRETTY_NAME (what
-// systemd-boot shows, with the version) says "initrd-remix rescue", and
-// IMAGE_ID (systemd-boot's sort key for a type #2 entry) is ID-rescue, so
-// the rescue sorts after the distribution's entries, as the type #1 rescue
-// entries do (bootentry.DefaultSortKey).
-func rescueOSRelease(orig string) string {
-	m := bootentry.ParseOSRelease([]byte(orig))
-	var b strings.Builder
-	for _, line := range strings.Split(orig, "\n") {
-		k, _, _ := strings.Cut(strings.TrimSpace(line), "=")
-		if k == "PRETTY_NAME" || k == "IMAGE_ID" || strings.TrimSpace(line) == "" {
-			continue
-		}
-		b.WriteString(line + "\n")
-	}
-	fmt.Fprintf(&b, "PRETTY_NAME=%s\n", osrelQuote(prettyName(m)+" (initrd-remix rescue)"))
-	fmt.Fprintf(&b, "IMAGE_ID=%s\n", osrelQuote(bootentry.DefaultSortKey(m)))
-	return b.String()
-}
-
-// osrelQuote quotes a value the way os-release(5) reads it: double quotes,
-// with backslash before ", \, $ and `.
-func osrelQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		if strings.ContainsRune("\"\\$`", r) {
-			b.WriteByte('\\')
-		}
-		if r == '\n' {
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// rescueEdit is what a rescue UKI changes in the distribution's: the
-// rescue initrd (early microcode included: it is the input's first
-// archive, kept byte for byte, so .ucode is folded into .initrd), the
-// command line and os-release; gone are .pcrsig and .pcrpkey (the rescue
-// must never satisfy a TPM policy signed for the distribution's UKI), the
-// profiles other than the base one (their command lines are not the
-// rescue's) and the signature.
-func (in *ukiInput) rescueEdit(initrd *os.File, size int64) (uki.Edit, error) {
-	cmd, _, err := in.u.ReadText(uki.Cmdline)
-	if err != nil {
-		return uki.Edit{}, fmt.Errorf("%s: %w", in.path, err)
-	}
-	osrel, _, err := in.u.ReadText(uki.OSRel)
-	if err != nil {
-		return uki.Edit{}, fmt.Errorf("%s: %w", in.path, err)
-	}
-	return uki.Edit{
-		Set: []uki.Set{
-			{Name: uki.OSRel, Content: uki.Bytes([]byte(rescueOSRelease(osrel)))},
-			{Name: uki.Cmdline, Content: uki.Bytes([]byte(rescueCmdline(cmd)))},
-			{Name: uki.Initrd, Content: uki.Content{R: initrd, Size: size}},
-		},
-		Drop:     []string{uki.PCRSig, uki.PCRPKey, uki.Ucode},
-		BaseOnly: true,
-	}, nil
-}
-
-// signer signs a rescue UKI for Secure Boot with the administrator's key.
-type signer struct{ key, cert string }
-
-// writeRescue writes the rescue UKI to output: the input's stub and kernel
-// with the rescue initrd ri, read back with uki.Parse and
-// compared (the initrd's bytes, the command line, no .pcrsig) before it is
-// renamed into place; signed with sbsign first when s is set.
-func (in *ukiInput) writeRescue(ctx context.Context, ri *os.File, output string, s *signer, root string) (int64, error) {
-	st, err := ri.Stat()
-	if err != nil {
-		return 0, err
-	}
-	edit, err := in.rescueEdit(ri, st.Size())
-	if err != nil {
-		return 0, err
-	}
-	af, err := atomicfile.Create(output, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer af.Abort()
-	bw := bufio.NewWriterSize(af, 1<<20)
-	n, err := in.u.Write(bw, edit)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", output, err)
-	}
-	if s != nil {
-		if n, err = s.sign(ctx, af.File, root); err != nil {
-			return 0, fmt.Errorf("sign %s: %w", output, err)
-		}
-	}
-	if err := checkRescueUKI(af.File, n, ri, edit); err != nil {
-		return 0, &remix.VerifyError{Err: fmt.Errorf("%s: %w", output, err)}
-	}
-	return n, af.Commit()
-}
-
-// checkRescueUKI reads the written UKI back with the project's reader and
-// compares what matters: the initrd's bytes, the command line, and that
-// nothing would satisfy the distribution's TPM policy.
-func checkRescueUKI(f *os.File, size int64, initrd *os.File, edit uki.Edit) error {
-	g, err := uki.Parse(f, size)
-	if err != nil {
-		return fmt.Errorf("reading it back: %w", err)
-	}
-	for _, name := range edit.Drop {
-		if g.Lookup(name) != nil {
-			return fmt.Errorf("reading it back: %s still there", name)
-		}
-	}
-	r, _, err := g.Initrd()
-	if err != nil {
-		return err
-	}
-	got, want := sha256.New(), sha256.New()
-	if _, err := io.Copy(got, r); err != nil {
-		return err
-	}
-	if _, err := io.Copy(want, io.NewSectionReader(initrd, 0, 1<<62)); err != nil {
-		return err
-	}
-	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-		return errors.New("reading it back: .initrd differs from the rescue initrd")
-	}
-	for _, set := range edit.Set {
-		if set.Name != uki.Cmdline {
-			continue
-		}
-		want := make([]byte, set.Size)
-		set.R.ReadAt(want, 0)
-		if c, _, _ := g.ReadText(uki.Cmdline); c != string(want) {
-			return fmt.Errorf("reading it back: .cmdline is %q", c)
-		}
-	}
-	return nil
-}
-
-// sign runs sbsign (from root's /usr/bin, else PATH) over the unsigned
-// image in f, and replaces f's content with the signed one.
-func (s *signer) sign(ctx context.Context, f *os.File, root string) (int64, error) {
-	tool, err := findTool(root, "sbsign")
-	if err != nil {
-		return 0, err
-	}
-	dir, err := os.MkdirTemp(remix.DefaultSpoolDir(), "initrd-remix-sign-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	in, out := filepath.Join(dir, "in.efi"), filepath.Join(dir, "out.efi")
-	if err := writePrivate(in, io.NewSectionReader(f, 0, 1<<62)); err != nil {
-		return 0, err
-	}
-	cmd := exec.CommandContext(ctx, tool, "--key", s.key, "--cert", s.cert, "--output", out, in)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("%s: %w: %s", tool, err, bytes.TrimSpace(msg))
-	}
-	sf, err := os.Open(out)
-	if err != nil {
-		return 0, err
-	}
-	defer sf.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	if err := f.Truncate(0); err != nil {
-		return 0, err
-	}
-	return io.Copy(f, sf)
-}
-
-func writePrivate(p string, r io.Reader) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// findTool finds a program in root's /usr/bin or /usr/sbin, else in PATH.
-func findTool(root, name string) (string, error) {
-	for _, d := range []string{"usr/bin", "usr/sbin", "bin", "sbin"} {
-		p := filepath.Join(root, d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s not found in %s nor in PATH (install sbsigntool)", name, root)
-	}
-	return p, nil
-}
-
-// secureBootVar is the UEFI global variable that says whether Secure Boot
-// is on (efivarfs: 4 bytes of attributes, then the value).
-const secureBootVar = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-
-// secureBootOn reports whether root's firmware has Secure Boot enabled.
-func secureBootOn(root string) bool {
-	b, err := os.ReadFile(filepath.Join(root, secureBootVar))
-	return err == nil && len(b) >= 5 && b[4] == 1
 }
 
 // defaultUKIOutput names the rescue UKI beside the input.
@@ -400,16 +131,7 @@ func isRescueUKI(p string) bool {
 		return false
 	}
 	defer in.Close()
-	r, _, err := in.initrd()
-	if err != nil {
-		return false
-	}
-	img, err := remix.Read(context.Background(), r, remix.OpenOptions{MetadataOnly: true})
-	if err != nil {
-		return false
-	}
-	defer img.Close()
-	return img.Tree.Lookup(strip.Marker) != nil
+	return rescueuki.IsRescue(context.Background(), in.u)
 }
 
 // readInitrd decodes the UKI's initrd in place (no copy), as inspect does.
@@ -440,7 +162,7 @@ type ukiBuild struct {
 
 // signer returns the Secure Boot signer of --sign-key and --sign-cert, or
 // nil when neither is set.
-func (b *buildFlags) signer() (*signer, error) {
+func (b *buildFlags) signer() (*rescueuki.Signer, error) {
 	if b.signKey == "" && b.signCert == "" {
 		return nil, nil
 	}
@@ -454,7 +176,7 @@ func (b *buildFlags) signer() (*signer, error) {
 			return nil, fmt.Errorf("%s: not a regular file", p)
 		}
 	}
-	return &signer{key: b.signKey, cert: b.signCert}, nil
+	return &rescueuki.Signer{Key: b.signKey, Cert: b.signCert}, nil
 }
 
 // spoolDir is where build keeps its private copies of a UKI's initrd.
@@ -470,8 +192,8 @@ func spoolDir(flag string) string {
 // pipeline's input), and with --format uki the rescue initrd's place beside
 // it (the pipeline's output) and the rescue UKI's path. cleanup removes
 // the temporary files.
-func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags) (ukiOutput string, cleanup func(), s *signer, err error) {
-	fail := func(err error) (string, func(), *signer, error) { return "", nil, nil, err }
+func (b *buildFlags) prepareUKI(fs *pflag.FlagSet, in *ukiInput, o *outputFlags) (ukiOutput string, cleanup func(), s *rescueuki.Signer, err error) {
+	fail := func(err error) (string, func(), *rescueuki.Signer, error) { return "", nil, nil, err }
 	switch b.format {
 	case "", "uki":
 		b.format = "uki"
@@ -552,10 +274,10 @@ func checkLinuxOutput(input, output string, force bool) error {
 // rescue UKI from the rescue initrd the pipeline wrote (rep.Output, in the
 // private directory); with --linux-output it writes the kernel. rep is
 // made to describe what was written.
-func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string, s *signer, force bool, rep *buildReport) error {
+func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string, s *rescueuki.Signer, force bool, rep *buildReport) error {
 	cmd, _, _ := in.u.ReadText(uki.Cmdline)
 	rep.Input = in.path
-	rep.UKI = &ukiBuild{Format: b.format, Cmdline: rescueCmdline(cmd), Signed: s != nil, Linux: b.linuxOutput}
+	rep.UKI = &ukiBuild{Format: b.format, Cmdline: rescueuki.Cmdline(cmd), Signed: s != nil, Linux: b.linuxOutput}
 	if b.format == "uki" {
 		if output == "" {
 			output = defaultUKIOutput(in.path, rep.Kver)
@@ -564,7 +286,7 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 			}
 		}
 		rep.UKI.Output = output
-		if s == nil && secureBootOn(b.root) {
+		if s == nil && rescueuki.SecureBootOn(b.root) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("Secure Boot is enabled on %s and no signing key is configured: the firmware will refuse to start the rescue UKI %s "+
 				"(its signature, if the input had one, cannot cover the new content). Configure the key and certificate of a db (or MOK) entry "+
 				"the firmware trusts, with --sign-key/--sign-cert or sign-key/sign-cert in /etc/initrd-remix/initrd-remix.conf, and build again", b.root, output))
@@ -577,8 +299,8 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 		return nil
 	}
 	if b.linuxOutput != "" {
-		if err := in.writeLinux(b.linuxOutput); err != nil {
-			return err
+		if err := rescueuki.WriteLinux(in.u, b.linuxOutput); err != nil {
+			return cliVerify(err)
 		}
 	}
 	if b.format != "uki" {
@@ -593,13 +315,9 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 	}
 	defer ri.Close()
 	os.Remove(rep.Output)
-	n, err := in.writeRescue(ctx, ri, output, s, b.root)
+	n, err := rescueuki.Write(ctx, in.u, ri, output, s, b.root)
 	if err != nil {
-		var ve *remix.VerifyError
-		if errors.As(err, &ve) {
-			return verifyError{ve.Err}
-		}
-		return err
+		return cliVerify(fmt.Errorf("%s: %w", in.path, err))
 	}
 	rep.Output, rep.UKI.Bytes = output, n
 	if rep.WriteResult != nil {
@@ -608,106 +326,31 @@ func (b *buildFlags) finishUKI(ctx context.Context, in *ukiInput, output string,
 	return nil
 }
 
-// writeLinux writes the kernel the UKI carries (.linux) to p, privately
-// and atomically, compared with the section before it is renamed.
-func (in *ukiInput) writeLinux(p string) error {
-	s := in.u.Lookup(uki.Linux)
-	af, err := atomicfile.Create(p, 0o600)
-	if err != nil {
-		return err
+// cliVerify turns a result that did not read back (*remix.VerifyError)
+// into the CLI's verification failure, with its exit code.
+func cliVerify(err error) error {
+	var ve *remix.VerifyError
+	if errors.As(err, &ve) {
+		return verifyError{ve.Err}
 	}
-	defer af.Abort()
-	if _, err := io.Copy(af, in.u.Open(s)); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	got, want := sha256.New(), sha256.New()
-	io.Copy(got, io.NewSectionReader(af.File, 0, s.Size()+1))
-	io.Copy(want, in.u.Open(s))
-	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-		return verifyError{fmt.Errorf("%s: reading it back: differs from %s", p, uki.Linux)}
-	}
-	return af.Commit()
+	return err
 }
 
-// UKISuffix ends the file name of every rescue UKI the kernel-install
-// plugin writes to $BOOT/EFI/Linux: <token>-<kver>_initrd-remix-rescue.efi
-// sorts after the distribution's <token>-<kver>.efi and <token>-<kver>+N.efi.
-const UKISuffix = "_initrd-remix-rescue.efi"
-
-// listUKIEntries lists the rescue UKIs (Boot Loader Specification type #2
-// entries) in $BOOT/EFI/Linux, with what would keep each from being a
-// working rescue: not a UKI, no initrd, an initrd that is not a rescue
-// image, or a .pcrsig/.pcrpkey left in it.
-func listUKIEntries(s bootentry.Store, kver string) ([]entryJSON, error) {
-	dir := filepath.Join(s.Root, s.BootRoot, "EFI/Linux")
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	owned, err := s.OwnedTokens()
-	if err != nil {
-		return nil, err
-	}
-	var out []entryJSON
-	for _, de := range des {
-		name := de.Name()
-		if !strings.HasSuffix(name, UKISuffix) || !de.Type().IsRegular() {
-			continue
-		}
-		j := entryJSON{File: filepath.Join(dir, name), Initrd: []string{}, Problems: []string{}, Type: 2}
-		j.Problems = ukiProblems(j.File, &j)
-		if kver != "" && j.Version != kver && !strings.HasSuffix(name, "-"+kver+UKISuffix) {
-			continue
-		}
-		if tok, _, ok := strings.Cut(strings.TrimSuffix(name, UKISuffix), "-"+j.Version); ok && j.Version != "" {
-			j.Token = tok
-		}
-		j.Owned = j.Token != "" && owned[j.Token]
-		out = append(out, j)
-	}
-	return out, nil
-}
-
-// ukiProblems reads a rescue UKI as systemd-boot and systemd-stub would and
-// returns what is wrong with it; it fills in the entry's title, version
-// and command line.
-func ukiProblems(p string, j *entryJSON) []string {
+// readRescueUKI reads a rescue UKI in $BOOT/EFI/Linux for the entry
+// store: its title, version and command line, and what keeps it from
+// being a working rescue (rescueuki.Problems).
+func readRescueUKI(p string) bootentry.UKIInfo {
 	in, err := openUKI(p)
 	if err == nil && in == nil {
-		err = uki.ErrNotPE
+		err = fmt.Errorf("%s: %w", p, uki.ErrNotPE)
 	}
 	if err != nil {
-		return []string{err.Error()}
+		return bootentry.UKIInfo{Problems: []string{err.Error()}}
 	}
 	defer in.Close()
 	rep, err := in.report()
 	if err != nil {
-		return []string{err.Error()}
+		return bootentry.UKIInfo{Problems: []string{err.Error()}}
 	}
-	j.Title, j.Version, j.Options, j.Linux = rep.OSRelease, rep.Uname, rep.Cmdline, p
-	problems := []string{}
-	if j.Version == "" {
-		problems = append(problems, "no .uname (kernel version)")
-	}
-	for _, name := range []string{uki.PCRSig, uki.PCRPKey} {
-		if in.u.Lookup(name) != nil {
-			problems = append(problems, name+" present: it could satisfy the distribution's TPM policy")
-		}
-	}
-	r, _, err := in.initrd()
-	if err != nil {
-		return append(problems, err.Error())
-	}
-	img, err := remix.Read(context.Background(), r, remix.OpenOptions{MetadataOnly: true})
-	if err != nil {
-		return append(problems, fmt.Sprintf("%s: %v", uki.Initrd, err))
-	}
-	defer img.Close()
-	if img.Tree.Lookup(strip.Marker) == nil {
-		problems = append(problems, uki.Initrd+" is not an initrd-remix rescue image")
-	}
-	return problems
+	return bootentry.UKIInfo{Title: rep.OSRelease, Version: rep.Uname, Options: rep.Cmdline, Problems: rescueuki.Problems(context.Background(), in.u)}
 }

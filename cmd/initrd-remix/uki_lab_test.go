@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/rescueuki"
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/strip"
@@ -137,7 +139,7 @@ func TestUKILab(t *testing.T) {
 	// certificate in the configuration file, it is signed and says nothing.
 	t.Run("secure-boot-config", func(t *testing.T) {
 		sbRoot := t.TempDir()
-		efivar := filepath.Join(sbRoot, secureBootVar)
+		efivar := filepath.Join(sbRoot, rescueuki.SecureBootVar)
 		os.MkdirAll(filepath.Dir(efivar), 0o755)
 		os.WriteFile(efivar, []byte{6, 0, 0, 0, 1}, 0o644)
 		conf := filepath.Join(t.TempDir(), "initrd-remix.conf")
@@ -440,7 +442,7 @@ func ukiKernelInstall(t *testing.T, l, trixie *lab, env map[string]string, tb st
 		names = append(names, de.Name())
 	}
 	slices.Sort(names)
-	if len(names) != 2 || !strings.HasSuffix(names[0], "-"+kver+".efi") || names[1] != strings.TrimSuffix(names[0], ".efi")+UKISuffix {
+	if len(names) != 2 || !strings.HasSuffix(names[0], "-"+kver+".efi") || names[1] != strings.TrimSuffix(names[0], ".efi")+bootentry.UKISuffix {
 		t.Fatalf("EFI/Linux holds %v; want the distribution's <token>-%s.efi, then the rescue UKI after it", names, kver)
 	}
 	rescueName := names[1]
@@ -483,7 +485,7 @@ func ukiKernelInstall(t *testing.T, l, trixie *lab, env map[string]string, tb st
 	for _, n := range names {
 		copyFile(t, filepath.Join(linuxDir, n), filepath.Join(esp, "EFI/Linux", n))
 	}
-	os.WriteFile(filepath.Join(esp, "loader/loader.conf"), []byte("default *"+UKISuffix+"\ntimeout 3\n"), 0o644)
+	os.WriteFile(filepath.Join(esp, "loader/loader.conf"), []byte("default *"+bootentry.UKISuffix+"\ntimeout 3\n"), 0o644)
 	log, changed := bootVM(t, l, vm{esp: esp, expect: censusExpect,
 		fails: []string{passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"]}, disks: testbedVMDisks(tb)})
 	for _, c := range changed {

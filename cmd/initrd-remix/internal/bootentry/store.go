@@ -481,11 +481,15 @@ type RemoveOptions struct {
 	Token   string // only this token's entry ("" for every token)
 	Stale   bool   // only entries that name a missing file or cannot be parsed
 	Images  bool   // also delete the rescue images (ImagePrefix*) they name
+	// UKI, when set, reads rescue UKIs: the rescue UKIs in EFI/Linux
+	// (type #2 entries) are selected and deleted too.
+	UKI UKIReader
 }
 
 // Remove deletes the selected rescue entries of this installation (Owned,
-// or of o.Token when it is given) and returns the files it deleted. It
-// never deletes a file whose name lacks Suffix or, with Images, an image
+// or of o.Token when it is given), with o.UKI its rescue UKIs too, and
+// returns the files it deleted. It never deletes a file whose name lacks
+// Suffix or UKISuffix or, with Images, an image
 // whose name lacks ImagePrefix or that is not a regular file inside the
 // boot partition.
 func (s Store) Remove(o RemoveOptions) ([]string, error) {
@@ -497,16 +501,23 @@ func (s Store) Remove(o RemoveOptions) ([]string, error) {
 			return nil, err
 		}
 	}
+	var removed []string
+	var errs []error
+	if o.UKI != nil {
+		r, err := s.removeUKIs(o)
+		removed = append(removed, r...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	found, err := s.List(o.Version)
 	if err != nil || len(found) == 0 {
-		return nil, err
+		return removed, errors.Join(append(errs, err)...)
 	}
 	part, err := s.Partition()
 	if err != nil {
-		return nil, err
+		return removed, errors.Join(append(errs, err)...)
 	}
-	var removed []string
-	var errs []error
 	for _, f := range found {
 		if (o.Token != "" && f.Token != o.Token) || (o.Token == "" && !f.Owned) {
 			continue
