@@ -182,12 +182,9 @@ func tokenOf(name string, e *Entry, owned map[string]bool) string {
 // parsed are listed with a problem, never skipped silently.
 func (s Store) List(version string) ([]Found, error) {
 	dir := s.EntriesDir()
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+	names, err := rescueFiles(dir, Suffix)
+	if err != nil || len(names) == 0 {
+		return nil, err
 	}
 	part, err := s.Partition()
 	if err != nil {
@@ -198,11 +195,7 @@ func (s Store) List(version string) ([]Found, error) {
 		return nil, err
 	}
 	var out []Found
-	for _, de := range des {
-		name := de.Name()
-		if !strings.HasSuffix(name, Suffix) || !de.Type().IsRegular() {
-			continue
-		}
+	for _, name := range names {
 		f := Found{File: filepath.Join(dir, name), Name: name}
 		e, err := readEntry(f.File)
 		f.Token = tokenOf(name, e, owned)
@@ -239,6 +232,25 @@ func (s Store) List(version string) ([]Found, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// rescueFiles returns the names of the regular files in dir whose names
+// end in suffix; none when dir does not exist.
+func rescueFiles(dir, suffix string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	var names []string
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), suffix) && de.Type().IsRegular() {
+			names = append(names, de.Name())
+		}
+	}
+	return names, nil
 }
 
 func readEntry(file string) (*Entry, error) {

@@ -54,23 +54,16 @@ type FoundUKI struct {
 // never skipped silently.
 func (s Store) ListUKIs(version string, read UKIReader) ([]FoundUKI, error) {
 	dir := s.UKIDir()
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+	names, err := rescueFiles(dir, UKISuffix)
+	if err != nil || len(names) == 0 {
+		return nil, err
 	}
 	owned, err := s.OwnedTokens()
 	if err != nil {
 		return nil, err
 	}
 	var out []FoundUKI
-	for _, de := range des {
-		name := de.Name()
-		if !strings.HasSuffix(name, UKISuffix) || !de.Type().IsRegular() {
-			continue
-		}
+	for _, name := range names {
 		f := FoundUKI{File: filepath.Join(dir, name), Name: name, UKIInfo: read(filepath.Join(dir, name))}
 		if f.Problems == nil {
 			f.Problems = []string{}

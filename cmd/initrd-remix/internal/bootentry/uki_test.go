@@ -31,9 +31,9 @@ func readUKI(file string) UKIInfo {
 	return UKIInfo{Version: v}
 }
 
-// ukiTree is a root with $BOOT/EFI/Linux holding the given files: a
-// name ending in .efi whose content is "uki" gets a synthetic UKI of kver.
-func ukiTree(t *testing.T, files map[string]string) (Store, string) {
+// ukiTree is a root with $BOOT/EFI/Linux holding the given files: one
+// whose content is "uki" gets a synthetic UKI of kver, returned too.
+func ukiTree(t *testing.T, files map[string]string) (Store, string, []byte) {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "boot/EFI/Linux")
@@ -49,7 +49,7 @@ func ukiTree(t *testing.T, files map[string]string) (Store, string) {
 			t.Fatal(err)
 		}
 	}
-	return Store{Root: root, BootRoot: "/boot"}, dir
+	return Store{Root: root, BootRoot: "/boot"}, dir, img
 }
 
 // TestUKIStale: a rescue UKI is stale, as a type #1 entry whose kernel is
@@ -79,7 +79,7 @@ func TestUKIStale(t *testing.T) {
 		{"another installation's, unreadable", map[string]string{UKIName(other, kver): "junk"}, "no entry token and kernel version", "", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, dir := ukiTree(t, tc.files)
+			s, dir, _ := ukiTree(t, tc.files)
 			if tc.distDir {
 				os.Mkdir(filepath.Join(dir, a+"-"+kver+".efi"), 0o755)
 			}
@@ -126,7 +126,7 @@ func TestUKIStale(t *testing.T) {
 // this installation (machine ID changed since), and not without UKI.
 func TestWriteUKIRemoveAcrossTokens(t *testing.T) {
 	const a, b, other = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cccccccccccccccccccccccccccccccc"
-	s, dir := ukiTree(t, map[string]string{a + "-" + kver + ".efi": "x", b + "-" + kver + ".efi": "x", other + "-" + kver + ".efi": "x",
+	s, dir, img := ukiTree(t, map[string]string{a + "-" + kver + ".efi": "x", b + "-" + kver + ".efi": "x", other + "-" + kver + ".efi": "x",
 		UKIName(a, kver): "uki", UKIName(other, kver): "uki"})
 	if _, err := s.WriteUKI(a, kver, readUKI); err != nil {
 		t.Fatal(err)
@@ -142,19 +142,19 @@ func TestWriteUKIRemoveAcrossTokens(t *testing.T) {
 		}
 	}
 	// A rescue UKI that says another version than its name is refused.
-	os.WriteFile(filepath.Join(dir, UKIName(b, "6.2.0-1-amd64")), readFile(t, filepath.Join(dir, UKIName(a, kver))), 0o600)
+	os.WriteFile(filepath.Join(dir, UKIName(b, "6.2.0-1-amd64")), img, 0o600)
 	if _, err := s.WriteUKI(b, "6.2.0-1-amd64", readUKI); err == nil || !strings.Contains(err.Error(), "carries kernel") {
 		t.Errorf("version mismatch: %v", err)
 	}
 	os.Remove(filepath.Join(dir, UKIName(b, "6.2.0-1-amd64")))
 	// The machine ID changes to b: the add under b removes a's.
-	os.WriteFile(filepath.Join(dir, UKIName(b, kver)), readFile(t, filepath.Join(dir, UKIName(a, kver))), 0o600)
+	os.WriteFile(filepath.Join(dir, UKIName(b, kver)), img, 0o600)
 	res, err := s.WriteUKI(b, kver, readUKI)
 	if err != nil || !slices.Equal(res.Removed, []string{filepath.Join(dir, UKIName(a, kver))}) {
 		t.Fatalf("WriteUKI under the new token: %v, removed %v", err, res.Removed)
 	}
 	// Without a new add: a's comes back (an older build), the kernel goes.
-	os.WriteFile(filepath.Join(dir, UKIName(a, kver)), readFile(t, filepath.Join(dir, UKIName(b, kver))), 0o600)
+	os.WriteFile(filepath.Join(dir, UKIName(a, kver)), img, 0o600)
 	if removed, err := s.Remove(RemoveOptions{Version: kver}); err != nil || len(removed) != 0 {
 		t.Errorf("Remove without UKI: %v %v", removed, err)
 	}
@@ -166,13 +166,4 @@ func TestWriteUKIRemoveAcrossTokens(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, UKIName(other, kver))); err != nil {
 		t.Errorf("another installation's rescue UKI removed: %v", err)
 	}
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -104,7 +104,12 @@ func distUKI(t *testing.T, initrd []byte, extra ...ukitest.Section) *uki.File {
 	if initrd != nil {
 		secs = append(secs, ukitest.Section{Name: uki.Initrd, Data: initrd})
 	}
-	b := ukitest.Synth(t, append(secs, extra...), []byte("a signature"))
+	return parse(t, ukitest.Synth(t, append(secs, extra...), []byte("a signature")))
+}
+
+// parse parses a UKI held in memory.
+func parse(t *testing.T, b []byte) *uki.File {
+	t.Helper()
 	u, err := uki.Parse(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
@@ -127,21 +132,6 @@ func rescueInitrd(t *testing.T, marker bool) *os.File {
 	return f
 }
 
-func parseFile(t *testing.T, p string) *uki.File {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, _ := f.Stat()
-	u, err := uki.Parse(f, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 // TestWrite: the rescue UKI of a distribution's reads back (ours and
 // debug/pe) as a working rescue: the rescue initrd, the rescue command
 // line and os-release, no PCR signature, one profile, no signature,
@@ -159,7 +149,11 @@ func TestWrite(t *testing.T) {
 	if err != nil || st.Size() != n || st.Mode().Perm() != 0o600 {
 		t.Fatalf("%v %v, want %d bytes, mode 0600", st, err, n)
 	}
-	g := parseFile(t, out)
+	written, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := parse(t, written)
 	if p := Problems(context.Background(), g); len(p) != 0 {
 		t.Errorf("problems: %v", p)
 	}
@@ -183,12 +177,8 @@ func TestWrite(t *testing.T) {
 		t.Errorf("debug/pe .initrd: %v", err)
 	}
 
-	huge := ukitest.Synth(t, append(ukitest.Stub(), ukitest.Section{Name: uki.Cmdline, Data: bytes.Repeat([]byte("x"), uki.MaxText+1)},
-		ukitest.Section{Name: uki.Linux, Data: []byte("MZ")}, ukitest.Section{Name: uki.Initrd, Data: []byte("x")}), nil)
-	hu, err := uki.Parse(bytes.NewReader(huge), int64(len(huge)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hu := parse(t, ukitest.Synth(t, append(ukitest.Stub(), ukitest.Section{Name: uki.Cmdline, Data: bytes.Repeat([]byte("x"), uki.MaxText+1)},
+		ukitest.Section{Name: uki.Linux, Data: []byte("MZ")}, ukitest.Section{Name: uki.Initrd, Data: []byte("x")}), nil))
 	for _, tc := range []struct {
 		name string
 		u    *uki.File
@@ -263,11 +253,7 @@ func TestCheck(t *testing.T) {
 func TestProblems(t *testing.T) {
 	marked, _ := io.ReadAll(io.NewSectionReader(rescueInitrd(t, true), 0, 1<<20))
 	plain, _ := io.ReadAll(io.NewSectionReader(rescueInitrd(t, false), 0, 1<<20))
-	noUname := ukitest.Synth(t, append(ukitest.Stub(), ukitest.Section{Name: uki.Linux, Data: []byte("MZ")}, ukitest.Section{Name: uki.Initrd, Data: marked}), nil)
-	nu, err := uki.Parse(bytes.NewReader(noUname), int64(len(noUname)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nu := parse(t, ukitest.Synth(t, append(ukitest.Stub(), ukitest.Section{Name: uki.Linux, Data: []byte("MZ")}, ukitest.Section{Name: uki.Initrd, Data: marked}), nil))
 	for _, tc := range []struct {
 		name   string
 		u      *uki.File
