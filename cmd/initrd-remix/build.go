@@ -105,6 +105,8 @@ check" shows every setting and where it comes from.
 type buildFlags struct {
 	input, output, root, kver, run string
 	dryRun                         bool
+	ssh                            bool
+	sshKeys, sshHostKeys, ip       string
 }
 
 // buildReport is what --json prints.
@@ -123,6 +125,8 @@ type buildReport struct {
 	Overlay *overlay.Report `json:"overlay"`
 	// Findings are verify's warnings (errors stop the build).
 	Findings []verify.Finding `json:"findings"`
+	// SSH is the SSH server put into the image (--ssh).
+	SSH *sshReport `json:"ssh,omitempty"`
 	// Warnings are about the image as a whole (its size).
 	Warnings []string `json:"warnings,omitempty"`
 	*remix.WriteResult
@@ -137,6 +141,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&b.kver, "kver", "", "kernel version (default: uname -r, or with --input the only kernel in the image)")
 	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
+	fs.BoolVar(&b.ssh, "ssh", false, "put an SSH server into the rescue: OpenSSH's sshd from --root, public-key login as root only, "+
+		"the network up by DHCP on every wired NIC (or --ip); see \"Reach the rescue over SSH\" in the README")
+	fs.StringVar(&b.sshKeys, "ssh-authorized-keys", "", "with --ssh: the public keys that may log in (default: the first of ROOT/etc/initrd-remix/authorized_keys, ROOT/root/.ssh/authorized_keys)")
+	fs.StringVar(&b.sshHostKeys, "ssh-host-keys", "", "with --ssh: directory of the rescue's host key, made once and reused by every build (default: ROOT/etc/initrd-remix/ssh)")
+	fs.StringVar(&b.ip, "ip", "", "with --ssh: the network in the kernel's ip= syntax, e.g. 192.0.2.10::192.0.2.1:255.255.255.0::eth0:off (default: dhcp on every wired NIC; off: none)")
 	ovf := addOverlayFlags(fs)
 	var o outputFlags
 	o.register(fs, "")
@@ -205,6 +214,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 	ovOpts.Root = b.root
+	sshSetup, err := prepareSSH(e, fs, &b, o.quiet || o.json)
+	if err != nil {
+		return err
+	}
 	res, err := pipeline.Build(ctx, pipeline.Options{
 		Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun,
 		NameOutput: func(kver string) (string, error) {
@@ -213,7 +226,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		},
 		CheckKver: bootentry.CheckVersion,
 		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,
-		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts,
+		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts, SSH: sshSetup,
 		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
 	})
 	var ke *pipeline.KernelError
@@ -230,7 +243,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
-		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write}
+		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write, SSH: newSSHReport(sshSetup)}
 	return printBuild(e, &o, rep, res.Mode)
 }
 

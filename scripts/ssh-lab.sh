@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# ssh-lab.sh: builds the --root of the SSH rescue tests (TestSSHLab): copies
+# of the lab's Debian roots with an SSH server installed by apt, and prints
+# its directory as the last line of stdout.
+#
+#   ssh-lab.sh [LAB_DIR]        (default: $INITRD_REMIX_LAB)
+#
+# The lab roots have no SSH server. In a copy of each root (the lab itself is
+# never written), apt-get installs openssh-server without recommends, in a
+# private mount namespace, with no service started (policy-rc.d):
+#   bookworm/   the lab's Debian 12 root + openssh-server (OpenSSH 9.2: one
+#               sshd binary)
+#   trixie/     the lab's Debian 13 root + openssh-server (OpenSSH 10.0:
+#               sshd execs sshd-session and sshd-auth)
+# The package installation generates host keys in /etc/ssh; they are
+# removed (the rescue brings its own). ssh.env names the roots and the
+# OpenSSH versions.
+#
+# Cached as ~/.cache/initrd-remix/ssh-<hash of this script and the lab>;
+# built in a temporary directory and renamed when complete; concurrent runs
+# wait on a lock. About 2 minutes. Needs root, network access to
+# deb.debian.org (the packages are kept in ~/.cache/initrd-remix/debs/ssh-REL),
+# unshare, chroot, flock.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+lab=${1:-${INITRD_REMIX_LAB:-}}
+[[ -n $lab && -f $lab/lab.env ]] || { echo "ssh-lab.sh: no lab (give LAB_DIR or set INITRD_REMIX_LAB)" >&2; exit 64; }
+lab=$(cd "$lab" && pwd -P)
+[[ $(id -u) == 0 ]] || { echo "ssh-lab.sh: must run as root (chroot, mounts)" >&2; exit 1; }
+for tool in unshare chroot flock; do
+  command -v "$tool" >/dev/null || { echo "ssh-lab.sh: $tool not found" >&2; exit 1; }
+done
+log() { echo "ssh-lab.sh: $*" >&2; }
+# shellcheck source=lib/stage.sh
+source "$here/lib/stage.sh"
+stage_begin ssh ssh.env "$lab"
+work=$stage_work
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
+
+cat >"$work/inner.sh" <<'INNER'
+set -euo pipefail
+r=$1 debs=$2
+for d in proc sys dev; do mount --rbind "/$d" "$r/$d"; done
+mount --bind "$debs" "$r/var/cache/apt/archives"
+printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+chmod 755 "$r/usr/sbin/policy-rc.d"
+chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive /bin/sh -euc '
+apt-get -o Acquire::Check-Valid-Until=false update -qq
+apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+'
+rm -f "$r/usr/sbin/policy-rc.d"
+INNER
+
+# build REL SRC_ROOT: the copy $work/REL with openssh-server.
+build() {
+  local rel=$1 src=$2 r=$work/$1
+  log "$rel: copying $src"
+  cp -ax "$src" "$r"
+  mkdir -p "$r/proc" "$r/sys" "$r/dev" "$r/run"
+  cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+  local debs=$cache/debs/ssh-$rel
+  mkdir -p "$debs/partial"
+  log "$rel: installing openssh-server (log: apt-$rel.log)"
+  if ! unshare --mount --propagation private bash "$work/inner.sh" "$r" "$debs" >"$work/apt-$rel.log" 2>&1; then
+    tail -n 40 "$work/apt-$rel.log" >&2
+    log "$rel: apt-get failed"
+    return 1
+  fi
+  rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/lab-images "$r"/etc/ssh/ssh_host_*
+  [[ -x $r/usr/sbin/sshd ]] || { log "$rel: no /usr/sbin/sshd after apt-get"; return 1; }
+}
+
+# shellcheck disable=SC1091
+bookworm_root=$(. "$lab/lab.env"; echo "$LAB_ROOT")
+trixie_root=$(. "$lab/releases/trixie/lab.env"; echo "$LAB_ROOT")
+build bookworm "$bookworm_root" &
+b1=$!
+build trixie "$trixie_root" &
+b2=$!
+rc=0
+wait $b1 || rc=1
+wait $b2 || rc=1
+((rc == 0)) || exit 1
+ver() { chroot "$work/$1" dpkg-query -W -f '${Version}' openssh-server; }
+{
+  echo "# initrd-remix ssh lab $stage_hash ($(basename "$lab")), built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - stage_t0)) s"
+  echo "SSH_BOOKWORM_ROOT=$stage_dir/bookworm"
+  echo "SSH_BOOKWORM_OPENSSH=$(ver bookworm)"
+  echo "SSH_TRIXIE_ROOT=$stage_dir/trixie"
+  echo "SSH_TRIXIE_OPENSSH=$(ver trixie)"
+} >"$work/ssh.env"
+stage_commit .
