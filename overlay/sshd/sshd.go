@@ -439,4 +439,3 @@ func accounts(tree *remix.Tree) (passwd, group, shadow []byte, err error) {
 	join := func(l []string) []byte { return []byte(strings.Join(l, "\n") + "\n") }
 	return join(pw), join(gr), join(sh), nil
 }
-
