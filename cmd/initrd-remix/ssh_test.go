@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBuildSSHFlags: the SSH options' usage errors and refusals, each
+// naming what is wrong, with nothing written.
+func TestBuildSSHFlags(t *testing.T) {
+	in := smallImage(t)
+	noConf := []string{"--config", "", "--config-dir", ""}
+	emptyRoot := t.TempDir()
+	sshRoot := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(sshRoot, "usr/sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sshRoot, "usr/sbin/sshd"), []byte("\x7fELF\x00/run/sshd\x00"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHX6n0Y8k6rXQ3HcJ0gm3p5hGv3S6Z8HnH1o2vA0C1cM a@b\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(keys, 0o666)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"ip without ssh", []string{"--ip", "dhcp"}, exitUsage, "--ip needs --ssh"},
+		{"authorized keys without ssh", []string{"--ssh-authorized-keys", keys}, exitUsage, "--ssh-authorized-keys needs --ssh"},
+		{"no sshd in the root", []string{"--ssh", "--root", emptyRoot}, exitFailed, "no OpenSSH server in " + emptyRoot},
+		{"bad ip", []string{"--ssh", "--root", sshRoot, "--ip", "10.0.2.15:::255.0.255.0"}, exitFailed, "not a contiguous netmask"},
+		{"no authorized keys", []string{"--ssh", "--root", sshRoot}, exitFailed, "none of " + filepath.Join(sshRoot, "etc/initrd-remix/authorized_keys")},
+		{"world-writable authorized keys", []string{"--ssh", "--root", sshRoot, "--ssh-authorized-keys", keys}, exitFailed, "group or others may write it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "rescue.img")
+			args := append([]string{"build", "--input", in, "--output", out, "--preset", "none", "--drivers", "none"}, noConf...)
+			code, _, errs := cli(t, append(args, tc.args...)...)
+			if code != tc.code || !strings.Contains(errs, tc.want) {
+				t.Errorf("exit %d, want %d; stderr %q, want %q", code, tc.code, errs, tc.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("an image was written")
+			}
+		})
+	}
+	// The configuration file may turn SSH on, like every build option.
+	conf := filepath.Join(t.TempDir(), "initrd-remix.conf")
+	if err := os.WriteFile(conf, []byte("ssh = yes\nip = 10.0.2.15::10.0.2.2:255.255.255.0::::\nssh-host-keys = /etc/initrd-remix/ssh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := cli(t, "config", "get", "ip", "--config", conf, "--config-dir", ""); code != exitOK || strings.TrimSpace(out) != "10.0.2.15::10.0.2.2:255.255.255.0::::" {
+		t.Errorf("config get ip: exit %d %q %q", code, out, errs)
+	}
+	code, _, errs := cli(t, "build", "--input", in, "--output", filepath.Join(t.TempDir(), "r.img"), "--config", conf, "--config-dir", "", "--root", emptyRoot, "--preset", "none", "--drivers", "none")
+	if code != exitFailed || !strings.Contains(errs, "no OpenSSH server") {
+		t.Errorf("ssh = yes in the configuration: exit %d, %q", code, errs)
+	}
+}
