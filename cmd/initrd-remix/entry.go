@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/overlay/config"
 )
 
 const entryAbout = `Write, list and remove Boot Loader Specification type #1 entries
@@ -133,11 +135,23 @@ func runEntryWrite(e *env, args []string) error {
 	fs.StringVar(&r.Title, "title", "", "menu title (default: os-release's PRETTY_NAME, the kernel version and \"rescue\")")
 	fs.StringVar(&r.Options, "options", "", "kernel arguments (default: /etc/kernel/cmdline, else /usr/lib/kernel/cmdline, else the running kernel's); initrd=, BOOT_IMAGE=, init=, rdinit= and the like are always dropped")
 	fs.StringVar(&r.SortKey, "sort-key", "", "sort key (default: os-release's IMAGE_ID or ID plus \"-rescue\", after the normal entries)")
+	cfgFile := fs.String("config", "", "configuration file whose ssh and ip keys add initrd_remix.ip=SPEC to the options (default: ROOT"+config.DefaultFile+"; \"\" for none)")
+	cfgDir := fs.String("config-dir", "", "its drop-in directory (default: ROOT"+config.DefaultDropIn+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("entry write takes no arguments, got %q", fs.Args())
+	}
+	if !fs.Changed("config") {
+		*cfgFile = filepath.Join(f.root, config.DefaultFile)
+	}
+	if !fs.Changed("config-dir") {
+		*cfgDir = filepath.Join(f.root, config.DefaultDropIn)
+	}
+	netArg, err := entryNetwork(*cfgFile, *cfgDir)
+	if err != nil {
+		return err
 	}
 	if r.Version == "" || r.Linux == "" || initrd == "" {
 		return usagef("entry write needs --kver, --linux and --initrd")
@@ -160,6 +174,9 @@ func runEntryWrite(e *env, args []string) error {
 		r.Options = bootentry.SanitizeOptions(r.Options)
 	} else {
 		r.Options = bootentry.DefaultOptions(f.root)
+	}
+	if netArg != "" && !strings.Contains(" "+r.Options, " initrd_remix.ip=") {
+		r.Options = strings.TrimSpace(r.Options + " " + netArg)
 	}
 	if r.SortKey == "" {
 		r.SortKey = bootentry.DefaultSortKey(osr)

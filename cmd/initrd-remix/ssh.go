@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/initrd-remix/initrd-remix/overlay/config"
 
 	"github.com/initrd-remix/initrd-remix/overlay/sshd"
 	"github.com/spf13/pflag"
@@ -54,4 +57,34 @@ func prepareSSH(e *env, fs *pflag.FlagSet, b *buildFlags, quiet bool) (*sshd.Set
 		fmt.Fprintf(e.stderr, "ssh: root may log in with the keys of %s; network: %s\n", termSafe(s.AuthorizedKeysFile), s.Network.String())
 	}
 	return s, nil
+}
+
+// entryNetwork is the kernel argument that carries the configuration's
+// network (ssh = yes with ip = SPEC) to a rescue boot entry:
+// initrd_remix.ip=SPEC, which the rescue's SSH hook prefers to the network
+// the image was built with, so it can be changed at the boot menu. A
+// namespaced argument: a plain ip= would also drive the generator's own
+// network scripts (dracut's, initramfs-tools' NFS root). "" when the
+// configuration asks for no SSH or no ip.
+func entryNetwork(file, dir string) (string, error) {
+	cfg, err := config.Load(file, dir)
+	if err != nil {
+		return "", err
+	}
+	s, ok := cfg.Value("ssh")
+	if !ok {
+		return "", nil
+	}
+	on, err := config.ParseBool(s.Value)
+	if err != nil {
+		return "", fmt.Errorf("%s:%d: ssh wants true or false, got %q", s.File, s.Line, s.Value)
+	}
+	ip, ok := cfg.Value("ip")
+	if !on || !ok {
+		return "", nil
+	}
+	if _, err := sshd.ParseIP(ip.Value); err != nil {
+		return "", fmt.Errorf("%s:%d: %w", ip.File, ip.Line, err)
+	}
+	return "initrd_remix.ip=" + strings.TrimPrefix(ip.Value, "ip="), nil
 }

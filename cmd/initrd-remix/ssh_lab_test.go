@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay/sshd"
+	"github.com/initrd-remix/initrd-remix/remix"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -209,8 +211,9 @@ func (b *sshBoot) run(t *testing.T) string {
 	if o, err := sshRun(port, other, id, "echo LOGGED-IN"); err == nil || !strings.Contains(o, "Host key verification failed") {
 		t.Errorf("the client accepted a host key other than the known one: %v\n%s", err, o)
 	}
-	// The session ends the boot: boot.sh stops at this line.
-	if o, err := sshRun(port, kh, id, "echo SSH-TEST-DONE >/dev/console"); err != nil {
+	// The session ends the boot: boot.sh stops QEMU at this line, so it
+	// is written after the session has closed.
+	if o, err := sshRun(port, kh, id, "(sleep 2; echo SSH-TEST-DONE >/dev/console) </dev/null >/dev/null 2>&1 &"); err != nil {
 		t.Errorf("ssh: %v\n%s", err, o)
 	}
 	select {
@@ -251,6 +254,7 @@ func TestSSHLab(t *testing.T) {
 	testtool.Require(t, "ssh")
 	tb := testbed(t, l)
 	_, env := cachedStage(t, "ssh-lab.sh", l.dir, "ssh.env")
+	t.Logf("OpenSSH: bookworm %s, trixie %s", env["SSH_BOOKWORM_OPENSSH"], env["SSH_TRIXIE_OPENSSH"])
 	work := t.TempDir()
 	payload := filepath.Join(work, "census.sh")
 	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
@@ -292,6 +296,23 @@ func TestSSHLab(t *testing.T) {
 		if st.Mode().Perm()&0o077 != 0 {
 			t.Errorf("the rescue image holding the host key is mode %04o, want 0600", st.Mode().Perm())
 		}
+		// OpenSSH 9.8 and later exec sshd-session (and 10.0 sshd-auth):
+		// what the root has must be in the image.
+		img, err := remix.Open(context.Background(), out, remix.OpenOptions{MetadataOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		for _, h := range []string{"usr/lib/openssh/sshd-session", "usr/lib/openssh/sshd-auth"} {
+			if _, err := os.Stat(filepath.Join(root, h)); err != nil {
+				continue
+			}
+			if _, n, err := img.Tree.Resolve(h, true); err != nil || n == nil {
+				t.Errorf("the root has /%s but the image does not", h)
+			} else {
+				t.Logf("/%s is in the image", h)
+			}
+		}
 		return out, m[1]
 	}
 	// The host key's public half, whose fingerprint must be the one
@@ -309,22 +330,26 @@ func TestSSHLab(t *testing.T) {
 	}
 
 	var firstFP string
-	cases := []struct {
-		name, image, ip, nic, addr string
-		rel                        *lab
-		root                       string
-	}{
-		{"itools-dhcp", "itools-zstd", "", "virtio-net-pci", "10.0.2.15", l, env["SSH_BOOKWORM_ROOT"]},
-		{"dracut-sd-static", "dracut-sd-zstd", "10.0.2.15::10.0.2.2:255.255.255.0::::", "e1000e", "10.0.2.15", l, env["SSH_BOOKWORM_ROOT"]},
-		{"dracut-nosd-dhcp", "dracut-nosd-gzip", "", "virtio-net-pci", "10.0.2.15", l, env["SSH_BOOKWORM_ROOT"]},
+	type sshCase struct {
+		name, image string
+		ip          string // build --ip
+		cmdline     string // initrd_remix.ip= at boot
+		static      bool   // the address is static, not by DHCP
+		nic         string
+		rel         *lab
+		root        string
+	}
+	const static = "10.0.2.15::10.0.2.2:255.255.255.0::::"
+	cases := []sshCase{
+		{"itools-dhcp", "itools-zstd", "", "", false, "virtio-net-pci", l, env["SSH_BOOKWORM_ROOT"]},
+		{"dracut-sd-dhcp", "dracut-sd-zstd", "", "", false, "e1000e", l, env["SSH_BOOKWORM_ROOT"]},
+		{"dracut-nosd-static", "dracut-nosd-gzip", static, "", true, "virtio-net-pci", l, env["SSH_BOOKWORM_ROOT"]},
 	}
 	for _, other := range labs[1:] {
 		if other.release == "trixie" {
-			cases = append(cases, struct {
-				name, image, ip, nic, addr string
-				rel                        *lab
-				root                       string
-			}{"trixie-itools-openssh10", "itools-zstd", "", "virtio-net-pci", "10.0.2.15", other, env["SSH_TRIXIE_ROOT"]})
+			// Built for DHCP, booted with a static initrd_remix.ip=, as
+			// a boot entry carries it.
+			cases = append(cases, sshCase{"trixie-itools-openssh10-cmdline-ip", "itools-zstd", "", static, true, "virtio-net-pci", other, env["SSH_TRIXIE_ROOT"]})
 		}
 	}
 	for _, c := range cases {
@@ -335,14 +360,21 @@ func TestSSHLab(t *testing.T) {
 			} else if fp != firstFP {
 				t.Errorf("build for kernel %s printed host key %s; the first build printed %s", c.rel.env["LAB_KVER"], fp, firstFP)
 			}
-			b := &sshBoot{l: c.rel, tb: tb, image: image, args: args, nic: c.nic, fingerprint: fp, hostKey: hostKey(t, fp),
-				key: client, wrong: wrong, wantAddr: c.addr}
-			log := b.run(t)
-			if c.ip != "" && !strings.Contains(log, "10.0.2.15/24 (static)") {
-				t.Error("the static ip= was not applied (no \"10.0.2.15/24 (static)\" on the console)")
+			bootArgs := args
+			if c.cmdline != "" {
+				bootArgs += " initrd_remix.ip=" + c.cmdline
 			}
-			if c.ip == "" && !strings.Contains(log, "10.0.2.15/24 by DHCP") {
+			b := &sshBoot{l: c.rel, tb: tb, image: image, args: bootArgs, nic: c.nic, fingerprint: fp, hostKey: hostKey(t, fp),
+				key: client, wrong: wrong, wantAddr: "10.0.2.15"}
+			log := b.run(t)
+			if c.static && (!strings.Contains(log, "10.0.2.15/24 (static)") || strings.Contains(log, "by DHCP")) {
+				t.Error("the static ip= was not applied (no \"10.0.2.15/24 (static)\" on the console, or DHCP ran)")
+			}
+			if !c.static && !strings.Contains(log, "10.0.2.15/24 by DHCP") {
 				t.Error("no address by DHCP on the console")
+			}
+			if c.cmdline != "" && !strings.Contains(log, "network from the kernel command line: "+c.cmdline) {
+				t.Error("initrd_remix.ip= on the command line was not taken")
 			}
 		})
 	}

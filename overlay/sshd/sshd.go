@@ -40,6 +40,7 @@ const (
 	rescueConfPath = ConfDir + "/rescue.conf"
 	hookPath       = "/usr/lib/initrd-remix/rescue.d/50-ssh"
 	udhcpcScript   = "/usr/lib/initrd-remix/udhcpc.script"
+	ipParserPath   = "/usr/lib/initrd-remix/ssh-ip.sh"
 	privsepUser    = "sshd"
 )
 
@@ -48,6 +49,9 @@ var hookScript []byte
 
 //go:embed files/udhcpc.sh
 var udhcpcBody []byte
+
+//go:embed files/ip.sh
+var ipParser []byte
 
 // Options say where the server, keys and network settings come from.
 type Options struct {
@@ -292,6 +296,7 @@ func (s *Setup) Install(tree *remix.Tree) error {
 		{rescueConfPath, 0o644, []byte(s.rescueConf())},
 		{hookPath, 0o755, hookScript},
 		{udhcpcScript, 0o755, udhcpcBody},
+		{ipParserPath, 0o644, ipParser},
 		{"/etc/passwd", 0o644, passwd},
 		{"/etc/group", 0o644, group},
 		{"/etc/shadow", 0o600, shadow},

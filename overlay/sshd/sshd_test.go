@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -415,5 +416,60 @@ func TestInstall(t *testing.T) {
 				t.Errorf("rescue.conf:\n%s", conf)
 			}
 		})
+	}
+}
+
+// TestShellParseIP holds the rescue's shell parser of initrd_remix.ip=
+// (files/ip.sh, run by the image's sh at boot) to ParseIP's results: the
+// same specs accepted, with the same address, prefix, gateway, device,
+// host name and DNS servers. ParseIP alone also refuses a gateway outside
+// the subnet (at build time); at boot ip route says so.
+func TestShellParseIP(t *testing.T) {
+	var shells []string
+	for _, sh := range []string{"dash", "busybox", "bash"} {
+		if p, err := exec.LookPath(sh); err == nil {
+			shells = append(shells, p)
+		}
+	}
+	if len(shells) == 0 {
+		t.Skip("no dash, busybox or bash on PATH")
+	}
+	specs := []string{"dhcp", "on", "off", "none", "10.0.2.15::10.0.2.2:255.255.255.0::eth0:off", "10.0.2.15::10.0.2.2:255.255.255.0::::",
+		"10.1.2.3", "172.16.0.5", "192.168.1.9", "192.0.2.10:::255.255.255.128:rescue:enp1s0:none:192.0.2.53:192.0.2.54",
+		":::::eth1:dhcp", "10.0.2.15::::::dhcp", "::::::off", "10.0.2.15:::255.0.255.0", "10.0.2.15:::255.255.255.1",
+		"10.0.2.15:::0.0.0.0", "10.0.2.15:::255.255.255.255", "10.0.2.15:::::eth0;reboot:off", "10.0.2.15::::bad_host!::off",
+		"10.0.2.15::::::bogus", "1:2:3:4:5:6:7:8:9:10:11", "300.0.0.1", "10.0.2.015", "10.0.2", "10.0.2.15.", "a.b.c.d",
+		"10.0.2.15:::::averyveryverylongname:off", "10.0.2.15:1.2.3.400", "10.0.2.15::::::::8.8.8.8.8", "$(reboot)", "10.0.2.15:::::`x`:off"}
+	for _, sh := range shells {
+		for _, spec := range specs {
+			n, err := ParseIP(spec)
+			want := "FAIL"
+			if err == nil {
+				dns := []string{}
+				for _, d := range n.DNS {
+					dns = append(dns, d.String())
+				}
+				addr, gw := "", ""
+				if n.Mode == "static" {
+					addr = n.Addr.String()
+					if n.Gateway.IsValid() {
+						gw = n.Gateway.String()
+					}
+				}
+				want = strings.Join([]string{n.Mode, addr, gw, n.Device, n.Hostname, strings.Join(dns, " ")}, "|")
+			}
+			argv := []string{"-c", `. "$0"; NET_ADDR= NET_GATEWAY= NET_DEVICE= NET_HOSTNAME= NET_DNS=; if parse_ip "$1"; then echo "$NET_MODE|$NET_ADDR|$NET_GATEWAY|$NET_DEVICE|$NET_HOSTNAME|$NET_DNS"; else echo FAIL; fi`,
+				"files/ip.sh", spec}
+			if filepath.Base(sh) == "busybox" {
+				argv = append([]string{"sh"}, argv...)
+			}
+			out, err := exec.Command(sh, argv...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v: %s", sh, err, out)
+			}
+			if got := strings.TrimSpace(string(out)); got != want {
+				t.Errorf("%s parse_ip %q = %q, ParseIP says %q", filepath.Base(sh), spec, got, want)
+			}
+		}
 	}
 }

@@ -15,6 +15,25 @@ if ! command -v ip >/dev/null 2>&1 && [ -n "$bb" ]; then
 fi
 log() { echo "initrd-remix: $*"; }
 
+# initrd_remix.ip= on the kernel command line (the kernel's ip= syntax; a
+# boot entry carries it, or type it at the boot menu) replaces the network
+# the image was built with.
+. /usr/lib/initrd-remix/ssh-ip.sh
+set -f
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case $arg in
+	initrd_remix.ip=*)
+		if parse_ip "${arg#initrd_remix.ip=}"; then
+			log "network from the kernel command line: ${arg#initrd_remix.ip=}"
+		else
+			log "ignoring $arg: not the kernel's ip= syntax"
+		fi
+		;;
+	esac
+done
+set +f
+
 # Every wired NIC: a device behind a bus, not wireless.
 nics=
 for n in /sys/class/net/*; do
