@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -61,5 +62,51 @@ func TestBuildSSHFlags(t *testing.T) {
 	code, _, errs := cli(t, "build", "--input", in, "--output", filepath.Join(t.TempDir(), "r.img"), "--config", conf, "--config-dir", "", "--root", emptyRoot, "--preset", "none", "--drivers", "none")
 	if code != exitFailed || !strings.Contains(errs, "no OpenSSH server") {
 		t.Errorf("ssh = yes in the configuration: exit %d, %q", code, errs)
+	}
+}
+
+// TestEntrySSHNetwork: entry write reads the configuration of --root and,
+// with ssh = yes and ip = SPEC, gives the entry initrd_remix.ip=SPEC (the
+// rescue's SSH hook takes it over the network the image was built with);
+// without ssh, or without ip, the options stay as they were; a bad ip is
+// an error naming the file and line.
+func TestEntrySSHNetwork(t *testing.T) {
+	const mid = "0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name, conf, want, wantErr string
+	}{
+		{"ssh with a static ip", "ssh = yes\nip = 10.0.2.15::10.0.2.2:255.255.255.0::eth0:off\n",
+			"root=/dev/vda ro console=ttyS0 initrd_remix.ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off", ""},
+		{"ssh with dhcp", "ssh = true\n", "root=/dev/vda ro console=ttyS0", ""},
+		{"ip without ssh", "ip = 10.0.2.15\n", "root=/dev/vda ro console=ttyS0", ""},
+		{"ssh off", "ssh = no\nip = 10.0.2.15\n", "root=/dev/vda ro console=ttyS0", ""},
+		{"bad ip", "ssh = yes\n\nip = 10.0.2.15::::::bogus\n", "", "initrd-remix.conf:3: ip=10.0.2.15::::::bogus: unknown autoconf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := entryRoot(t, mid)
+			conf := filepath.Join(root, "etc/initrd-remix/initrd-remix.conf")
+			os.MkdirAll(filepath.Dir(conf), 0o755)
+			if err := os.WriteFile(conf, []byte(tc.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, errs := cli(t, "entry", "write", "--root", root, "--kver", "6.1.0-50-amd64",
+				"--linux", "/boot/m/6.1.0-50-amd64/linux", "--initrd", "/boot/m/6.1.0-50-amd64/initrd-remix-rescue.img")
+			if tc.wantErr != "" {
+				if code != exitFailed || !strings.Contains(errs, tc.wantErr) {
+					t.Fatalf("exit %d: %s, want %q", code, errs, tc.wantErr)
+				}
+				return
+			}
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			data, err := os.ReadFile(filepath.Join(root, "boot/loader/entries", mid+"-6.1.0-50-amd64-initrd-remix-rescue.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !regexp.MustCompile(`\noptions +` + regexp.QuoteMeta(tc.want) + `\n`).Match(data) {
+				t.Errorf("entry:\n%s\nwant options %q", data, tc.want)
+			}
+		})
 	}
 }
