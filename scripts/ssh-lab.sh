@@ -38,35 +38,13 @@ stage_begin ssh ssh.env "$lab"
 work=$stage_work
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
 
-cat >"$work/inner.sh" <<'INNER'
-set -euo pipefail
-r=$1 debs=$2
-for d in proc sys dev; do mount --rbind "/$d" "$r/$d"; done
-mount --bind "$debs" "$r/var/cache/apt/archives"
-printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
-chmod 755 "$r/usr/sbin/policy-rc.d"
-chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive /bin/sh -euc '
-apt-get -o Acquire::Check-Valid-Until=false update -qq
-apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
-'
-rm -f "$r/usr/sbin/policy-rc.d"
-INNER
-
 # build REL SRC_ROOT: the copy $work/REL with openssh-server.
 build() {
   local rel=$1 src=$2 r=$work/$1
   log "$rel: copying $src"
   cp -ax "$src" "$r"
-  mkdir -p "$r/proc" "$r/sys" "$r/dev" "$r/run"
-  cp -L /etc/resolv.conf "$r/etc/resolv.conf"
-  local debs=$cache/debs/ssh-$rel
-  mkdir -p "$debs/partial"
   log "$rel: installing openssh-server (log: apt-$rel.log)"
-  if ! unshare --mount --propagation private bash "$work/inner.sh" "$r" "$debs" >"$work/apt-$rel.log" 2>&1; then
-    tail -n 40 "$work/apt-$rel.log" >&2
-    log "$rel: apt-get failed"
-    return 1
-  fi
+  stage_apt_install "$r" "$cache/debs/ssh-$rel" "$work/apt-$rel.log" openssh-server || { log "$rel: apt-get failed"; return 1; }
   rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/lab-images "$r"/etc/ssh/ssh_host_*
   [[ -x $r/usr/sbin/sshd ]] || { log "$rel: no /usr/sbin/sshd after apt-get"; return 1; }
 }

@@ -49,15 +49,9 @@ func FindAuthorizedKeys(given, root string) (string, error) {
 // build can change, in a directory likewise, holding at least one key
 // OpenSSH accepts. It returns the keys, one line each.
 func ReadAuthorizedKeys(p string) ([]byte, error) {
-	fi, err := os.Stat(p)
+	data, err := readChecked("authorized keys", p, false, true, maxAuthorizedKeys)
 	if err != nil {
-		return nil, fmt.Errorf("authorized keys: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("authorized keys %s: not a regular file", p)
-	}
-	if err := checkOwner(p, fi, false); err != nil {
-		return nil, fmt.Errorf("authorized keys %w", err)
+		return nil, err
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
@@ -70,13 +64,6 @@ func ReadAuthorizedKeys(p string) ([]byte, error) {
 	}
 	if err := checkOwner(dir, di, false); err != nil && di.Mode()&fs.ModeSticky == 0 {
 		return nil, fmt.Errorf("authorized keys' directory %w", err)
-	}
-	if fi.Size() > maxAuthorizedKeys {
-		return nil, fmt.Errorf("authorized keys %s: %d bytes, more than %d", p, fi.Size(), maxAuthorizedKeys)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("authorized keys: %w", err)
 	}
 	keys, err := ParseAuthorizedKeys(data)
 	if err != nil {

@@ -144,21 +144,40 @@ func newHostKey(p string) (*HostKey, error) {
 }
 
 func readHostKey(p string) (*HostKey, error) {
-	fi, err := os.Lstat(p)
+	data, err := readChecked("host key", p, true, false, 64<<10)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("host key %s: not a regular file", p)
+	return parseHostKey(p, data)
+}
+
+// readChecked reads the regular file p (a final symlink is followed only
+// with follow) that no one but root or the user running the build can
+// change (checkOwner; private: nor read), of at most limit bytes; what
+// names it in errors.
+func readChecked(what, p string, private, follow bool, limit int64) ([]byte, error) {
+	stat := os.Lstat
+	if follow {
+		stat = os.Stat
 	}
-	if err := checkOwner(p, fi, true); err != nil {
-		return nil, fmt.Errorf("host key %w", err)
+	fi, err := stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s: not a regular file", what, p)
+	}
+	if err := checkOwner(p, fi, private); err != nil {
+		return nil, fmt.Errorf("%s %w", what, err)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s %s: %d bytes, more than %d", what, p, fi.Size(), limit)
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("host key: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return parseHostKey(p, data)
+	return data, nil
 }
 
 func parseHostKey(p string, data []byte) (*HostKey, error) {
