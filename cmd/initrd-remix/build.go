@@ -92,11 +92,22 @@ image's kernel's modules (another release) adds none, with a warning; an
 explicit --drivers is then an error. The build warns when the image passes
 200 MiB, where boot loaders (GRUB) start failing to load an initrd.
 
+SSH: --ssh puts OpenSSH's sshd from --root into the image (with sshd-session
+and sshd-auth where its version runs them) with the project's own
+sshd_config: public keys only, root by key, no passwords, UsePAM no. The host
+key is made once in ROOT/etc/initrd-remix/ssh (--ssh-host-keys) and reused by
+every build; build prints its fingerprint and the rescue banner shows it with
+the addresses. Authorized keys: --ssh-authorized-keys, else the first of
+ROOT/etc/initrd-remix/authorized_keys, ROOT/root/.ssh/authorized_keys. The
+network: DHCP on every wired NIC, or --ip in the kernel's ip= syntax;
+initrd_remix.ip= on the rescue's kernel command line replaces it at boot.
+
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
 module, drivers, omit-module, preset, allow-missing, compress, level,
-threads, mode, max-size, max-metadata, spool-dir, run; add, include,
+threads, mode, max-size, max-metadata, spool-dir, run, ssh,
+ssh-authorized-keys, ssh-host-keys, ip; add, include,
 module, omit-module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `

@@ -50,8 +50,8 @@ func prepareSSH(e *env, fs *pflag.FlagSet, b *buildFlags, quiet bool) (*sshd.Set
 		if s.HostKey.Created {
 			state = "created"
 		}
-		if b.dryRun && s.HostKey.Created {
-			state = "would be created"
+		if s.HostKey.Temporary {
+			state = "none yet: the build will create one; this fingerprint is a throwaway"
 		}
 		fmt.Fprintf(e.stderr, "ssh host key: %s %s (%s, %s)\n", s.HostKey.Public.Type(), s.HostKey.Fingerprint, termSafe(s.HostKey.Path), state)
 		fmt.Fprintf(e.stderr, "ssh: root may log in with the keys of %s; network: %s\n", termSafe(s.AuthorizedKeysFile), s.Network.String())

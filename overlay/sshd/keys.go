@@ -28,6 +28,7 @@ type HostKey struct {
 	Public      ssh.PublicKey
 	Fingerprint string // ssh.FingerprintSHA256: SHA256:...
 	Created     bool   // this call made it
+	Temporary   bool   // made in memory only (a dry run without a key on disk)
 }
 
 // AuthorizedLine is the public key in authorized_keys / known_hosts form.
@@ -66,7 +67,7 @@ func LoadOrCreateHostKey(dir string, create bool) (*HostKey, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if !create {
-			return newHostKey(p)
+			return temporaryHostKey(p)
 		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, fmt.Errorf("host key directory: %w", err)
@@ -89,9 +90,12 @@ func LoadOrCreateHostKey(dir string, create bool) (*HostKey, error) {
 	if k, err := readHostKey(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return k, err
 	}
+	if !create {
+		return temporaryHostKey(p)
+	}
 	k, err := newHostKey(p)
-	if err != nil || !create {
-		return k, err
+	if err != nil {
+		return nil, err
 	}
 	// Written beside, then linked into place: link never replaces, so two
 	// builds at once keep the first key and both use it.
@@ -128,6 +132,15 @@ func LoadOrCreateHostKey(dir string, create bool) (*HostKey, error) {
 		_ = d.Sync()
 		d.Close()
 	}
+	return k, nil
+}
+
+func temporaryHostKey(p string) (*HostKey, error) {
+	k, err := newHostKey(p)
+	if err != nil {
+		return nil, err
+	}
+	k.Temporary = true
 	return k, nil
 }
 

@@ -115,6 +115,9 @@ func TestHostKey(t *testing.T) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatal("a dry run made the key directory")
 	}
+	if !k0.Temporary || k0.Created {
+		t.Errorf("dry run: temporary=%v created=%v", k0.Temporary, k0.Created)
+	}
 	k1, err := LoadOrCreateHostKey(dir, true)
 	if err != nil {
 		t.Fatal(err)
