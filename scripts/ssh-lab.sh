@@ -12,8 +12,9 @@
 #               sshd binary)
 #   trixie/     the lab's Debian 13 root + openssh-server (OpenSSH 10.0:
 #               sshd execs sshd-session and sshd-auth)
-# The package installation generates host keys in /etc/ssh; they are
-# removed (the rescue brings its own). ssh.env names the roots and the
+#   dropbear/   the lab's Debian 12 root + dropbear-bin only (no OpenSSH)
+# The package installations generate host keys in /etc/ssh and
+# /etc/dropbear; they are removed (the rescue brings its own). ssh.env names the roots and the
 # OpenSSH versions.
 #
 # Cached as ~/.cache/initrd-remix/ssh-<hash of this script and the lab>;
@@ -38,34 +39,41 @@ stage_begin ssh ssh.env "$lab"
 work=$stage_work
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/initrd-remix
 
-# build REL SRC_ROOT: the copy $work/REL with openssh-server.
+# build NAME SRC_ROOT PACKAGE SERVER: the copy $work/NAME with PACKAGE,
+# which must bring the program SERVER.
 build() {
-  local rel=$1 src=$2 r=$work/$1
-  log "$rel: copying $src"
+  local name=$1 src=$2 pkg=$3 server=$4 r=$work/$1
+  log "$name: copying $src"
   cp -ax "$src" "$r"
-  log "$rel: installing openssh-server (log: apt-$rel.log)"
-  stage_apt_install "$r" "$cache/debs/ssh-$rel" "$work/apt-$rel.log" openssh-server || { log "$rel: apt-get failed"; return 1; }
-  rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/lab-images "$r"/etc/ssh/ssh_host_*
-  [[ -x $r/usr/sbin/sshd ]] || { log "$rel: no /usr/sbin/sshd after apt-get"; return 1; }
+  log "$name: installing $pkg (log: apt-$name.log)"
+  stage_apt_install "$r" "$cache/debs/ssh-$name" "$work/apt-$name.log" "$pkg" || { log "$name: apt-get failed"; return 1; }
+  rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/*.bin "$r"/lab-images "$r"/etc/ssh/ssh_host_* "$r"/etc/dropbear/dropbear_*_host_key
+  [[ -x $r$server ]] || { log "$name: no $server after apt-get"; return 1; }
 }
 
 # shellcheck disable=SC1091
 bookworm_root=$(. "$lab/lab.env"; echo "$LAB_ROOT")
 trixie_root=$(. "$lab/releases/trixie/lab.env"; echo "$LAB_ROOT")
-build bookworm "$bookworm_root" &
+build bookworm "$bookworm_root" openssh-server /usr/sbin/sshd &
 b1=$!
-build trixie "$trixie_root" &
+build trixie "$trixie_root" openssh-server /usr/sbin/sshd &
 b2=$!
+build dropbear "$bookworm_root" dropbear-bin /usr/sbin/dropbear &
+b3=$!
 rc=0
 wait $b1 || rc=1
 wait $b2 || rc=1
+wait $b3 || rc=1
+[[ ! -e $work/dropbear/usr/sbin/sshd ]] || { log "dropbear: the root has OpenSSH too"; exit 1; }
 ((rc == 0)) || exit 1
-ver() { chroot "$work/$1" dpkg-query -W -f '${Version}' openssh-server; }
+ver() { chroot "$work/$1" dpkg-query -W -f '${Version}' "${2:-openssh-server}"; }
 {
   echo "# initrd-remix ssh lab $stage_hash ($(basename "$lab")), built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - stage_t0)) s"
   echo "SSH_BOOKWORM_ROOT=$stage_dir/bookworm"
   echo "SSH_BOOKWORM_OPENSSH=$(ver bookworm)"
   echo "SSH_TRIXIE_ROOT=$stage_dir/trixie"
   echo "SSH_TRIXIE_OPENSSH=$(ver trixie)"
+  echo "SSH_DROPBEAR_ROOT=$stage_dir/dropbear"
+  echo "SSH_DROPBEAR_VERSION=$(ver dropbear dropbear-bin)"
 } >"$work/ssh.env"
 stage_commit .

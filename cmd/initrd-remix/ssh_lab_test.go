@@ -83,6 +83,7 @@ type sshBoot struct {
 	hostKey     string // its public half, authorized_keys form
 	key, wrong  string // the authorized and an unknown private key
 	wantAddr    string // the address the banner must show
+	serverLog   string // regexp: the server's log line of the key login
 }
 
 // knownHosts writes a known_hosts file naming key for 127.0.0.1:port.
@@ -158,7 +159,7 @@ func (b *sshBoot) run(t *testing.T) string {
 	}
 	id := []string{"-i", b.key, "-o", "PreferredAuthentications=publickey"}
 	// The session: storage commands, run as root, their output returned.
-	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo END")
+	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
 	if err != nil {
 		t.Fatalf("ssh with the authorized key: %v\n%s\nlast console lines:\n%s", err, o, tail())
 	}
@@ -180,8 +181,11 @@ func (b *sshBoot) run(t *testing.T) string {
 	if !strings.Contains(examine, md) || !regexp.MustCompile(`Raid Level : raid1`).MatchString(examine) {
 		t.Errorf("mdadm --examine /dev/vda over SSH does not show the testbed's RAID1 member %s:\n%s", md, examine)
 	}
-	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):]); m != "" {
+	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):strings.Index(o, "SERVERLOG")]); m != "" {
 		t.Errorf("a disk is mounted in the rescue: %s", m)
+	}
+	if !regexp.MustCompile(b.serverLog).MatchString(o[strings.Index(o, "SERVERLOG"):]) {
+		t.Errorf("the server's log has no %q", b.serverLog)
 	}
 	if b.wantAddr != "" && !strings.Contains(log, "ssh root@"+b.wantAddr) {
 		t.Errorf("the banner does not show the address %s", b.wantAddr)
@@ -244,7 +248,8 @@ func (b *sshBoot) run(t *testing.T) string {
 // key against the one build printed, runs lsblk, cat /proc/mdstat and
 // mdadm --examine and gets their output; a wrong key and a password are
 // refused; census and every disk's sha256 unchanged. One boot has a static
-// ip=, one uses Debian 13's OpenSSH 10 (sshd-session, sshd-auth). Every
+// ip=, one uses Debian 13's OpenSSH 10 (sshd-session, sshd-auth), one a
+// root with Dropbear only. Every
 // build uses one host key directory: builds for two kernels (Debian 12 and
 // 13) print the same fingerprint. Boots run one at a time.
 func TestSSHLab(t *testing.T) {
@@ -254,7 +259,7 @@ func TestSSHLab(t *testing.T) {
 	testtool.Require(t, "ssh")
 	tb := testbed(t, l)
 	_, env := cachedStage(t, "ssh-lab.sh", l.dir, "ssh.env")
-	t.Logf("OpenSSH: bookworm %s, trixie %s", env["SSH_BOOKWORM_OPENSSH"], env["SSH_TRIXIE_OPENSSH"])
+	t.Logf("OpenSSH: bookworm %s, trixie %s; Dropbear %s", env["SSH_BOOKWORM_OPENSSH"], env["SSH_TRIXIE_OPENSSH"], env["SSH_DROPBEAR_VERSION"])
 	work := t.TempDir()
 	payload := filepath.Join(work, "census.sh")
 	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
@@ -344,6 +349,8 @@ func TestSSHLab(t *testing.T) {
 		{"itools-dhcp", "itools-zstd", "", "", false, "virtio-net-pci", l, env["SSH_BOOKWORM_ROOT"]},
 		{"dracut-sd-dhcp", "dracut-sd-zstd", "", "", false, "e1000e", l, env["SSH_BOOKWORM_ROOT"]},
 		{"dracut-nosd-static", "dracut-nosd-gzip", static, "", true, "virtio-net-pci", l, env["SSH_BOOKWORM_ROOT"]},
+		// A root with Dropbear only: the same host key, in its format.
+		{"dracut-sd-dropbear", "dracut-sd-zstd", "", "", false, "virtio-net-pci", l, env["SSH_DROPBEAR_ROOT"]},
 	}
 	for _, other := range labs[1:] {
 		if other.release == "trixie" {
@@ -365,7 +372,10 @@ func TestSSHLab(t *testing.T) {
 				bootArgs += " initrd_remix.ip=" + c.cmdline
 			}
 			b := &sshBoot{l: c.rel, tb: tb, image: image, args: bootArgs, nic: c.nic, fingerprint: fp, hostKey: hostKey(t, fp),
-				key: client, wrong: wrong, wantAddr: "10.0.2.15"}
+				key: client, wrong: wrong, wantAddr: "10.0.2.15", serverLog: `Accepted publickey for root from 10\.0\.2\.2`}
+			if c.root == env["SSH_DROPBEAR_ROOT"] {
+				b.serverLog = `Pubkey auth succeeded for 'root' with ssh-ed25519`
+			}
 			log := b.run(t)
 			if c.static && (!strings.Contains(log, "10.0.2.15/24 (static)") || strings.Contains(log, "by DHCP")) {
 				t.Error("the static ip= was not applied (no \"10.0.2.15/24 (static)\" on the console, or DHCP ran)")

@@ -34,7 +34,7 @@ func TestBuildSSHFlags(t *testing.T) {
 	}{
 		{"ip without ssh", []string{"--ip", "dhcp"}, exitUsage, "--ip needs --ssh"},
 		{"authorized keys without ssh", []string{"--ssh-authorized-keys", keys}, exitUsage, "--ssh-authorized-keys needs --ssh"},
-		{"no sshd in the root", []string{"--ssh", "--root", emptyRoot}, exitFailed, "no OpenSSH server in " + emptyRoot},
+		{"no sshd in the root", []string{"--ssh", "--root", emptyRoot}, exitFailed, "no SSH server in " + emptyRoot},
 		{"bad ip", []string{"--ssh", "--root", sshRoot, "--ip", "10.0.2.15:::255.0.255.0"}, exitFailed, "not a contiguous netmask"},
 		{"no authorized keys", []string{"--ssh", "--root", sshRoot}, exitFailed, "none of " + filepath.Join(sshRoot, "etc/initrd-remix/authorized_keys")},
 		{"world-writable authorized keys", []string{"--ssh", "--root", sshRoot, "--ssh-authorized-keys", keys}, exitFailed, "group or others may write it"},
@@ -60,7 +60,7 @@ func TestBuildSSHFlags(t *testing.T) {
 		t.Errorf("config get ip: exit %d %q %q", code, out, errs)
 	}
 	code, _, errs := cli(t, "build", "--input", in, "--output", filepath.Join(t.TempDir(), "r.img"), "--config", conf, "--config-dir", "", "--root", emptyRoot, "--preset", "none", "--drivers", "none")
-	if code != exitFailed || !strings.Contains(errs, "no OpenSSH server") {
+	if code != exitFailed || !strings.Contains(errs, "no SSH server") {
 		t.Errorf("ssh = yes in the configuration: exit %d, %q", code, errs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -202,4 +203,34 @@ func parseHostKey(p string, data []byte) (*HostKey, error) {
 		return nil, fmt.Errorf("host key %s: a %s key, want %s", p, signer.PublicKey().Type(), ssh.KeyAlgoED25519)
 	}
 	return &HostKey{Path: p, Private: data, Public: signer.PublicKey(), Fingerprint: ssh.FingerprintSHA256(signer.PublicKey())}, nil
+}
+
+// DropbearPrivate is the host key in Dropbear's own format (what
+// dropbearkey writes and dropbear -r reads): string "ssh-ed25519", then a
+// string of the 32-byte seed and the 32-byte public key
+// (buf_put_ed25519_priv_key in Dropbear's signkey_ed25519.c).
+func (k *HostKey) DropbearPrivate() ([]byte, error) {
+	raw, err := ssh.ParseRawPrivateKey(k.Private)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %w", k.Path, err)
+	}
+	var priv ed25519.PrivateKey
+	switch p := raw.(type) {
+	case ed25519.PrivateKey:
+		priv = p
+	case *ed25519.PrivateKey:
+		priv = *p
+	default:
+		return nil, fmt.Errorf("host key %s: not an Ed25519 key", k.Path)
+	}
+	var b bytes.Buffer
+	put := func(data []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(data)))
+		b.Write(n[:])
+		b.Write(data)
+	}
+	put([]byte(ssh.KeyAlgoED25519))
+	put(priv) // seed || public key, 64 bytes
+	return b.Bytes(), nil
 }

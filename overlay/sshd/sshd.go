@@ -37,11 +37,13 @@ const (
 	configPath     = ConfDir + "/sshd_config"
 	authorizedPath = ConfDir + "/authorized_keys"
 	hostKeyPath    = ConfDir + "/" + HostKeyName
-	rescueConfPath = ConfDir + "/rescue.conf"
-	hookPath       = "/usr/lib/initrd-remix/rescue.d/50-ssh"
-	udhcpcScript   = "/usr/lib/initrd-remix/udhcpc.script"
-	ipParserPath   = "/usr/lib/initrd-remix/ssh-ip.sh"
-	privsepUser    = "sshd"
+	// dropbearKeyPath is the same host key in Dropbear's format.
+	dropbearKeyPath = ConfDir + "/dropbear_ed25519_host_key"
+	rescueConfPath  = ConfDir + "/rescue.conf"
+	hookPath        = "/usr/lib/initrd-remix/rescue.d/50-ssh"
+	udhcpcScript    = "/usr/lib/initrd-remix/udhcpc.script"
+	ipParserPath    = "/usr/lib/initrd-remix/ssh-ip.sh"
+	privsepUser     = "sshd"
 )
 
 //go:embed files/rescue-ssh.sh
@@ -78,7 +80,8 @@ type Setup struct {
 	AuthorizedKeysFile string
 	Network            Network
 
-	sshd       string   // path of sshd in the root and the image
+	sshd       string   // path of sshd (or dropbear) in the root and the image
+	dropbear   bool     // the server is Dropbear
 	privsep    []string // privilege separation directories named in the binaries
 	dhcp       []string // DHCP clients added from the root (busybox)
 	authorized []byte
@@ -137,13 +140,16 @@ func (s *Setup) findServer(res *ldso.Resolver, root string) error {
 		}
 	}
 	if s.sshd == "" {
-		hint := ""
-		for _, p := range []string{"/usr/sbin/dropbear", "/usr/bin/dropbear"} {
-			if _, _, _, err := res.Walk(p); err == nil {
-				hint = fmt.Sprintf(" (it has %s: Dropbear is not supported yet)", p)
+		// Dropbear, where that is what the root has.
+		for _, p := range []string{"/usr/sbin/dropbear", "/sbin/dropbear", "/usr/bin/dropbear", "/usr/local/sbin/dropbear"} {
+			tried = append(tried, p)
+			if _, _, mode, err := res.Walk(p); err == nil && mode.IsRegular() {
+				s.sshd, s.dropbear = p, true
+				s.Programs = append(s.Programs, p)
+				return nil
 			}
 		}
-		return fmt.Errorf("no OpenSSH server in %s (looked for %s)%s: install openssh-server there", root, strings.Join(tried, ", "), hint)
+		return fmt.Errorf("no SSH server in %s (looked for %s): install openssh-server (or dropbear-bin) there", root, strings.Join(tried, ", "))
 	}
 	s.Programs = append(s.Programs, s.sshd)
 	queue := []string{s.sshd}
@@ -262,8 +268,12 @@ Subsystem sftp internal-sftp
 func (s *Setup) rescueConf() string {
 	var b strings.Builder
 	b.WriteString("# initrd-remix rescue: network and SSH settings of this image (build --ssh, --ip).\n")
-	fmt.Fprintf(&b, "SSHD='%s'\nSSHD_CONFIG='%s'\nSSHD_PRIVSEP='%s'\nBUSYBOX='%s'\nUDHCPC_SCRIPT='%s'\n",
-		s.sshd, configPath, strings.Join(s.privsep, " "), strings.Join(s.dhcp, ""), udhcpcScript)
+	kind := "openssh"
+	if s.dropbear {
+		kind = "dropbear"
+	}
+	fmt.Fprintf(&b, "SSHD='%s'\nSSHD_KIND='%s'\nSSHD_CONFIG='%s'\nDROPBEAR_KEY='%s'\nSSHD_PRIVSEP='%s'\nBUSYBOX='%s'\nUDHCPC_SCRIPT='%s'\n",
+		s.sshd, kind, configPath, dropbearKeyPath, strings.Join(s.privsep, " "), strings.Join(s.dhcp, ""), udhcpcScript)
 	fmt.Fprintf(&b, "SSH_FINGERPRINT='%s %s'\n", s.HostKey.Public.Type(), s.HostKey.Fingerprint)
 	b.WriteString(s.Network.shellVars())
 	return b.String()
@@ -311,10 +321,32 @@ func (s *Setup) Install(tree *remix.Tree) error {
 			return fmt.Errorf("ssh: %w", err)
 		}
 	}
-	home := remix.Dir("/root", 0o700)
-	home.Mtime = mtime
-	if n := tree.Lookup("root"); n == nil {
-		if _, err := tree.Install(home); err != nil {
+	for _, d := range []string{"/root", "/root/.ssh"} {
+		home := remix.Dir(d, 0o700)
+		home.Mtime = mtime
+		if n := tree.Lookup(strings.TrimPrefix(d, "/")); n == nil {
+			if _, err := tree.Install(home); err != nil {
+				return fmt.Errorf("ssh: %w", err)
+			}
+		}
+	}
+	if !s.dropbear {
+		return nil
+	}
+	// Dropbear has no configuration file: its host key in its own format,
+	// root's authorized_keys where it looks, options on its command line
+	// (the hook's: -s, no passwords).
+	key, err := s.HostKey.DropbearPrivate()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		body []byte
+	}{{dropbearKeyPath, key}, {"/root/.ssh/authorized_keys", s.authorized}} {
+		e := remix.File(f.name, 0o600, remix.BytesContent(f.body))
+		e.Mtime = mtime
+		if _, err := tree.Install(e, remix.ParentMtime(mtime)); err != nil {
 			return fmt.Errorf("ssh: %w", err)
 		}
 	}

@@ -288,12 +288,7 @@ func TestPrepare(t *testing.T) {
 		opts    Options
 		wantErr string
 	}{
-		{"no sshd", func(t *testing.T) string { return t.TempDir() }, Options{}, "no OpenSSH server in"},
-		{"dropbear only", func(t *testing.T) string {
-			r := t.TempDir()
-			writeFile(t, filepath.Join(r, "usr/sbin/dropbear"), 0o755, "x")
-			return r
-		}, Options{}, "Dropbear is not supported yet"},
+		{"no sshd", func(t *testing.T) string { return t.TempDir() }, Options{}, "no SSH server in"},
 		{"sshd-session missing", func(t *testing.T) string { return fakeRoot(t, false, true) }, Options{}, "runs /usr/lib/openssh/sshd-session, which the root lacks"},
 		{"bad ip", func(t *testing.T) string { return fakeRoot(t, true, true) }, Options{IP: "10.0.2.15::::::bogus"}, "unknown autoconf"},
 		{"no authorized keys", func(t *testing.T) string {
@@ -474,5 +469,43 @@ func TestShellParseIP(t *testing.T) {
 				t.Errorf("%s parse_ip %q = %q, ParseIP says %q", filepath.Base(sh), spec, got, want)
 			}
 		}
+	}
+}
+
+// TestDropbear: a root with Dropbear and no OpenSSH gets Dropbear, with the
+// same host key in Dropbear's format and root's authorized_keys where
+// Dropbear looks.
+func TestDropbear(t *testing.T) {
+	r := t.TempDir()
+	writeFile(t, filepath.Join(r, "usr/sbin/dropbear"), 0o755, "\x7fELF\x00")
+	writeFile(t, filepath.Join(r, "usr/bin/busybox"), 0o755, "\x7fELF\x00")
+	writeFile(t, filepath.Join(r, "etc/initrd-remix/authorized_keys"), 0o600, pubKeyLine(t, "a")+"\n")
+	s, err := Prepare(Options{Root: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.Programs, " ") != "/usr/sbin/dropbear /usr/bin/busybox" {
+		t.Errorf("programs %q", s.Programs)
+	}
+	tree := remix.NewTree()
+	tree.Install(remix.File("usr/sbin/dropbear", 0o755, remix.BytesContent("x")))
+	if err := s.Install(tree); err != nil {
+		t.Fatal(err)
+	}
+	key, mode := readTree(t, tree, "etc/initrd-remix/ssh/dropbear_ed25519_host_key")
+	pub := s.HostKey.Public.(ssh.CryptoPublicKey).CryptoPublicKey().(ed25519.PublicKey)
+	// string "ssh-ed25519", string seed||public.
+	if mode != 0o600 || len(key) != 4+11+4+64 || key[:15] != "\x00\x00\x00\x0bssh-ed25519" || key[15:19] != "\x00\x00\x00\x40" || key[51:] != string(pub) {
+		t.Errorf("Dropbear host key (mode %04o): %q", mode, key)
+	}
+	if ak, mode := readTree(t, tree, "root/.ssh/authorized_keys"); mode != 0o600 || ak != string(s.authorized) {
+		t.Errorf("root's authorized_keys (mode %04o): %q", mode, ak)
+	}
+	if _, n, _ := tree.Resolve("root/.ssh", true); n == nil || n.Inode.Mode&0o777 != 0o700 {
+		t.Error("/root/.ssh is not 0700")
+	}
+	conf, _ := readTree(t, tree, "etc/initrd-remix/ssh/rescue.conf")
+	if !strings.Contains(conf, "SSHD_KIND='dropbear'") || !strings.Contains(conf, "SSHD='/usr/sbin/dropbear'") {
+		t.Errorf("rescue.conf:\n%s", conf)
 	}
 }

@@ -91,7 +91,17 @@ if [ ! -e /dev/pts/ptmx ]; then
 	mkdir -p /dev/pts
 	mount -t devpts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
 fi
-if "$SSHD" -f "$SSHD_CONFIG" -E /run/initrd-remix/sshd.log; then
+start_server() {
+	case $SSHD_KIND in
+	dropbear)
+		# -s: no password logins at all, so public keys only; it forks
+		# into the background once listening.
+		"$SSHD" -r "$DROPBEAR_KEY" -s -p 22 -P /run/initrd-remix/sshd.pid -E 2>>/run/initrd-remix/sshd.log ;;
+	*)
+		"$SSHD" -f "$SSHD_CONFIG" -E /run/initrd-remix/sshd.log ;;
+	esac
+}
+if start_server; then
 	log "sshd started ($SSH_FINGERPRINT)"
 else
 	log "sshd failed to start:"
