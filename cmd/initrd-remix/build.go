@@ -93,7 +93,8 @@ explicit --drivers is then an error. The build warns when the image passes
 200 MiB, where boot loaders (GRUB) start failing to load an initrd.
 
 SSH: --ssh puts OpenSSH's sshd from --root into the image (with sshd-session
-and sshd-auth where its version runs them) with the project's own
+and sshd-auth where its version runs them; Dropbear where the root has only
+that) with the project's own
 sshd_config: public keys only, root by key, no passwords, UsePAM no. The host
 key is made once in ROOT/etc/initrd-remix/ssh (--ssh-host-keys) and reused by
 every build; build prints its fingerprint and the rescue banner shows it with

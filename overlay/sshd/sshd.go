@@ -1,6 +1,7 @@
 // Package sshd puts an SSH server into the rescue image: OpenSSH's sshd
 // from --root with every helper it executes (sshd-session and sshd-auth
-// from OpenSSH 9.8 on), the project's own sshd_config (public keys only,
+// from OpenSSH 9.8 on), or Dropbear where the root has only that, the
+// project's own sshd_config (public keys only,
 // root by key, no passwords, whatever the root's sshd_config says), the
 // machine's host key (made once under /etc/initrd-remix/ssh and reused by
 // every build), the authorized keys, passwd/group/shadow entries for root
