@@ -1,11 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 )
 
 // TestBuildSSHFlags: the SSH options' usage errors and refusals, each
@@ -106,6 +110,59 @@ func TestEntrySSHNetwork(t *testing.T) {
 			}
 			if !regexp.MustCompile(`\noptions +` + regexp.QuoteMeta(tc.want) + `\n`).Match(data) {
 				t.Errorf("entry:\n%s\nwant options %q", data, tc.want)
+			}
+		})
+	}
+}
+
+// TestGrubSSHNetwork: the GRUB script gives the rescue entry
+// initrd_remix.ip=SPEC when the configuration has ssh = yes and an ip line,
+// and only characters of the ip= syntax ever reach grub.cfg. The
+// configuration's answers come from a stand-in initrd-remix on PATH (the
+// script reads the fixed /etc/initrd-remix; config get itself is tested
+// with the real files in TestBuildSSHFlags).
+func TestGrubSSHNetwork(t *testing.T) {
+	testtool.Require(t, "grub-script-check")
+	if _, err := os.Stat("/usr/share/grub/grub-mkconfig_lib"); err != nil {
+		testtool.Missing(t, "grub-mkconfig_lib (grub-common): %v", err)
+	}
+	script, _ := filepath.Abs("../../scripts/grub.d/15_initrd-remix")
+	for _, tc := range []struct {
+		name, ssh, ip, want string
+	}{
+		{"static", "true", "10.0.2.15::10.0.2.2:255.255.255.0::eth0:off", " initrd_remix.ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off\n"},
+		{"ssh off", "false", "10.0.2.15", "console=ttyS0\n"},
+		{"no ip", "true", "", "console=ttyS0\n"},
+		{"shell and grub characters", "true", "10.0.2.15;reboot $x", "console=ttyS0\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			fake := fmt.Sprintf("#!/bin/sh\ncase \"$1 $2 $3\" in\n'config get hooks') echo true ;;\n'config get ssh') echo '%s' ;;\n'config get ip') printf '%%s\\n' '%s' ;;\n*) exit 1 ;;\nesac\n", tc.ssh, tc.ip)
+			if err := os.WriteFile(filepath.Join(bin, "initrd-remix"), []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ns := mountNamespace(t, "/boot")
+			out := filepath.Join(t.TempDir(), "grub.cfg")
+			const body = `set -e
+mount -t tmpfs tmpfs /boot
+echo k >/boot/vmlinuz-6.1.0-9-amd64
+echo i >/boot/initrd-remix-rescue-6.1.0-9-amd64.img
+pkgdatadir=/usr/share/grub GRUB_DISTRIBUTOR=Debian GRUB_CMDLINE_LINUX="console=ttyS0" sh "$1" >"$2"
+`
+			cmd := exec.Command("unshare", append(ns, "sh", "-c", body, "sh", script, out)...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+			if o, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("15_initrd-remix: %v: %s", err, o)
+			}
+			cfg, _ := os.ReadFile(out)
+			if c, err := exec.Command("grub-script-check", out).CombinedOutput(); err != nil {
+				t.Fatalf("grub-script-check: %v: %s\n%s", err, c, cfg)
+			}
+			if !strings.Contains(string(cfg), "\tlinux\t'/vmlinuz-6.1.0-9-amd64' console=ttyS0") || !strings.Contains(string(cfg), tc.want) {
+				t.Errorf("grub.cfg lacks %q:\n%s", tc.want, cfg)
+			}
+			if tc.want == "console=ttyS0\n" && strings.Contains(string(cfg), "initrd_remix.ip") {
+				t.Errorf("initrd_remix.ip= where none belongs:\n%s", cfg)
 			}
 		})
 	}

@@ -361,6 +361,8 @@ func TestInstall(t *testing.T) {
 			}
 			if tc.passwd != "" {
 				tree.Install(remix.File("etc/passwd", 0o644, remix.BytesContent(tc.passwd)))
+				// A locked root, as `passwd -l` leaves it.
+				tree.Install(remix.File("etc/shadow", 0o640, remix.BytesContent("root:!$y$j9T$abc:19000:0:99999:7:::\nsystemd-network:!*:19000::::::\n")))
 			}
 			err = s.Install(tree)
 			if tc.wantErr != "" {
@@ -402,7 +404,8 @@ func TestInstall(t *testing.T) {
 			}
 			// "*": no password matches, and OpenSSH does not take it for
 			// a locked account ("!" would refuse key logins with UsePAM no).
-			if !strings.HasPrefix(shadow, "root:*:") || strings.Contains(shadow, ":!") || mode != 0o600 {
+			if !strings.HasPrefix(shadow, "root:*:") || strings.Contains(shadow, "root:!") || mode != 0o600 ||
+				(tc.passwd != "" && !strings.Contains(shadow, "\nsystemd-network:!*:")) {
 				t.Errorf("shadow (mode %04o):\n%s", mode, shadow)
 			}
 			group, _ := readTree(t, tree, "etc/group")
