@@ -6,7 +6,7 @@
 #   boot.sh [--kernel K --initrd I [--append "ARGS"]] [--bus BUS] [--disk FILE]...
 #           [--disk-rw FILE]... [--nic MODEL]... [--hostfwd HOSTPORT:GUESTPORT]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
-#           [--memory MiB]
+#           [--memory MiB] [--esp DIR [--secure-boot]]
 #
 # The kernel command line is always "console=ttyS0 panic=-1" plus --append.
 # Without --kernel and --initrd, the firmware (SeaBIOS) boots from the first
@@ -42,6 +42,15 @@
 # line, 64 usage. Without --expect a run ends by fail, exit or timeout only.
 # Without --log the log goes to a new file under ${TMPDIR:-/tmp}. QEMU's own
 # messages are appended to the log after the run.
+# --esp DIR boots UEFI firmware (OVMF, Debian's ovmf package) instead of
+# SeaBIOS, from an EFI system partition made of DIR's files (a FAT image
+# built with mkfs.fat and mcopy, no loop device; attached first, as an IDE
+# disk, so virtio disks keep their names): the firmware starts
+# EFI/BOOT/BOOTX64.EFI, a UKI or a boot loader. OVMF mirrors its console
+# and the boot loader's menu on the serial log. --secure-boot turns Secure
+# Boot on, with OVMF's test build that has Debian's snakeoil key enrolled
+# (PK, KEK, db; /usr/share/ovmf/PkKek-1-snakeoil.{key,pem}, key passphrase
+# "snakeoil", sign what it may start), on q35 with SMM.
 # Environment: BOOT_QEMU (qemu-system-x86_64), BOOT_MACHINE (pc),
 # BOOT_CPU (max), BOOT_SMP (1).
 set -euo pipefail
@@ -52,14 +61,15 @@ usage() {
 }
 die_usage() { echo "boot.sh: $*" >&2; exit 64; }
 
-kernel= initrd= append= expect= log= timeout=120 memory=1024
+kernel= initrd= append= expect= log= timeout=120 memory=1024 esp= secboot=0
 disks=() rw=() buses=() nics=() fwds=()
 bus=virtio
 fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed")
 while (($#)); do
   case $1 in
     -h|--help) usage ;;
-    --kernel|--initrd|--append|--disk|--disk-rw|--bus|--nic|--hostfwd|--expect|--fail|--timeout|--log|--memory)
+    --secure-boot) secboot=1; shift; continue ;;
+    --kernel|--initrd|--append|--disk|--disk-rw|--bus|--nic|--hostfwd|--expect|--fail|--timeout|--log|--memory|--esp)
       (($# >= 2)) || die_usage "$1 needs a value"
       case $1 in
         --kernel) kernel=$2 ;;
@@ -85,9 +95,10 @@ while (($#)); do
         --timeout) timeout=$2 ;;
         --log) log=$2 ;;
         --memory) memory=$2 ;;
+        --esp) esp=$2 ;;
       esac
       shift 2 ;;
-    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--bus=*|--nic=*|--hostfwd=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*)
+    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--bus=*|--nic=*|--hostfwd=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*|--esp=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
@@ -99,7 +110,22 @@ if [[ -n $kernel || -n $initrd ]]; then
   [[ -f $initrd && -r $initrd ]] || die_usage "initrd not readable: $initrd"
 else
   [[ -z $append ]] || die_usage "--append needs --kernel"
-  ((${#disks[@]})) || die_usage "without --kernel, a --disk to boot from is required"
+  ((${#disks[@]})) || [[ -n $esp ]] || die_usage "without --kernel, a --disk or --esp to boot from is required"
+fi
+ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+if ((secboot)); then
+  [[ -n $esp ]] || die_usage "--secure-boot needs --esp"
+  ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd
+fi
+if [[ -n $esp ]]; then
+  [[ -z $kernel ]] || die_usage "--esp boots the firmware: no --kernel"
+  [[ -d $esp ]] || die_usage "--esp is not a directory: $esp"
+  for f in "$ovmf_code" "$ovmf_vars"; do
+    [[ -r $f ]] || die_usage "$f not found (apt-get install ovmf)"
+  done
+  for tool in mkfs.fat mcopy; do
+    command -v "$tool" >/dev/null || die_usage "$tool not found (apt-get install dosfstools mtools)"
+  done
 fi
 for i in "${!disks[@]}"; do
   d=${disks[$i]}
@@ -132,12 +158,30 @@ else
 fi
 : >"$log"
 qlog=$(mktemp "${TMPDIR:-/tmp}/boot-qemu-XXXXXX.txt")
+uefi=
+if [[ -n $esp ]]; then
+  uefi=$(mktemp -d "${TMPDIR:-/tmp}/boot-uefi-XXXXXX")
+  # FAT32 with room to spare; mkfs.fat -C makes the image file itself.
+  kib=$(( $(du -sk "$esp" | cut -f1) * 5 / 4 + 65536 ))
+  mkfs.fat -F 32 -n ESP -C "$uefi/esp.img" "$kib" >/dev/null
+  if compgen -G "$esp/*" >/dev/null; then
+    mcopy -s -Q -i "$uefi/esp.img" "$esp"/* ::/
+  fi
+  cp "$ovmf_vars" "$uefi/vars.fd"
+fi
 
 # pc (i440fx) with one vCPU of the "max" model is the quickest combination
 # for Debian's 6.1 kernels under TCG here; no default devices, and no NIC
 # unless --nic asks for one.
 args=(-accel tcg -machine "${BOOT_MACHINE:-pc}" -cpu "${BOOT_CPU:-max}" -smp "${BOOT_SMP:-1}"
       -m "$memory" -nographic -no-reboot -nodefaults -monitor none -serial "file:$log")
+if [[ -n $esp ]]; then
+  # The Secure Boot builds need SMM (q35); the plain one runs on pc.
+  ((!secboot)) || args+=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on)
+  args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
+         -drive "if=pflash,format=raw,unit=1,file=$uefi/vars.fd"
+         -drive "if=none,id=esp,format=raw,file=$uefi/esp.img" -device "ide-hd,drive=esp,bootindex=0")
+fi
 if [[ -n $kernel ]]; then
   args+=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1${append:+ $append}")
 fi
@@ -161,7 +205,7 @@ for i in "${!disks[@]}"; do
   ((rw[i])) || drive+=",snapshot=on"
   # The firmware boots from the first disk when no kernel is given.
   bootindex=
-  [[ -n $kernel ]] || ((i != 0)) || bootindex=,bootindex=0
+  [[ -n $kernel || -n $esp ]] || ((i != 0)) || bootindex=,bootindex=0
   if [[ $b == virtio ]]; then
     if [[ -n $bootindex ]]; then
       args+=(-drive "$drive,if=none,id=disk$i" -device "virtio-blk-pci,drive=disk$i$bootindex")
@@ -213,6 +257,7 @@ finish() {
     { echo; echo "--- boot.sh: qemu output ---"; cat "$qlog"; } >>"$log"
   fi
   rm -f "$qlog"
+  [[ -z $uefi ]] || rm -rf "$uefi"
 }
 trap finish EXIT
 trap 'exit 130' INT

@@ -123,5 +123,9 @@ func (e *editor) dracut(systemd bool) error {
 	return nil
 }
 
+// StorageOffArgs are dracut's and systemd's own kernel arguments that
+// switch storage activation off; a rescue UKI's command line carries them.
+const StorageOffArgs = dracutOffArgs
+
 // dracutOffArgs are dracut's and systemd's own switches for storage.
 const dracutOffArgs = "rd.lvm=0 rd.md=0 rd.dm=0 rd.luks=0 rd.multipath=0 rd.iscsi=0 rd.nvmf.discover=0 systemd.gpt_auto=0 noresume"

@@ -19,6 +19,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 	"github.com/initrd-remix/initrd-remix/strip"
+	"github.com/initrd-remix/initrd-remix/uki"
 )
 
 const buildAbout = `Build a rescue initrd from the initrd your distribution generated: the same
@@ -107,8 +108,8 @@ Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
 module, drivers, omit-module, preset, allow-missing, compress, level,
-threads, mode, max-size, max-metadata, spool-dir, run, ssh,
-ssh-authorized-keys, ssh-host-keys, ip; add, include,
+threads, mode, max-size, max-metadata, spool-dir, run, sign-key, sign-cert,
+ssh, ssh-authorized-keys, ssh-host-keys, ip; add, include,
 module, omit-module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `
@@ -116,6 +117,8 @@ check" shows every setting and where it comes from.
 // buildFlags are build's own flags on top of outputFlags.
 type buildFlags struct {
 	input, output, root, kver, run string
+	signKey, signCert              string
+	format, linuxOutput            string
 	dryRun                         bool
 	ssh                            bool
 	sshKeys, sshHostKeys, ip       string
@@ -141,6 +144,8 @@ type buildReport struct {
 	SSH *sshReport `json:"ssh,omitempty"`
 	// Warnings are about the image as a whole (its size).
 	Warnings []string `json:"warnings,omitempty"`
+	// UKI describes the rescue UKI when the input is a unified kernel image.
+	UKI *ukiBuild `json:"uki,omitempty"`
 	*remix.WriteResult
 }
 
@@ -152,6 +157,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&b.root, "root", "/", "the system whose /boot is searched and whose programs, libraries, files and modules are added (resolved inside it, nothing run)")
 	fs.StringVar(&b.kver, "kver", "", "kernel version (default: uname -r, or with --input the only kernel in the image)")
 	fs.StringVar(&b.run, "run", "", "executable payload to embed and run in the rescue boot before the shell")
+	fs.StringVar(&b.signKey, "sign-key", "", "with a unified kernel image: sign the rescue UKI for Secure Boot with this private key (PEM, with --sign-cert; sbsign from --root or PATH)")
+	fs.StringVar(&b.signCert, "sign-cert", "", "with a unified kernel image: the certificate of --sign-key (PEM)")
+	fs.StringVar(&b.format, "format", "", "with a unified kernel image: uki (the default) writes a rescue UKI, initrd the rescue initrd alone (for a type #1 entry, with --linux-output)")
+	fs.StringVar(&b.linuxOutput, "linux-output", "", "with a unified kernel image: also write the kernel it carries (.linux) to this file")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
 	fs.BoolVar(&b.ssh, "ssh", false, "put an SSH server into the rescue: OpenSSH's sshd from --root, public-key login as root only, "+
 		"the network up by DHCP on every wired NIC (or --ip); see \"Reach the rescue over SSH\" in the README")
@@ -206,16 +215,36 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	// A unified kernel image: its initrd is remixed and the output is a
+	// rescue UKI (uki.go); the pipeline works on private copies.
+	ukiIn, err := openUKI(b.input)
+	if err != nil {
+		return err
+	}
+	var ukiOutput string
+	var sign *signer
+	beside := b.input // the default output goes beside it
+	if ukiIn != nil {
+		defer ukiIn.Close()
+		beside = ukiIn.path
+		var cleanup func()
+		if ukiOutput, cleanup, sign, err = b.prepareUKI(fs, ukiIn, &o); err != nil {
+			return err
+		}
+		defer cleanup()
+	} else if err := b.checkNotUKI(fs); err != nil {
+		return err
+	}
 	// Without --kver the default output is named after the image's only
 	// kernel, found once it is open.
 	if b.output == "" && b.kver != "" {
 		if err := bootentry.CheckVersion(b.kver); err != nil {
 			return usagef("--kver: %v", err)
 		}
-		b.output = defaultOutput(b.input, b.kver)
+		b.output = defaultOutput(beside, b.kver)
 	}
 	if b.output != "" {
-		if err := checkBuildOutput(b.input, b.output, o.force); err != nil {
+		if err := checkBuildOutput(beside, b.output, o.force); err != nil {
 			return err
 		}
 	}
@@ -233,14 +262,17 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	res, err := pipeline.Build(ctx, pipeline.Options{
 		Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun,
 		NameOutput: func(kver string) (string, error) {
-			out := defaultOutput(b.input, kver)
-			return out, checkBuildOutput(b.input, out, o.force)
+			out := defaultOutput(beside, kver)
+			return out, checkBuildOutput(beside, out, o.force)
 		},
 		CheckKver: bootentry.CheckVersion,
 		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,
 		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts, SSH: sshSetup,
 		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
 	})
+	if err != nil && ukiIn != nil {
+		err = fmt.Errorf("%s: the initrd in %s: %w", ukiIn.path, uki.Initrd, err)
+	}
 	var ke *pipeline.KernelError
 	var ve *pipeline.VerifyError
 	switch {
@@ -256,6 +288,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
 		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write, SSH: newSSHReport(sshSetup)}
+	if ukiIn != nil {
+		if err := b.finishUKI(ctx, ukiIn, ukiOutput, sign, o.force, rep); err != nil {
+			return err
+		}
+	}
 	return printBuild(e, &o, rep, res.Mode)
 }
 
@@ -426,7 +463,7 @@ func checkBuildOutput(input, output string, force bool) error {
 	if err := atomicfile.CheckTarget(output); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) {
+	if _, err := os.Lstat(output); err == nil && !force && !isRescueImage(output) && !isRescueUKI(output) {
 		return usagef("output %s exists and is not an initrd-remix rescue image; pass --force to replace it", output)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -275,14 +275,16 @@ var (
 // marker must show and a disk must change, so the canaries are real. Then
 // the dry run of its rescue build must list every canary among its edits,
 // the rescue image must pass verify, and its boot must leave storage
-// untouched (census, sha256, no passphrase) with no canary firing. Boots
-// run two at a time.
+// untouched (census, sha256, no passphrase) with no canary firing, and run
+// the recovery programs it holds. This is the rescue boot of every family
+// of every release built with the release's own root. Boots run two at a
+// time.
 func TestCanaryLab(t *testing.T) {
 	labs := labReleases(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	tb := testbed(t, labs[0])
 	payload := filepath.Join(t.TempDir(), "census.sh")
-	if err := os.WriteFile(payload, []byte(censusPayload), 0o755); err != nil {
+	if err := os.WriteFile(payload, []byte(programsPayload+censusPayload), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for i, l := range labs {
@@ -404,5 +406,8 @@ func canaryFamily(t *testing.T, l *lab, tb string, im labImage, payload string) 
 			t.Errorf("%s changed during the boot", c)
 		}
 		checkCensus(t, log)
+		// Built with the release's own root: its recovery programs
+		// start on the image's libraries.
+		checkPrograms(t, log)
 	})
 }

@@ -21,7 +21,10 @@ plugin runs it; you rarely need to.
           kernel under another token of this installation (an older machine
           ID) are removed, with the rescue images they named.
   list    list the rescue entries, with what is wrong with each (a missing
-          file, a path that leaves the boot partition) and whose they are;
+          file, a path that leaves the boot partition) and whose they are,
+          and the rescue UKIs (type #2 entries) in $BOOT/EFI/Linux
+          (<token>-<version>_initrd-remix-rescue.efi), with what is wrong
+          with each (not a UKI, no initrd, not a rescue initrd, a .pcrsig);
           --check exits 1 when any entry is broken.
   remove  remove the rescue entries of a kernel (--kver), or the broken ones
           (--stale); --images also deletes the rescue images they name (only
@@ -101,6 +104,9 @@ type entryJSON struct {
 	Owned     bool     `json:"owned"`
 	Problems  []string `json:"problems"`
 	Removed   []string `json:"removed,omitempty"`
+	// Type is 2 for a unified kernel image in $BOOT/EFI/Linux (Boot
+	// Loader Specification type #2), absent for a type #1 entry.
+	Type int `json:"type,omitempty"`
 }
 
 func toJSON(file string, en *bootentry.Entry, problems []string) entryJSON {
@@ -224,6 +230,16 @@ func runEntryList(e *env, args []string) error {
 		j.Token, j.Owned = fd.Token, fd.Owned
 		out = append(out, j)
 	}
+	ukis, err := listUKIEntries(f.store(), kver)
+	if err != nil {
+		return err
+	}
+	for _, j := range ukis {
+		if len(j.Problems) > 0 {
+			broken++
+		}
+	}
+	out = append(out, ukis...)
 	if f.json {
 		if err := printJSON(e, out); err != nil {
 			return err
@@ -239,11 +255,15 @@ func runEntryList(e *env, args []string) error {
 			if !j.Owned {
 				status += " (another installation's)"
 			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", termSafe(j.File), termSafe(j.Version), termSafe(strings.Join(j.Initrd, " ")), termSafe(status))
+			what := strings.Join(j.Initrd, " ")
+			if j.Type == 2 {
+				what = "(unified kernel image: " + j.Title + ")"
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", termSafe(j.File), termSafe(j.Version), termSafe(what), termSafe(status))
 		}
 	}
 	if check && broken > 0 {
-		return fmt.Errorf("%d of %d rescue entries are broken (initrd-remix entry remove --stale removes them)", broken, len(found))
+		return fmt.Errorf("%d of %d rescue entries are broken (initrd-remix entry remove --stale removes them)", broken, len(out))
 	}
 	return nil
 }

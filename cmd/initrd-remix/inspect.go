@@ -24,6 +24,7 @@ import (
 type inspectReport struct {
 	File           string          `json:"file"`
 	Size           int64           `json:"size"`
+	UKI            *ukiReport      `json:"uki,omitempty"`
 	Segments       []remix.Segment `json:"segments"`
 	Entries        int             `json:"entries"`
 	Names          int             `json:"names"`
@@ -98,15 +99,34 @@ memory whole.
 	if st, err := os.Stat(path); err == nil {
 		size = st.Size()
 	}
-	p := newProgress(e, *asJSON, "reading "+path, size)
-	opt.Progress = p.update
-	img, err := remix.Open(ctx, path, opt)
-	p.done()
+	// A unified kernel image: its sections, then the initrd it hands the
+	// kernel, read in place.
+	ukiIn, err := openUKI(path)
+	if err != nil {
+		return err
+	}
+	var ukiRep *ukiReport
+	var img *remix.Image
+	if ukiIn != nil {
+		defer ukiIn.Close()
+		if ukiRep, err = ukiIn.report(); err != nil {
+			return err
+		}
+		img, err = ukiIn.readInitrd(ctx, opt)
+	} else {
+		p := newProgress(e, *asJSON, "reading "+path, size)
+		opt.Progress = p.update
+		img, err = remix.Open(ctx, path, opt)
+		p.done()
+		if err == nil {
+			size = img.Size
+		}
+	}
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	rep := inspectReport{File: path, Size: img.Size, Segments: img.Segments, Names: img.Tree.Len(),
+	rep := inspectReport{File: path, Size: size, UKI: ukiRep, Segments: img.Segments, Names: img.Tree.Len(),
 		Generator: strip.Detect(img.Tree), UsrMerge: remix.DetectUsrMerge(img.Tree),
 		KernelVersions: remix.KernelVersions(img.Tree), Dropped: img.Dropped, Files: raw}
 	for _, s := range img.Segments {
@@ -182,6 +202,10 @@ func escapeTerm(s string, message bool) string {
 }
 
 func printInspect(w io.Writer, r *inspectReport) {
+	if r.UKI != nil {
+		fmt.Fprintf(w, "%s: %s, ", termSafe(r.File), humanBytes(r.Size))
+		printUKI(w, r.UKI)
+	}
 	fmt.Fprintf(w, "%s: %s, %d segments, %d entries (%d names after merging)\n\n", termSafe(r.File), humanBytes(r.Size), len(r.Segments), r.Entries, r.Names)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\toffset\tlength\tcompression\tarchives\tentries\tuncompressed\tnotes")

@@ -462,7 +462,7 @@ func TestLabHookBadInputs(t *testing.T) {
 		{"full boot/kernel-install", both(layout("other"), fullBoot), add, "WARNING: could not build the rescue image", 0},
 		{"full boot/postinst.d", fullBoot, postinst, "WARNING: could not build the rescue image", 0},
 		{"unknown layout", layout("weird"), add, "unknown kernel-install layout 'weird'", 0},
-		{"uki layout", layout("uki"), add, "not supported yet", 0},
+		{"uki layout without a UKI", layout("uki"), add, "layout=uki but no unified kernel image to start from", 0},
 		{"corrupt initrd", both(layout("bls"), func(c *labCopy) {
 			c.write("/boot/initrd.img-"+c.kver, "this is not an initrd\n")
 		}), add, "WARNING: could not build the rescue image", 0},

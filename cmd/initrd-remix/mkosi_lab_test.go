@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -98,11 +97,8 @@ func TestMkosiInitrdLab(t *testing.T) {
 			args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 				trixie.env["LAB_LUKS_UUID"], trixie.env["LAB_MD_UUID"], trixie.env["LAB_SWAP_UUID"])
 			log := rescueBoot(t, trixie, tb, rescue, args)
-			p := regexp.MustCompile(`RESCUE-PROGRAMS ran=(\d+) broken=\[([^]]*)\]`).FindStringSubmatch(log)
-			if p == nil || p[1] == "0" || strings.TrimSpace(p[2]) != "" {
-				t.Fatalf("recovery programs: %v; want some that start and none that cannot load", p)
-			}
-			t.Logf("%s; %s", censusRe.FindString(log), p[0])
+			checkPrograms(t, log)
+			t.Logf("%s; %s", censusRe.FindString(log), programsRe.FindString(log))
 		})
 	})
 }

@@ -30,10 +30,13 @@ echo "RESCUE-PROGRAMS ran=$ran broken=[$broken]"
 // each booted with its own kernel on the same md RAID1 -> LVM (ext4 + LUKS2)
 // + GPT testbed. The positive control shows that the release's original
 // dracut image, from its baked arguments alone, assembles the array and
-// mounts the LVM root; then the rescue image of every family, built with the
-// release's own root as --root, must run its payload and find no md array,
-// no dm device and nothing mounted, ask for no passphrase, and leave every
-// disk as it was. Boots run two at a time.
+// mounts the LVM root; then the rescue image of the systemd family, built
+// with the main lab's root as --root (a root of another release), must run
+// its payload and its recovery programs, find no md array, no dm device and
+// nothing mounted, ask for no passphrase, and leave every disk as it was.
+// The rescue image of every family built with the release's own root is
+// booted the same way by TestCanaryLab (its image carries canaries besides).
+// Boots run two at a time.
 func TestReleaseRescueLab(t *testing.T) {
 	labs, tb := releaseTestbed(t)
 	payload := filepath.Join(t.TempDir(), "census.sh")
@@ -57,40 +60,36 @@ func TestReleaseRescueLab(t *testing.T) {
 			})
 			args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 				l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
-			// Each family with the release's own root, and the systemd
-			// image with the main lab's (Debian 12) root: a --root of
-			// another release than the image (a rescue or live system's
-			// /). The image's own libraries must stay (its /init starts),
-			// and what the root adds must run on them, or be left out.
-			type build struct {
-				name, root string
-				im         labImage
-			}
-			builds := []build{}
-			for _, im := range l.images {
-				builds = append(builds, build{im.Name, l.env["LAB_ROOT"], im})
-			}
+			// The systemd image with the main lab's (Debian 12) root: a
+			// --root of another release than the image (a rescue or
+			// live system's /). The image's own libraries must stay
+			// (its /init starts), and what the root adds must run on
+			// them, or be left out.
 			for _, im := range l.rel.ImagesOf("dracut-systemd") {
-				builds = append(builds, build{im.Name + "/root-" + labs[0].release, labs[0].env["LAB_ROOT"], im})
-			}
-			for _, b := range builds {
-				im := b.im
-				t.Run(b.name, func(t *testing.T) {
+				t.Run(im.Name+"/root-"+labs[0].release, func(t *testing.T) {
 					t.Parallel()
 					out := filepath.Join(t.TempDir(), "rescue.img")
-					if code, _, errs := cli(t, "build", "-q", "--root", b.root, "--input", im.Path, "--output", out,
+					if code, _, errs := cli(t, "build", "-q", "--root", labs[0].env["LAB_ROOT"], "--input", im.Path, "--output", out,
 						"--kver", l.env["LAB_KVER"], "--run", payload); code != exitOK {
 						t.Fatalf("build: exit %d: %s", code, errs)
 					}
-					log := rescueBoot(t, l, tb, out, args)
-					// The recovery programs the image holds start.
-					p := regexp.MustCompile(`RESCUE-PROGRAMS ran=(\d+) broken=\[([^]]*)\]`).FindStringSubmatch(log)
-					if p == nil || p[1] == "0" || strings.TrimSpace(p[2]) != "" {
-						t.Errorf("recovery programs: %v; want some that start and none that cannot load", p)
-					}
+					checkPrograms(t, rescueBoot(t, l, tb, out, args))
 				})
 			}
 		})
+	}
+}
+
+// programsRe matches the line of programsPayload.
+var programsRe = regexp.MustCompile(`RESCUE-PROGRAMS ran=(\d+) broken=\[([^]]*)\]`)
+
+// checkPrograms checks the programsPayload line of a boot's console log:
+// some recovery programs start, none fails to load its libraries.
+func checkPrograms(t *testing.T, log string) {
+	t.Helper()
+	p := programsRe.FindStringSubmatch(log)
+	if p == nil || p[1] == "0" || strings.TrimSpace(p[2]) != "" {
+		t.Errorf("recovery programs: %v; want some that start and none that cannot load", p)
 	}
 }
 

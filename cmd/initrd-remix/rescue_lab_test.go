@@ -194,6 +194,11 @@ type vm struct {
 	disks                []vmDisk
 	nics                 []string // QEMU models, scripts/boot.sh --nic
 	timeout              int      // seconds; 0 is 300
+	// esp, when set, boots OVMF from an ESP of this directory's files
+	// instead of the lab's kernel and initrd (scripts/boot.sh --esp);
+	// secureBoot turns Secure Boot on (--secure-boot).
+	esp        string
+	secureBoot bool
 }
 
 // bootVM boots a vm and returns the console log and the names of the
@@ -206,8 +211,15 @@ func bootVM(t *testing.T, l *lab, m vm) (string, []string) {
 	if timeout == 0 {
 		timeout = 300
 	}
-	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", m.initrd, "--append", m.args, "--expect", m.expect,
-		"--timeout", fmt.Sprint(timeout), "--log", logf}
+	argv := []string{"--kernel", l.env["LAB_KERNEL"], "--initrd", m.initrd, "--append", m.args}
+	what := filepath.Base(m.initrd)
+	if m.esp != "" {
+		argv, what = []string{"--esp", m.esp}, "ESP "+filepath.Base(m.esp)
+		if m.secureBoot {
+			argv = append(argv, "--secure-boot")
+		}
+	}
+	argv = append(argv, "--expect", m.expect, "--timeout", fmt.Sprint(timeout), "--log", logf)
 	for _, f := range m.fails {
 		argv = append(argv, "--fail", f)
 	}
@@ -230,7 +242,7 @@ func bootVM(t *testing.T, l *lab, m vm) (string, []string) {
 			argv = append(argv, "--bus", bus, "--disk", p)
 		}
 	}
-	data := runBootScript(t, filepath.Base(m.initrd), logf, argv)
+	data := runBootScript(t, what, logf, argv)
 	var changed []string
 	for c, sum := range want {
 		if got := sha256File(t, c); got != sum {
@@ -293,8 +305,9 @@ func TestRescueLab(t *testing.T) {
 
 	args := fmt.Sprintf("root=/dev/mapper/vg0-root rd.auto=1 rd.lvm.lv=vg0/root rd.luks.uuid=%s rd.md.uuid=%s resume=UUID=%s",
 		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
+	// The images TestCanaryLab rescues in the default (append) mode,
+	// itools-zstd among them, are not booted again here.
 	matrix := []struct{ image, mode string }{
-		{"itools-zstd", "append"},
 		{"itools-gzip", "rewrite"},
 		{"dracut-sd-baked-xz", "append"},
 		{"dracut-sd-zstd", "rewrite"},

@@ -12,7 +12,8 @@
 // after trimming blanks (no quoting, no variables). Only the keys in Keys
 // are accepted: build's flags that make sense for every build (add,
 // include, module, preset, allow-missing, compress, level, threads, mode,
-// max-size, max-metadata, spool-dir, run) and "hooks", read by the kernel
+// max-size, max-metadata, spool-dir, run, and sign-key and sign-cert for
+// rescue UKIs) and "hooks", read by the kernel
 // hooks. Keys that name one build only (input, output, kver, root, dry-run,
 // force, ...) are refused.
 // List keys (add, include, module) accumulate over lines and files; for
@@ -68,6 +69,7 @@ func Keys() []Key {
 		{Name: "preset", Kind: String}, {Name: "allow-missing", Kind: Bool}, {Name: "compress", Kind: String},
 		{Name: "level", Kind: Int}, {Name: "threads", Kind: Int}, {Name: "mode", Kind: String},
 		{Name: "max-size", Kind: String}, {Name: "max-metadata", Kind: String}, {Name: "spool-dir", Kind: String}, {Name: "run", Kind: String},
+		{Name: "sign-key", Kind: String}, {Name: "sign-cert", Kind: String},
 		{Name: "ssh", Kind: Bool}, {Name: "ssh-authorized-keys", Kind: String}, {Name: "ssh-host-keys", Kind: String}, {Name: "ip", Kind: String},
 		{Name: "hooks", Kind: Bool, Default: "true"},
 	}

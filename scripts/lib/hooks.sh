@@ -63,18 +63,20 @@ ir_find_initrd() {
 	return 1
 }
 
-# ir_build INPUT OUTPUT KVER: builds the rescue image (the host's programs,
-# from /, for the overlay).
+# ir_build INPUT OUTPUT KVER [ARG...]: builds the rescue image (the host's
+# programs, from /, for the overlay); ARGs go to build.
 ir_build() {
-	"$IR_BIN" build --quiet --config "$IR_CONF" --config-dir "$IR_CONF_D" --input "$1" --output "$2" --kver "$3"
+	ir_in=$1 ir_out=$2 ir_kver=$3
+	shift 3
+	"$IR_BIN" build --quiet --config "$IR_CONF" --config-dir "$IR_CONF_D" --input "$ir_in" --output "$ir_out" --kver "$ir_kver" "$@"
 }
 
-# ir_refresh INPUT OUTPUT KVER: builds OUTPUT from INPUT; on failure says so
+# ir_refresh INPUT OUTPUT KVER [ARG...]: builds OUTPUT from INPUT; on failure says so
 # loudly and returns 1. An older OUTPUT stays as it was (build replaces it
 # only with a complete image).
 ir_refresh() {
 	ir_rc=0
-	ir_build "$1" "$2" "$3" || ir_rc=$?
+	ir_build "$@" || ir_rc=$?
 	if [ "$ir_rc" = 0 ]; then
 		ir_log "rescue image $2 (from $1)"
 		return 0

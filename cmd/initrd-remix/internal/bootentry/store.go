@@ -528,7 +528,10 @@ func (s Store) Remove(o RemoveOptions) ([]string, error) {
 func (s Store) remove(f Found, part string, images bool, keep map[string]bool) ([]string, error) {
 	var removed []string
 	if images && f.Entry != nil {
-		for _, p := range f.Entry.Initrd {
+		// The kernel too, when it is a rescue file: the one a rescue
+		// entry made from a UKI names (the distribution's is never
+		// named initrd-remix-rescue*).
+		for _, p := range append([]string{f.Entry.Linux}, f.Entry.Initrd...) {
 			if !strings.HasPrefix(path.Base(p), ImagePrefix) {
 				continue
 			}
