@@ -10,3 +10,8 @@ require (
 )
 
 require github.com/cespare/xxhash/v2 v2.3.0
+
+require (
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0 // indirect
+)

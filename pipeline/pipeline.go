@@ -17,6 +17,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/internal/atomicfile"
 	"github.com/initrd-remix/initrd-remix/overlay"
+	"github.com/initrd-remix/initrd-remix/overlay/sshd"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
@@ -52,6 +53,9 @@ type Options struct {
 	Payload remix.Content
 	// Overlay says what is added from Overlay.Root; Build sets its KVer.
 	Overlay overlay.Options
+	// SSH, when set, puts its SSH server and network bring-up into the
+	// image: its programs through the overlay, its files after it.
+	SSH *sshd.Setup
 	// Progress hears of each stage; nil is silent.
 	Progress Progress
 	// LargeImage is the size in bytes past which Result.Warnings says
@@ -218,8 +222,16 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	p.Step("adding programs, files and modules from " + opt.Overlay.Root)
 	ovOpts := opt.Overlay
 	ovOpts.KVer = res.Kver
+	if opt.SSH != nil {
+		ovOpts.Add = append(slices.Clone(ovOpts.Add), opt.SSH.Programs...)
+	}
 	if res.Overlay, err = overlay.Apply(ctx, img.Tree, ovOpts); err != nil {
 		return nil, err
+	}
+	if opt.SSH != nil {
+		if err := opt.SSH.Install(img.Tree); err != nil {
+			return nil, err
+		}
 	}
 	// Write first, then run the same checks as the verify command on the
 	// tree just written (strip's assertions, every program's libraries

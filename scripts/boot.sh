@@ -4,7 +4,7 @@
 # whether an expected line appeared.
 #
 #   boot.sh [--kernel K --initrd I [--append "ARGS"]] [--bus BUS] [--disk FILE]...
-#           [--disk-rw FILE]... [--nic MODEL]...
+#           [--disk-rw FILE]... [--nic MODEL]... [--hostfwd HOSTPORT:GUESTPORT]...
 #           [--expect REGEX] [--fail REGEX]... [--timeout SEC] [--log FILE]
 #           [--memory MiB] [--esp DIR [--secure-boot]]
 #
@@ -30,7 +30,9 @@
 # among all disks (0, 1, ...). --nic MODEL adds a network card of that QEMU
 # model (e1000e, e1000, virtio-net-pci, rtl8139, vmxnet3) on QEMU's user
 # network with restrict=on (no way out of the VM); without --nic the VM has
-# none. The log is polled; the run stops as soon as --expect (an extended
+# none. --hostfwd HOSTPORT:GUESTPORT forwards TCP port HOSTPORT of the
+# host's 127.0.0.1 to GUESTPORT of the guest on the first --nic (SSH into
+# the guest: --hostfwd 2222:22). The log is polled; the run stops as soon as --expect (an extended
 # regex, grep -E) matches (ok), a --fail regex matches (fail; the defaults
 # "Kernel panic", "junk in compressed archive", "Initramfs unpacking failed"
 # always apply), QEMU exits (exited) or --timeout (default 120 s) passes
@@ -60,14 +62,14 @@ usage() {
 die_usage() { echo "boot.sh: $*" >&2; exit 64; }
 
 kernel= initrd= append= expect= log= timeout=120 memory=1024 esp= secboot=0
-disks=() rw=() buses=() nics=()
+disks=() rw=() buses=() nics=() fwds=()
 bus=virtio
 fails=("Kernel panic" "junk in compressed archive" "Initramfs unpacking failed")
 while (($#)); do
   case $1 in
     -h|--help) usage ;;
     --secure-boot) secboot=1; shift; continue ;;
-    --kernel|--initrd|--append|--disk|--disk-rw|--bus|--nic|--expect|--fail|--timeout|--log|--memory|--esp)
+    --kernel|--initrd|--append|--disk|--disk-rw|--bus|--nic|--hostfwd|--expect|--fail|--timeout|--log|--memory|--esp)
       (($# >= 2)) || die_usage "$1 needs a value"
       case $1 in
         --kernel) kernel=$2 ;;
@@ -85,6 +87,9 @@ while (($#)); do
             e1000e|e1000|virtio-net-pci|rtl8139|vmxnet3) nics+=("$2") ;;
             *) die_usage "unknown NIC model: $2 (e1000e, e1000, virtio-net-pci, rtl8139, vmxnet3)" ;;
           esac ;;
+        --hostfwd)
+          [[ $2 =~ ^[0-9]{1,5}:[0-9]{1,5}$ ]] || die_usage "--hostfwd wants HOSTPORT:GUESTPORT, got: $2"
+          fwds+=("hostfwd=tcp:127.0.0.1:${2%%:*}-:${2#*:}") ;;
         --expect) expect=$2 ;;
         --fail) fails+=("$2") ;;
         --timeout) timeout=$2 ;;
@@ -93,7 +98,7 @@ while (($#)); do
         --esp) esp=$2 ;;
       esac
       shift 2 ;;
-    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--bus=*|--nic=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*|--esp=*)
+    --kernel=*|--initrd=*|--append=*|--disk=*|--disk-rw=*|--bus=*|--nic=*|--hostfwd=*|--expect=*|--fail=*|--timeout=*|--log=*|--memory=*|--esp=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) die_usage "unknown argument: $1 (see --help)" ;;
   esac
@@ -133,6 +138,7 @@ for b in ahci:6 mptsas1068:8; do
   for x in "${buses[@]}"; do [[ $x != "${b%:*}" ]] || n=$((n + 1)); done
   ((n <= ${b#*:})) || die_usage "at most ${b#*:} disks on the ${b%:*} bus"
 done
+((${#fwds[@]} == 0 || ${#nics[@]} > 0)) || die_usage "--hostfwd needs a --nic"
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout > 0)) || die_usage "--timeout must be a positive integer (seconds)"
 [[ $memory =~ ^[0-9]+$ ]] && ((memory >= 64)) || die_usage "--memory must be an integer >= 64 (MiB)"
 qemu=${BOOT_QEMU:-qemu-system-x86_64}
@@ -183,7 +189,11 @@ if ((${#nics[@]} == 0)); then
   args+=(-nic none)
 fi
 for i in "${!nics[@]}"; do
-  args+=(-netdev "user,id=net$i,restrict=on" -device "${nics[$i]},netdev=net$i")
+  fwd=
+  if ((i == 0 && ${#fwds[@]})); then
+    fwd=$(IFS=,; echo ",${fwds[*]}")
+  fi
+  args+=(-netdev "user,id=net$i,restrict=on$fwd" -device "${nics[$i]},netdev=net$i")
 done
 # One controller per bus, made when its first disk comes; a count of the
 # disks on each gives their port or SCSI target.

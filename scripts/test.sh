@@ -15,7 +15,7 @@ fi
 echo "test.sh: lab at $INITRD_REMIX_LAB" >&2
 
 # The storage testbed, the mkosi-initrd image, the host-only images, the
-# recovery cycle's source machine and the UKIs are built from the lab;
+# recovery cycle's source machine, the UKIs and the SSH roots are built from the lab;
 # start them now, beside the first packages' tests (mkosi mostly waits for
 # Debian's archive). The tests that need them wait on their locks, and
 # rebuild them should a background build have failed.
@@ -26,6 +26,7 @@ if [[ "$*" != *-short* ]]; then
   scripts/hostonly.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
   scripts/recovery-lab.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
   scripts/uki-lab.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
+  scripts/ssh-lab.sh "$INITRD_REMIX_LAB" >/dev/null 2>&1 & bg+=($!)
 fi
 finish() { for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done; }
 trap finish EXIT

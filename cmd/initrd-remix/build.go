@@ -94,11 +94,23 @@ image's kernel's modules (another release) adds none, with a warning; an
 explicit --drivers is then an error. The build warns when the image passes
 200 MiB, where boot loaders (GRUB) start failing to load an initrd.
 
+SSH: --ssh puts OpenSSH's sshd from --root into the image (with sshd-session
+and sshd-auth where its version runs them; Dropbear where the root has only
+that) with the project's own
+sshd_config: public keys only, root by key, no passwords, UsePAM no. The host
+key is made once in ROOT/etc/initrd-remix/ssh (--ssh-host-keys) and reused by
+every build; build prints its fingerprint and the rescue banner shows it with
+the addresses. Authorized keys: --ssh-authorized-keys, else the first of
+ROOT/etc/initrd-remix/authorized_keys, ROOT/root/.ssh/authorized_keys. The
+network: DHCP on every wired NIC, or --ip in the kernel's ip= syntax;
+initrd_remix.ip= on the rescue's kernel command line replaces it at boot.
+
 Configuration: /etc/initrd-remix/initrd-remix.conf, then
 /etc/initrd-remix/conf.d/*.conf, hold "key = value # comment" lines whose keys
 are the long names of the flags that make sense for every build (add, include,
 module, drivers, omit-module, preset, allow-missing, compress, level,
-threads, mode, max-size, max-metadata, spool-dir, run, sign-key, sign-cert; add, include,
+threads, mode, max-size, max-metadata, spool-dir, run, sign-key, sign-cert,
+ssh, ssh-authorized-keys, ssh-host-keys, ip; add, include,
 module, omit-module accumulate); flags override them. "initrd-remix config
 check" shows every setting and where it comes from.
 `
@@ -109,6 +121,8 @@ type buildFlags struct {
 	signKey, signCert              string
 	format, linuxOutput            string
 	dryRun                         bool
+	ssh                            bool
+	sshKeys, sshHostKeys, ip       string
 }
 
 // buildReport is what --json prints.
@@ -127,6 +141,8 @@ type buildReport struct {
 	Overlay *overlay.Report `json:"overlay"`
 	// Findings are verify's warnings (errors stop the build).
 	Findings []verify.Finding `json:"findings"`
+	// SSH is the SSH server put into the image (--ssh).
+	SSH *sshReport `json:"ssh,omitempty"`
 	// Warnings are about the image as a whole (its size).
 	Warnings []string `json:"warnings,omitempty"`
 	// UKI describes the rescue UKI when the input is a unified kernel image.
@@ -147,6 +163,11 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&b.format, "format", "", "with a unified kernel image: uki (the default) writes a rescue UKI, initrd the rescue initrd alone (for a type #1 entry, with --linux-output)")
 	fs.StringVar(&b.linuxOutput, "linux-output", "", "with a unified kernel image: also write the kernel it carries (.linux) to this file")
 	fs.BoolVar(&b.dryRun, "dry-run", false, "print the plan (generator, every unit, rule, script and file changed) and write nothing")
+	fs.BoolVar(&b.ssh, "ssh", false, "put an SSH server into the rescue: OpenSSH's sshd from --root, public-key login as root only, "+
+		"the network up by DHCP on every wired NIC (or --ip); see \"Reach the rescue over SSH\" in the README")
+	fs.StringVar(&b.sshKeys, "ssh-authorized-keys", "", "with --ssh: the public keys that may log in (default: the first of ROOT/etc/initrd-remix/authorized_keys, ROOT/root/.ssh/authorized_keys)")
+	fs.StringVar(&b.sshHostKeys, "ssh-host-keys", "", "with --ssh: directory of the rescue's host key, made once and reused by every build (default: ROOT/etc/initrd-remix/ssh)")
+	fs.StringVar(&b.ip, "ip", "", "with --ssh: the network in the kernel's ip= syntax, e.g. 192.0.2.10::192.0.2.1:255.255.255.0::eth0:off (default: dhcp on every wired NIC; off: none)")
 	ovf := addOverlayFlags(fs)
 	var o outputFlags
 	o.register(fs, "")
@@ -235,6 +256,10 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 	ovOpts.Root = b.root
+	sshSetup, err := prepareSSH(e, fs, &b, o.quiet || o.json)
+	if err != nil {
+		return err
+	}
 	res, err := pipeline.Build(ctx, pipeline.Options{
 		Input: b.input, Output: b.output, Kver: b.kver, DryRun: b.dryRun,
 		NameOutput: func(kver string) (string, error) {
@@ -243,7 +268,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		},
 		CheckKver: bootentry.CheckVersion,
 		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,
-		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts,
+		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts, SSH: sshSetup,
 		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
 	})
 	if err != nil && ukiIn != nil {
@@ -263,7 +288,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
-		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write}
+		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write, SSH: newSSHReport(sshSetup)}
 	if ukiIn != nil {
 		if err := b.finishUKI(ctx, ukiIn, ukiOutput, sign, o.force, rep); err != nil {
 			return err

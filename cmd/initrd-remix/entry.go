@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/cmd/initrd-remix/internal/bootentry"
+	"github.com/initrd-remix/initrd-remix/overlay/config"
 	"github.com/spf13/pflag"
 )
 
@@ -146,6 +148,8 @@ func runEntryWrite(e *env, args []string) error {
 	fs.StringVar(&r.Title, "title", "", "menu title (default: os-release's PRETTY_NAME, the kernel version and \"rescue\")")
 	fs.StringVar(&r.Options, "options", "", "kernel arguments (default: /etc/kernel/cmdline, else /usr/lib/kernel/cmdline, else the running kernel's); initrd=, BOOT_IMAGE=, init=, rdinit= and the like are always dropped")
 	fs.StringVar(&r.SortKey, "sort-key", "", "sort key (default: os-release's IMAGE_ID or ID plus \"-rescue\", after the normal entries)")
+	cfgFile := fs.String("config", "", "configuration file whose ssh and ip keys add initrd_remix.ip=SPEC to the options (default: ROOT"+config.DefaultFile+"; \"\" for none)")
+	cfgDir := fs.String("config-dir", "", "its drop-in directory (default: ROOT"+config.DefaultDropIn+")")
 	var ukiEntry bool
 	fs.BoolVar(&ukiEntry, "uki", false, "instead of a type #1 entry: record the rescue UKI build wrote to $BOOT/EFI/Linux/<token>-KVER"+bootentry.UKISuffix+" as this installation's (with --kver and --token or --machine-id), removing its rescue UKIs of KVER under older tokens")
 	if err := parse(fs, args); err != nil {
@@ -156,6 +160,16 @@ func runEntryWrite(e *env, args []string) error {
 	}
 	if ukiEntry {
 		return runEntryWriteUKI(e, &f, fs, r)
+	}
+	if !fs.Changed("config") {
+		*cfgFile = filepath.Join(f.root, config.DefaultFile)
+	}
+	if !fs.Changed("config-dir") {
+		*cfgDir = filepath.Join(f.root, config.DefaultDropIn)
+	}
+	netArg, err := entryNetwork(*cfgFile, *cfgDir)
+	if err != nil {
+		return err
 	}
 	if r.Version == "" || r.Linux == "" || initrd == "" {
 		return usagef("entry write needs --kver, --linux and --initrd")
@@ -179,6 +193,9 @@ func runEntryWrite(e *env, args []string) error {
 	} else {
 		r.Options = bootentry.DefaultOptions(f.root)
 	}
+	if netArg != "" && !strings.Contains(" "+r.Options, " initrd_remix.ip=") {
+		r.Options = strings.TrimSpace(r.Options + " " + netArg)
+	}
 	if r.SortKey == "" {
 		r.SortKey = bootentry.DefaultSortKey(osr)
 	}
@@ -200,9 +217,9 @@ func runEntryWrite(e *env, args []string) error {
 // runEntryWriteUKI records a rescue UKI (a type #2 entry) as
 // bootentry.Store.WriteUKI does.
 func runEntryWriteUKI(e *env, f *entryFlags, fs *pflag.FlagSet, r bootentry.WriteRequest) error {
-	for _, n := range []string{"linux", "initrd", "title", "options", "sort-key"} {
+	for _, n := range []string{"linux", "initrd", "title", "options", "sort-key", "config", "config-dir"} {
 		if fs.Changed(n) {
-			return usagef("entry write --uki takes no --%s: the rescue UKI carries its own", n)
+			return usagef("entry write --uki takes no --%s: the rescue UKI carries its own command line and title", n)
 		}
 	}
 	if r.Version == "" {

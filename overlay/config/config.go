@@ -70,6 +70,7 @@ func Keys() []Key {
 		{Name: "level", Kind: Int}, {Name: "threads", Kind: Int}, {Name: "mode", Kind: String},
 		{Name: "max-size", Kind: String}, {Name: "max-metadata", Kind: String}, {Name: "spool-dir", Kind: String}, {Name: "run", Kind: String},
 		{Name: "sign-key", Kind: String}, {Name: "sign-cert", Kind: String},
+		{Name: "ssh", Kind: Bool}, {Name: "ssh-authorized-keys", Kind: String}, {Name: "ssh-host-keys", Kind: String}, {Name: "ip", Kind: String},
 		{Name: "hooks", Kind: Bool, Default: "true"},
 	}
 }

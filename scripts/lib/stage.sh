@@ -53,3 +53,33 @@ stage_commit() {
   echo "$(basename "$0"): built $stage_dir in $((SECONDS - stage_t0)) s" >&2
   echo "$stage_dir"
 }
+
+# stage_apt_install ROOT DEBS LOG PKG...: apt-get installs PKG (without
+# recommends) in the copy ROOT of a lab root, in a private mount namespace
+# (proc, sys, dev bound in; the packages kept in DEBS, bound onto its
+# archive cache), with no service started (policy-rc.d) and Release files
+# taken as valid past their date (the lab's sid mirror). Output in LOG; on
+# failure its last lines go to stderr and it returns 1.
+stage_apt_install() {
+  local r=$1 debs=$2 log=$3
+  shift 3
+  mkdir -p "$debs/partial" "$r/proc" "$r/sys" "$r/dev" "$r/run"
+  cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+  # shellcheck disable=SC2016
+  if ! unshare --mount --propagation private bash -euc '
+r=$1 debs=$2
+shift 2
+for d in proc sys dev; do mount --rbind "/$d" "$r/$d"; done
+mount --bind "$debs" "$r/var/cache/apt/archives"
+printf "#!/bin/sh\nexit 101\n" >"$r/usr/sbin/policy-rc.d"
+chmod 755 "$r/usr/sbin/policy-rc.d"
+trap '\''rm -f "$r/usr/sbin/policy-rc.d"'\'' EXIT
+chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive /bin/sh -euc '\''
+apt-get -o Acquire::Check-Valid-Until=false update -qq
+apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+'\'' sh "$@"
+' bash "$r" "$debs" "$@" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+}

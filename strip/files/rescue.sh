@@ -49,6 +49,13 @@ if command -v udevadm >/dev/null 2>&1; then
 	udevadm settle --timeout=60 >/dev/null 2>&1
 fi
 
+# Hooks that build options added (--ssh: network and SSH server); what they
+# want the banner to say they leave in /run/initrd-remix/banner.d.
+mkdir -p /run/initrd-remix/banner.d
+for hook in /usr/lib/initrd-remix/rescue.d/*; do
+	[ -x "$hook" ] && "$hook"
+done
+
 skip=
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
@@ -96,6 +103,10 @@ else
 fi
 echo "   mount -o ro DEVICE /mnt          (leave out -o ro to write)"
 [ -z "$missing" ] || echo " Not in this image:$missing (initrd-remix build --add PROGRAM)."
+for f in /run/initrd-remix/banner.d/*; do
+	[ -r "$f" ] || continue
+	while IFS= read -r line; do echo "$line"; done <"$f"
+done
 echo " poweroff or reboot when done. Leaving the shell starts a new one."
 echo "====================================================================="
 

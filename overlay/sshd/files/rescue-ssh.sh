@@ -1,0 +1,119 @@
+#!/bin/sh
+# initrd-remix rescue hook (build --ssh): brings the network up and starts
+# the SSH server, then leaves the fingerprint and the addresses for the
+# banner in /run/initrd-remix/banner.d/50-ssh. Network only: nothing here
+# mounts or activates storage (no NFS, iSCSI or NBD root).
+conf=/etc/initrd-remix/ssh/rescue.conf
+[ -r "$conf" ] || exit 0
+. "$conf"
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+bb=
+[ -n "$BUSYBOX" ] && [ -x "$BUSYBOX" ] && bb=$BUSYBOX
+# ip and udhcpc: the image's own, else busybox's applets.
+if ! command -v ip >/dev/null 2>&1 && [ -n "$bb" ]; then
+	ip() { "$bb" ip "$@"; }
+fi
+log() { echo "initrd-remix: $*"; }
+
+# initrd_remix.ip= on the kernel command line (the kernel's ip= syntax; a
+# boot entry carries it, or type it at the boot menu) replaces the network
+# the image was built with.
+. /usr/lib/initrd-remix/ssh-ip.sh
+set -f
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+	case $arg in
+	initrd_remix.ip=*)
+		if parse_ip "${arg#initrd_remix.ip=}"; then
+			log "network from the kernel command line: ${arg#initrd_remix.ip=}"
+		else
+			log "ignoring $arg: not the kernel's ip= syntax"
+		fi
+		;;
+	esac
+done
+set +f
+
+# Every wired NIC: a device behind a bus, not wireless.
+nics=
+for n in /sys/class/net/*; do
+	name=${n##*/}
+	[ -e "$n/device" ] || continue
+	[ -e "$n/wireless" ] || [ -e "$n/phy80211" ] && continue
+	[ -z "$NET_DEVICE" ] || [ "$NET_DEVICE" = "$name" ] || continue
+	nics="$nics $name"
+done
+ip link set dev lo up 2>/dev/null
+[ -n "$NET_HOSTNAME" ] && echo "$NET_HOSTNAME" >/proc/sys/kernel/hostname
+
+dhcp() {
+	if [ -n "$bb" ]; then
+		"$bb" udhcpc -i "$1" -s "$UDHCPC_SCRIPT" -t 10 -T 2 -A 5 -b -p "/run/initrd-remix/udhcpc.$1.pid"
+	elif command -v udhcpc >/dev/null 2>&1; then
+		udhcpc -i "$1" -s "$UDHCPC_SCRIPT" -t 10 -T 2 -A 5 -b -p "/run/initrd-remix/udhcpc.$1.pid"
+	elif command -v ipconfig >/dev/null 2>&1; then
+		# klibc's ipconfig (initramfs-tools) configures the device itself.
+		ipconfig -t 20 -c dhcp -d "$1"
+	else
+		log "$1: no DHCP client"
+	fi
+}
+
+case $NET_MODE in
+dhcp)
+	for n in $nics; do
+		ip link set dev "$n" up
+		dhcp "$n" &
+	done
+	wait
+	;;
+static)
+	set -- $nics
+	if [ -z "$1" ]; then
+		log "no wired network card${NET_DEVICE:+ named $NET_DEVICE} for the static address $NET_ADDR"
+	else
+		ip addr add "$NET_ADDR" dev "$1" && ip link set dev "$1" up &&
+			log "$1: $NET_ADDR (static)"
+		[ -z "$NET_GATEWAY" ] || ip route replace default via "$NET_GATEWAY" dev "$1"
+		if [ -n "$NET_DNS" ]; then
+			: >/etc/resolv.conf
+			for d in $NET_DNS; do echo "nameserver $d" >>/etc/resolv.conf; done
+		fi
+	fi
+	;;
+esac
+
+# The SSH server: its privilege separation directory, ptys, then sshd.
+for d in $SSHD_PRIVSEP; do
+	mkdir -p "$d" && chmod 755 "$d"
+done
+if [ ! -e /dev/pts/ptmx ]; then
+	mkdir -p /dev/pts
+	mount -t devpts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
+fi
+start_server() {
+	case $SSHD_KIND in
+	dropbear)
+		# -s: no password logins at all, so public keys only; it forks
+		# into the background once listening.
+		"$SSHD" -r "$DROPBEAR_KEY" -s -p 22 -P /run/initrd-remix/sshd.pid -E 2>>/run/initrd-remix/sshd.log ;;
+	*)
+		"$SSHD" -f "$SSHD_CONFIG" -E /run/initrd-remix/sshd.log ;;
+	esac
+}
+if start_server; then
+	log "sshd started ($SSH_FINGERPRINT)"
+else
+	log "sshd failed to start:"
+	while IFS= read -r l; do echo "  $l"; done </run/initrd-remix/sshd.log
+fi
+
+# What the banner says: the fingerprint, and the addresses learnt here.
+{
+	echo " SSH: log in as root with an authorized key; host key $SSH_FINGERPRINT"
+	ip -4 -o addr show 2>/dev/null | while read -r _ dev _ addr _; do
+		[ "$dev" = lo ] && continue
+		echo "   ssh root@${addr%/*}      ($dev)"
+	done
+} >/run/initrd-remix/banner.d/50-ssh
+exit 0
