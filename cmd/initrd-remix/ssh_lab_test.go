@@ -84,6 +84,7 @@ type sshBoot struct {
 	key, wrong  string // the authorized and an unknown private key
 	wantAddr    string // the address the banner must show
 	serverLog   string // regexp: the server's log line of the key login
+	session     string // run: the storage session's output
 }
 
 // knownHosts writes a known_hosts file naming key for 127.0.0.1:port.
@@ -159,11 +160,12 @@ func (b *sshBoot) run(t *testing.T) string {
 	}
 	id := []string{"-i", b.key, "-o", "PreferredAuthentications=publickey"}
 	// The session: storage commands, run as root, their output returned.
-	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
+	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo ROUTES; ip -4 route 2>&1; echo LEASES; ls /var/lib/dhcpcd 2>&1; cat /run/initrd-remix/dhcpcd.log 2>/dev/null; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
 	if err != nil {
 		t.Fatalf("ssh with the authorized key: %v\n%s\nlast console lines:\n%s", err, o, tail())
 	}
 	t.Logf("ssh session output:\n%s", o)
+	b.session = o
 	if !regexp.MustCompile(`(?m)^UID=0$`).MatchString(o) {
 		t.Error("the session does not run as root (its Uid is not 0)")
 	}
@@ -181,7 +183,7 @@ func (b *sshBoot) run(t *testing.T) string {
 	if !strings.Contains(examine, md) || !regexp.MustCompile(`Raid Level : raid1`).MatchString(examine) {
 		t.Errorf("mdadm --examine /dev/vda over SSH does not show the testbed's RAID1 member %s:\n%s", md, examine)
 	}
-	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):strings.Index(o, "SERVERLOG")]); m != "" {
+	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):strings.Index(o, "ROUTES")]); m != "" {
 		t.Errorf("a disk is mounted in the rescue: %s", m)
 	}
 	if !regexp.MustCompile(b.serverLog).MatchString(o[strings.Index(o, "SERVERLOG"):]) {
@@ -293,6 +295,11 @@ func TestSSHLab(t *testing.T) {
 		if m == nil {
 			t.Fatalf("build printed no host key fingerprint:\n%s", errs)
 		}
+		client := regexp.MustCompile(`(?m)^ssh: DHCP client: .*`).FindString(errs)
+		if client == "" {
+			t.Fatalf("build did not say which DHCP client it chose:\n%s", errs)
+		}
+		t.Log(client)
 		st, err := os.Stat(out)
 		if err != nil {
 			t.Fatal(err)
@@ -356,7 +363,11 @@ func TestSSHLab(t *testing.T) {
 		if other.release == "trixie" {
 			// Built for DHCP, booted with a static initrd_remix.ip=, as
 			// a boot entry carries it.
-			cases = append(cases, sshCase{"trixie-itools-openssh10-cmdline-ip", "itools-zstd", "", static, true, "virtio-net-pci", other, env["SSH_TRIXIE_ROOT"]})
+			cases = append(cases, sshCase{"trixie-itools-openssh10-cmdline-ip", "itools-zstd", "", static, true, "virtio-net-pci", other, env["SSH_TRIXIE_ROOT"]},
+				// No DHCP client in the image (dracut without a network
+				// module) and none but dhcpcd in the root (no busybox):
+				// the root's dhcpcd with its privilege separation user.
+				sshCase{"trixie-dracut-sd-dhcpcd", "dracut-sd-zstd", "", "", false, "virtio-net-pci", other, env["SSH_DHCPCD_ROOT"]})
 		}
 	}
 	for _, c := range cases {
@@ -382,6 +393,21 @@ func TestSSHLab(t *testing.T) {
 			}
 			if !c.static && !strings.Contains(log, "10.0.2.15/24 by DHCP") {
 				t.Error("no address by DHCP on the console")
+			}
+			if c.root == env["SSH_DHCPCD_ROOT"] {
+				// dhcpcd's script reported the lease; dhcpcd itself set
+				// the address (its subnet route is "proto dhcp", where
+				// ip addr add makes "proto kernel") and kept the lease.
+				// boot.sh's user network is restrict=on: no gateway.
+				if !regexp.MustCompile(`10\.0\.2\.15/24 by DHCP \(dhcpcd\)`).MatchString(log) {
+					t.Errorf("the address did not come from dhcpcd; the console's lines:\n%s", strings.Join(regexp.MustCompile(`(?m)^.*initrd-remix: .*$`).FindAllString(log, -1), "\n"))
+				}
+				if !regexp.MustCompile(`(?m)^10\.0\.2\.0/24 dev \S+ proto dhcp `).MatchString(b.session) {
+					t.Error("the rescue's route to 10.0.2.0/24 is not dhcpcd's (proto dhcp)")
+				}
+				if !regexp.MustCompile(`(?m)^\S+\.lease$`).MatchString(b.session) {
+					t.Error("no lease file of dhcpcd in /var/lib/dhcpcd")
+				}
 			}
 			if c.cmdline != "" && !strings.Contains(log, "network from the kernel command line: "+c.cmdline) {
 				t.Error("initrd_remix.ip= on the command line was not taken")
