@@ -87,11 +87,7 @@ func TestChooseDHCP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tree := remix.NewTree()
-			tree.Install(remix.File("usr/sbin/sshd", 0o755, remix.BytesContent("x")))
-			for _, p := range tc.image {
-				tree.Install(remix.File(p, 0o755, remix.BytesContent("x")))
-			}
+			tree := withPrograms(remix.NewTree(), append([]string{"usr/sbin/sshd"}, tc.image...)...)
 			d, err := s.ChooseDHCP(tree)
 			if len(tc.wantErr) > 0 {
 				if err == nil {
@@ -117,10 +113,7 @@ func TestChooseDHCP(t *testing.T) {
 				t.Errorf("reason %q does not name %s", d.Reason, tc.kind)
 			}
 			// Install with what the overlay would have added.
-			for _, p := range d.Programs {
-				tree.Install(remix.File(p, 0o755, remix.BytesContent("x")))
-			}
-			if err := s.Install(tree, d); err != nil {
+			if err := s.Install(withPrograms(tree, d.Programs...), d); err != nil {
 				t.Fatal(err)
 			}
 			conf, _ := readTree(t, tree, "etc/initrd-remix/ssh/rescue.conf")
@@ -136,6 +129,15 @@ func TestChooseDHCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withPrograms adds a small executable at each of paths to tree and
+// returns it: an image's programs, or what the overlay adds.
+func withPrograms(tree *remix.Tree, paths ...string) *remix.Tree {
+	for _, p := range paths {
+		tree.Install(remix.File(p, 0o755, remix.BytesContent("x")))
+	}
+	return tree
 }
 
 // TestAccountsUIDs: every added user gets its own uid, none the image

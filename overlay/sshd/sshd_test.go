@@ -357,11 +357,7 @@ func TestInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tree := remix.NewTree()
-			tree.Install(remix.File("usr/sbin/sshd", 0o755, remix.BytesContent("x")))
-			for _, tool := range tc.tools {
-				tree.Install(remix.File(tool, 0o755, remix.BytesContent("x")))
-			}
+			tree := withPrograms(remix.NewTree(), append([]string{"usr/sbin/sshd"}, tc.tools...)...)
 			if tc.passwd != "" {
 				tree.Install(remix.File("etc/passwd", 0o644, remix.BytesContent(tc.passwd)))
 				// A locked root, as `passwd -l` leaves it.
@@ -370,10 +366,7 @@ func TestInstall(t *testing.T) {
 			d, err := s.ChooseDHCP(tree)
 			if err == nil {
 				// What the overlay does with d.Programs.
-				for _, p := range d.Programs {
-					tree.Install(remix.File(p, 0o755, remix.BytesContent("x")))
-				}
-				err = s.Install(tree, d)
+				err = s.Install(withPrograms(tree, d.Programs...), d)
 			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -509,8 +502,7 @@ func TestDropbear(t *testing.T) {
 	if strings.Join(d.Programs, " ") != "/usr/bin/busybox" {
 		t.Errorf("DHCP programs %q", d.Programs)
 	}
-	tree.Install(remix.File("usr/bin/busybox", 0o755, remix.BytesContent("x")))
-	if err := s.Install(tree, d); err != nil {
+	if err := s.Install(withPrograms(tree, d.Programs...), d); err != nil {
 		t.Fatal(err)
 	}
 	key, mode := readTree(t, tree, "etc/initrd-remix/ssh/dropbear_ed25519_host_key")

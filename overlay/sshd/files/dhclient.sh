@@ -2,7 +2,7 @@
 # initrd-remix rescue: ISC dhclient's script (dhclient -sf, in place of
 # dhclient-script): applies the lease with ip, writes resolv.conf and tells
 # the hook what it got. Environment: reason, interface, new_ip_address,
-# new_subnet_mask, new_routers, new_domain_name_servers
+# new_subnet_mask, new_routers, new_domain_name_servers, old_ip_address
 # (dhclient-script(8)); dhclient passes no PATH of the hook's.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 . /etc/initrd-remix/ssh/rescue.conf
@@ -16,20 +16,14 @@ PREINIT)
 	;;
 BOUND | RENEW | REBIND | REBOOT)
 	bits=$(mask_bits "${new_subnet_mask:-255.255.255.0}") || bits=24
-	if [ "$reason" != RENEW ] || [ "$old_ip_address" != "$new_ip_address" ]; then
-		ip -4 addr flush dev "$interface" 2>/dev/null
-		ip addr add "$new_ip_address/$bits" dev "$interface" || exit 1
+	# shellcheck disable=SC2086 # lists of addresses
+	if [ "$reason" = BOUND ] || [ "$reason" = REBOOT ] || [ "$old_ip_address" != "$new_ip_address" ]; then
+		lease_apply "$interface" "$new_ip_address/$bits" $new_routers || exit 1
+		set -- $new_routers
+		lease_log "$interface" "$new_ip_address/$bits" dhclient "$1"
 	fi
-	ip link set dev "$interface" up
-	for r in $new_routers; do
-		ip route replace default via "$r" dev "$interface" && break
-	done
-	if [ -n "$new_domain_name_servers" ]; then
-		: >/run/initrd-remix/resolv.conf
-		for d in $new_domain_name_servers; do echo "nameserver $d" >>/run/initrd-remix/resolv.conf; done
-		[ -L /etc/resolv.conf ] || cat /run/initrd-remix/resolv.conf >/etc/resolv.conf 2>/dev/null
-	fi
-	echo "initrd-remix: $interface: $new_ip_address/$bits by DHCP${new_routers:+, gateway $new_routers} (dhclient)" >/dev/console
+	# shellcheck disable=SC2086
+	lease_dns $new_domain_name_servers
 	;;
 EXPIRE | FAIL | RELEASE | STOP)
 	[ -z "$old_ip_address" ] || ip -4 addr flush dev "$interface" 2>/dev/null
