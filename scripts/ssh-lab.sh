@@ -17,6 +17,8 @@
 #               busybox removed: a root whose DHCP client is dhcpcd (as a
 #               minimal Debian 13 install), so build --ssh cannot fall back
 #               to busybox's udhcpc
+#   networkd/   the lab's Debian 12 root + openssh-server, busybox removed:
+#               no DHCP client but systemd-networkd (part of systemd there)
 # The package installations generate host keys in /etc/ssh and
 # /etc/dropbear; they are removed (the rescue brings its own). ssh.env names the roots and the
 # OpenSSH versions.
@@ -67,16 +69,24 @@ build dropbear "$bookworm_root" dropbear-bin /usr/sbin/dropbear &
 b3=$!
 build dhcpcd "$trixie_root" "openssh-server dhcpcd-base" /usr/sbin/dhcpcd &
 b4=$!
+build networkd "$bookworm_root" openssh-server /usr/sbin/sshd &
+b5=$!
 rc=0
 wait $b1 || rc=1
 wait $b2 || rc=1
 wait $b3 || rc=1
 wait $b4 || rc=1
-# No busybox in the dhcpcd root (the binary only: the package's other
-# files do not matter to a build).
-rm -f "$work"/dhcpcd/usr/bin/busybox "$work"/dhcpcd/usr/sbin/busybox "$work"/dhcpcd/bin/busybox
-[[ ! -e $work/dropbear/usr/sbin/sshd ]] || { log "dropbear: the root has OpenSSH too"; exit 1; }
+wait $b5 || rc=1
 ((rc == 0)) || exit 1
+# No busybox in the dhcpcd and networkd roots (the binary only: the
+# package's other files do not matter to a build).
+for r in dhcpcd networkd; do
+  rm -f "$work/$r"/usr/bin/busybox "$work/$r"/usr/sbin/busybox "$work/$r"/bin/busybox
+done
+for c in sbin/dhcpcd sbin/dhclient bin/busybox; do
+  [[ ! -e $work/networkd/usr/$c ]] || { log "networkd: the root has /usr/$c"; exit 1; }
+done
+[[ ! -e $work/dropbear/usr/sbin/sshd ]] || { log "dropbear: the root has OpenSSH too"; exit 1; }
 ver() { chroot "$work/$1" dpkg-query -W -f '${Version}' "${2:-openssh-server}"; }
 {
   echo "# initrd-remix ssh lab $stage_hash ($(basename "$lab")), built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - stage_t0)) s"
@@ -88,5 +98,7 @@ ver() { chroot "$work/$1" dpkg-query -W -f '${Version}' "${2:-openssh-server}"; 
   echo "SSH_DROPBEAR_VERSION=$(ver dropbear dropbear-bin)"
   echo "SSH_DHCPCD_ROOT=$stage_dir/dhcpcd"
   echo "SSH_DHCPCD_VERSION=$(ver dhcpcd dhcpcd-base)"
+  echo "SSH_NETWORKD_ROOT=$stage_dir/networkd"
+  echo "SSH_NETWORKD_VERSION=$(ver networkd systemd)"
 } >"$work/ssh.env"
 stage_commit .

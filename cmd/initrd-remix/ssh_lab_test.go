@@ -160,7 +160,7 @@ func (b *sshBoot) run(t *testing.T) string {
 	}
 	id := []string{"-i", b.key, "-o", "PreferredAuthentications=publickey"}
 	// The session: storage commands, run as root, their output returned.
-	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo ROUTES; ip -4 route 2>&1; echo LEASES; ls /var/lib/dhcpcd 2>&1; cat /run/initrd-remix/dhcpcd.log 2>/dev/null; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
+	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo ROUTES; ip -4 route 2>&1; ip -4 -o addr show 2>&1; echo LEASES; ls /var/lib/dhcpcd /run/systemd/netif/leases 2>&1; cat /run/initrd-remix/dhcpcd.log /run/initrd-remix/networkd.log 2>/dev/null; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
 	if err != nil {
 		t.Fatalf("ssh with the authorized key: %v\n%s\nlast console lines:\n%s", err, o, tail())
 	}
@@ -279,7 +279,7 @@ func TestSSHLab(t *testing.T) {
 		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
 
 	fpRe := regexp.MustCompile(`ssh host key: ssh-ed25519 (SHA256:[A-Za-z0-9+/]{43}) \(([^,]+), (created|reused)\)`)
-	build := func(t *testing.T, rel *lab, image, root, ip string) (string, string) {
+	build := func(t *testing.T, rel *lab, image, root, ip string) (string, string, string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "rescue.img")
 		argv := []string{"build", "--root", root, "--input", rel.image(t, image).Path, "--output", out, "--kver", rel.env["LAB_KVER"],
@@ -325,7 +325,7 @@ func TestSSHLab(t *testing.T) {
 				t.Logf("/%s is in the image", h)
 			}
 		}
-		return out, m[1]
+		return out, m[1], client
 	}
 	// The host key's public half, whose fingerprint must be the one
 	// build printed.
@@ -370,9 +370,19 @@ func TestSSHLab(t *testing.T) {
 				sshCase{"trixie-dracut-sd-dhcpcd", "dracut-sd-zstd", "", "", false, "virtio-net-pci", other, env["SSH_DHCPCD_ROOT"]})
 		}
 	}
+	// A root whose only DHCP client is systemd-networkd (no busybox),
+	// for dracut without systemd: networkd runs as a plain daemon in a
+	// shell-init image.
+	cases = append(cases, sshCase{"dracut-nosd-networkd", "dracut-nosd-gzip", "", "", false, "virtio-net-pci", l, env["SSH_NETWORKD_ROOT"]})
+	// The client each root without busybox must bring, and what shows
+	// that it got the lease (the SSH session lists its lease files).
+	clients := map[string]struct{ kind, lease string }{
+		env["SSH_DHCPCD_ROOT"]:   {"dhcpcd", `(?m)^\S+\.lease$`},
+		env["SSH_NETWORKD_ROOT"]: {"systemd-networkd", `(?m)^/run/systemd/netif/leases:\n\d+$`},
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			image, fp := build(t, c.rel, c.image, c.root, c.ip)
+			image, fp, client := build(t, c.rel, c.image, c.root, c.ip)
 			if firstFP == "" {
 				firstFP = fp
 			} else if fp != firstFP {
@@ -394,19 +404,24 @@ func TestSSHLab(t *testing.T) {
 			if !c.static && !strings.Contains(log, "10.0.2.15/24 by DHCP") {
 				t.Error("no address by DHCP on the console")
 			}
-			if c.root == env["SSH_DHCPCD_ROOT"] {
-				// dhcpcd's script reported the lease; dhcpcd itself set
-				// the address (its subnet route is "proto dhcp", where
-				// ip addr add makes "proto kernel") and kept the lease.
-				// boot.sh's user network is restrict=on: no gateway.
-				if !regexp.MustCompile(`10\.0\.2\.15/24 by DHCP \(dhcpcd\)`).MatchString(log) {
-					t.Errorf("the address did not come from dhcpcd; the console's lines:\n%s", strings.Join(regexp.MustCompile(`(?m)^.*initrd-remix: .*$`).FindAllString(log, -1), "\n"))
+			if want, ok := clients[c.root]; ok {
+				// build chose the root's client; the console shows the
+				// lease it reported; the client set the address itself
+				// with the lease's lifetime ("dynamic", where the
+				// scripts' ip addr add makes one valid forever) and
+				// kept its lease. boot.sh's user network is
+				// restrict=on: no gateway.
+				if !strings.Contains(client, "the root's "+want.kind+" (") {
+					t.Errorf("build chose another DHCP client than the root's %s: %s", want.kind, client)
 				}
-				if !regexp.MustCompile(`(?m)^10\.0\.2\.0/24 dev \S+ proto dhcp `).MatchString(b.session) {
-					t.Error("the rescue's route to 10.0.2.0/24 is not dhcpcd's (proto dhcp)")
+				if !regexp.MustCompile(`10\.0\.2\.15/24 by DHCP \(` + regexp.QuoteMeta(want.kind) + `\)`).MatchString(log) {
+					t.Errorf("the address did not come from %s; the console's lines:\n%s", want.kind, strings.Join(regexp.MustCompile(`(?m)^.*initrd-remix: .*$`).FindAllString(log, -1), "\n"))
 				}
-				if !regexp.MustCompile(`(?m)^\S+\.lease$`).MatchString(b.session) {
-					t.Error("no lease file of dhcpcd in /var/lib/dhcpcd")
+				if !regexp.MustCompile(`inet 10\.0\.2\.15/24 .*\bdynamic\b`).MatchString(b.session) {
+					t.Errorf("the rescue's address 10.0.2.15/24 is not %s's (no lifetime: not \"dynamic\")", want.kind)
+				}
+				if !regexp.MustCompile(want.lease).MatchString(b.session) {
+					t.Errorf("no lease file of %s (%s)", want.kind, want.lease)
 				}
 			}
 			if c.cmdline != "" && !strings.Contains(log, "network from the kernel command line: "+c.cmdline) {

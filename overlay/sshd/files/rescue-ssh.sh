@@ -72,21 +72,26 @@ dhcp() {
 	ipconfig)
 		# klibc's ipconfig configures the device itself and leaves
 		# what it got in /run/net-DEV.conf.
-		"$DHCP_PROG" -t 20 -c dhcp -d "$1" >/dev/null &&
-			(. "/run/net-$1.conf" && log "$1: $IPV4ADDR/$(mask_bits "$IPV4NETMASK") by DHCP${IPV4GATEWAY:+, gateway $IPV4GATEWAY} (ipconfig)") ;;
+		"$DHCP_PROG" -t 20 -c dhcp -d "$1" >/dev/null && (
+			. "/run/net-$1.conf" || exit
+			[ "$IPV4GATEWAY" != 0.0.0.0 ] || IPV4GATEWAY=
+			lease_log "$1" "$IPV4ADDR/$(mask_bits "$IPV4NETMASK")" ipconfig "$IPV4GATEWAY"
+		) ;;
 	*)
 		log "$1: no DHCP client in this image" ;;
 	esac
 }
 
 # systemd-networkd, run as a plain daemon: one .network file per NIC, then
-# the addresses it got.
+# the addresses it got. ClientIdentifier=mac: its default, a DUID, is
+# derived from /etc/machine-id, which a rescue need not have (networkd
+# fails the link with "Failed to configure DHCPv4 client" without it).
 networkd() {
 	for n in $nics; do
-		printf '[Match]\nName=%s\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' "$n" \
+		printf '[Match]\nName=%s\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n[DHCPv4]\nClientIdentifier=mac\n' "$n" \
 			>"/run/systemd/network/90-initrd-remix-$n.network"
 	done
-	"$DHCP_PROG" </dev/null >>/run/initrd-remix/networkd.log 2>&1 &
+	SYSTEMD_LOG_TARGET=console "$DHCP_PROG" </dev/null >>/run/initrd-remix/networkd.log 2>&1 &
 	for n in $nics; do
 		i=0
 		while [ $i -lt 30 ]; do
@@ -96,7 +101,7 @@ networkd() {
 			i=$((i + 1))
 		done
 		if [ -n "$addr" ]; then
-			log "$n: $addr by DHCP (systemd-networkd)"
+			lease_log "$n" "$addr" systemd-networkd
 		else
 			log "$n: no address from systemd-networkd after 30 s"
 		fi
