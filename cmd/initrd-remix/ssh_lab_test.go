@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -382,7 +383,7 @@ func TestSSHLab(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			image, fp, client := build(t, c.rel, c.image, c.root, c.ip)
+			image, fp, chosen := build(t, c.rel, c.image, c.root, c.ip)
 			if firstFP == "" {
 				firstFP = fp
 			} else if fp != firstFP {
@@ -411,8 +412,21 @@ func TestSSHLab(t *testing.T) {
 				// scripts' ip addr add makes one valid forever) and
 				// kept its lease. boot.sh's user network is
 				// restrict=on: no gateway.
-				if !strings.Contains(client, "the root's "+want.kind+" (") {
-					t.Errorf("build chose another DHCP client than the root's %s: %s", want.kind, client)
+				if !strings.Contains(chosen, "the root's "+want.kind+" (") {
+					t.Errorf("build chose another DHCP client than the root's %s: %s", want.kind, chosen)
+				}
+				// --dry-run --json says the same.
+				code, out, errs := cli(t, "build", "--dry-run", "--json", "--root", c.root, "--input", c.rel.image(t, c.image).Path, "--kver", c.rel.env["LAB_KVER"],
+					"--output", filepath.Join(t.TempDir(), "dry.img"), "--ssh", "--ssh-authorized-keys", client+".pub", "--ssh-host-keys", hostKeys)
+				var rep struct {
+					SSH struct {
+						DHCP struct{ Kind, From, Program, Reason string }
+					}
+				}
+				if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil {
+					t.Errorf("build --dry-run --json: exit %d, %v: %s", code, err, errs)
+				} else if d := rep.SSH.DHCP; d.Kind != want.kind || d.From != "root" || !strings.Contains(d.Reason, want.kind) {
+					t.Errorf("build --dry-run --json: ssh.dhcp is %+v, want the root's %s", d, want.kind)
 				}
 				if !regexp.MustCompile(`10\.0\.2\.15/24 by DHCP \(` + regexp.QuoteMeta(want.kind) + `\)`).MatchString(log) {
 					t.Errorf("the address did not come from %s; the console's lines:\n%s", want.kind, strings.Join(regexp.MustCompile(`(?m)^.*initrd-remix: .*$`).FindAllString(log, -1), "\n"))
