@@ -82,6 +82,8 @@ type Result struct {
 	Mode     remix.WriteMode
 	ModeNote string
 	Overlay  *overlay.Report
+	// DHCP is the SSH rescue's DHCP client and why (nil without SSH).
+	DHCP *sshd.DHCP
 	// Findings are the checks' warnings (errors stop the build).
 	Findings []verify.Finding
 	// Write describes the file written; nil with DryRun.
@@ -223,13 +225,17 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	ovOpts := opt.Overlay
 	ovOpts.KVer = res.Kver
 	if opt.SSH != nil {
-		ovOpts.Add = append(slices.Clone(ovOpts.Add), opt.SSH.Programs...)
+		// The DHCP client: the image's own, else one from the root.
+		if res.DHCP, err = opt.SSH.ChooseDHCP(img.Tree); err != nil {
+			return nil, err
+		}
+		ovOpts.Add = append(slices.Concat(ovOpts.Add, opt.SSH.Programs), res.DHCP.Programs...)
 	}
 	if res.Overlay, err = overlay.Apply(ctx, img.Tree, ovOpts); err != nil {
 		return nil, err
 	}
 	if opt.SSH != nil {
-		if err := opt.SSH.Install(img.Tree); err != nil {
+		if err := opt.SSH.Install(img.Tree, res.DHCP); err != nil {
 			return nil, err
 		}
 	}

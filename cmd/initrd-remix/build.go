@@ -288,7 +288,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	}
 	rep := &buildReport{Input: res.Input, Output: res.Output, Kver: res.Kver, DryRun: b.dryRun, Generator: res.Plan.Generator,
 		Evidence: res.Plan.Evidence, Items: res.Plan.Items, Kept: res.Plan.Kept, ModeNote: res.ModeNote,
-		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write, SSH: newSSHReport(sshSetup)}
+		Overlay: res.Overlay, Findings: res.Findings, Warnings: res.Warnings, WriteResult: res.Write, SSH: newSSHReport(sshSetup, res.DHCP)}
 	if ukiIn != nil {
 		if err := b.finishUKI(ctx, ukiIn, ukiOutput, sign, o.force, rep); err != nil {
 			return err
@@ -329,6 +329,7 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 				fmt.Fprintln(e.stderr, "note:", rep.ModeNote)
 			}
 			printDrivers(e.stderr, rep)
+			printSSHNetwork(e.stderr, rep)
 			fmt.Fprintf(e.stderr, "wrote %s: %s rescue image of %s (%s, %s mode, %d edits)\n", rep.Output, rep.Generator, rep.Input,
 				humanBytes(rep.Bytes), rep.Mode, len(rep.Items))
 		}
@@ -355,6 +356,10 @@ func printBuild(e *env, o *outputFlags, rep *buildReport, mode remix.WriteMode) 
 	if rep.Overlay != nil && len(rep.Overlay.Drivers) > 0 {
 		fmt.Fprintln(w)
 		printDrivers(w, rep)
+	}
+	if rep.SSH != nil {
+		fmt.Fprintln(w)
+		printSSHNetwork(w, rep)
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 
 	"github.com/initrd-remix/initrd-remix/overlay/config"
@@ -19,14 +21,20 @@ type sshReport struct {
 	AuthorizedKeys string   `json:"authorized_keys"`
 	Network        string   `json:"network"`
 	Programs       []string `json:"programs"`
+	// DHCP is the DHCP client the rescue runs: which, from where, why.
+	DHCP *sshd.DHCP `json:"dhcp"`
 }
 
-func newSSHReport(s *sshd.Setup) *sshReport {
+func newSSHReport(s *sshd.Setup, d *sshd.DHCP) *sshReport {
 	if s == nil {
 		return nil
 	}
+	if d == nil {
+		d = &sshd.DHCP{}
+	}
 	return &sshReport{HostKey: s.HostKey.Path, KeyType: s.HostKey.Public.Type(), Fingerprint: s.HostKey.Fingerprint,
-		Created: s.HostKey.Created, AuthorizedKeys: s.AuthorizedKeysFile, Network: s.Network.String(), Programs: s.Programs}
+		Created: s.HostKey.Created, AuthorizedKeys: s.AuthorizedKeysFile, Network: s.Network.String(),
+		Programs: slices.Concat(s.Programs, d.Programs), DHCP: d}
 }
 
 // prepareSSH reads --ssh and its options (flags or configuration, already
@@ -87,4 +95,12 @@ func entryNetwork(file, dir string) (string, error) {
 		return "", fmt.Errorf("%s:%d: %w", ip.File, ip.Line, err)
 	}
 	return "initrd_remix.ip=" + strings.TrimPrefix(ip.Value, "ip="), nil
+}
+
+// printSSHNetwork says which DHCP client the SSH rescue runs, and why.
+func printSSHNetwork(w io.Writer, rep *buildReport) {
+	if rep.SSH == nil || rep.SSH.DHCP == nil {
+		return
+	}
+	fmt.Fprintf(w, "ssh: DHCP client: %s\n", termSafe(rep.SSH.DHCP.String()))
 }

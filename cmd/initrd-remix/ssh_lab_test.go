@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -84,6 +85,7 @@ type sshBoot struct {
 	key, wrong  string // the authorized and an unknown private key
 	wantAddr    string // the address the banner must show
 	serverLog   string // regexp: the server's log line of the key login
+	session     string // run: the storage session's output
 }
 
 // knownHosts writes a known_hosts file naming key for 127.0.0.1:port.
@@ -159,11 +161,12 @@ func (b *sshBoot) run(t *testing.T) string {
 	}
 	id := []string{"-i", b.key, "-o", "PreferredAuthentications=publickey"}
 	// The session: storage commands, run as root, their output returned.
-	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
+	o, err := sshRun(port, kh, id, "exec 2>&1; while read -r k v _; do [ \"$k\" = Uid: ] && echo \"UID=$v\"; done </proc/self/status; lsblk -d -n -o NAME,SIZE; echo MDSTAT; cat /proc/mdstat; echo EXAMINE; mdadm --examine /dev/vda; echo MOUNTS; cat /proc/mounts; echo ROUTES; ip -4 route 2>&1; ip -4 -o addr show 2>&1; echo LEASES; ls /var/lib/dhcpcd /run/systemd/netif/leases 2>&1; cat /run/initrd-remix/dhcpcd.log /run/initrd-remix/networkd.log 2>/dev/null; echo SERVERLOG; cat /run/initrd-remix/sshd.log; echo END")
 	if err != nil {
 		t.Fatalf("ssh with the authorized key: %v\n%s\nlast console lines:\n%s", err, o, tail())
 	}
 	t.Logf("ssh session output:\n%s", o)
+	b.session = o
 	if !regexp.MustCompile(`(?m)^UID=0$`).MatchString(o) {
 		t.Error("the session does not run as root (its Uid is not 0)")
 	}
@@ -181,7 +184,7 @@ func (b *sshBoot) run(t *testing.T) string {
 	if !strings.Contains(examine, md) || !regexp.MustCompile(`Raid Level : raid1`).MatchString(examine) {
 		t.Errorf("mdadm --examine /dev/vda over SSH does not show the testbed's RAID1 member %s:\n%s", md, examine)
 	}
-	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):strings.Index(o, "SERVERLOG")]); m != "" {
+	if m := regexp.MustCompile(`(?m)^/dev/(vd|md|dm|mapper)\S*`).FindString(o[strings.Index(o, "MOUNTS"):strings.Index(o, "ROUTES")]); m != "" {
 		t.Errorf("a disk is mounted in the rescue: %s", m)
 	}
 	if !regexp.MustCompile(b.serverLog).MatchString(o[strings.Index(o, "SERVERLOG"):]) {
@@ -277,7 +280,7 @@ func TestSSHLab(t *testing.T) {
 		l.env["LAB_LUKS_UUID"], l.env["LAB_MD_UUID"], l.env["LAB_SWAP_UUID"])
 
 	fpRe := regexp.MustCompile(`ssh host key: ssh-ed25519 (SHA256:[A-Za-z0-9+/]{43}) \(([^,]+), (created|reused)\)`)
-	build := func(t *testing.T, rel *lab, image, root, ip string) (string, string) {
+	build := func(t *testing.T, rel *lab, image, root, ip string) (string, string, string) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "rescue.img")
 		argv := []string{"build", "--root", root, "--input", rel.image(t, image).Path, "--output", out, "--kver", rel.env["LAB_KVER"],
@@ -293,6 +296,11 @@ func TestSSHLab(t *testing.T) {
 		if m == nil {
 			t.Fatalf("build printed no host key fingerprint:\n%s", errs)
 		}
+		client := regexp.MustCompile(`(?m)^ssh: DHCP client: .*`).FindString(errs)
+		if client == "" {
+			t.Fatalf("build did not say which DHCP client it chose:\n%s", errs)
+		}
+		t.Log(client)
 		st, err := os.Stat(out)
 		if err != nil {
 			t.Fatal(err)
@@ -318,7 +326,7 @@ func TestSSHLab(t *testing.T) {
 				t.Logf("/%s is in the image", h)
 			}
 		}
-		return out, m[1]
+		return out, m[1], client
 	}
 	// The host key's public half, whose fingerprint must be the one
 	// build printed.
@@ -356,12 +364,26 @@ func TestSSHLab(t *testing.T) {
 		if other.release == "trixie" {
 			// Built for DHCP, booted with a static initrd_remix.ip=, as
 			// a boot entry carries it.
-			cases = append(cases, sshCase{"trixie-itools-openssh10-cmdline-ip", "itools-zstd", "", static, true, "virtio-net-pci", other, env["SSH_TRIXIE_ROOT"]})
+			cases = append(cases, sshCase{"trixie-itools-openssh10-cmdline-ip", "itools-zstd", "", static, true, "virtio-net-pci", other, env["SSH_TRIXIE_ROOT"]},
+				// No DHCP client in the image (dracut without a network
+				// module) and none but dhcpcd in the root (no busybox):
+				// the root's dhcpcd with its privilege separation user.
+				sshCase{"trixie-dracut-sd-dhcpcd", "dracut-sd-zstd", "", "", false, "virtio-net-pci", other, env["SSH_DHCPCD_ROOT"]})
 		}
+	}
+	// A root whose only DHCP client is systemd-networkd (no busybox),
+	// for dracut without systemd: networkd runs as a plain daemon in a
+	// shell-init image.
+	cases = append(cases, sshCase{"dracut-nosd-networkd", "dracut-nosd-gzip", "", "", false, "virtio-net-pci", l, env["SSH_NETWORKD_ROOT"]})
+	// The client each root without busybox must bring, and what shows
+	// that it got the lease (the SSH session lists its lease files).
+	clients := map[string]struct{ kind, lease string }{
+		env["SSH_DHCPCD_ROOT"]:   {"dhcpcd", `(?m)^\S+\.lease$`},
+		env["SSH_NETWORKD_ROOT"]: {"systemd-networkd", `(?m)^/run/systemd/netif/leases:\n\d+$`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			image, fp := build(t, c.rel, c.image, c.root, c.ip)
+			image, fp, chosen := build(t, c.rel, c.image, c.root, c.ip)
 			if firstFP == "" {
 				firstFP = fp
 			} else if fp != firstFP {
@@ -382,6 +404,39 @@ func TestSSHLab(t *testing.T) {
 			}
 			if !c.static && !strings.Contains(log, "10.0.2.15/24 by DHCP") {
 				t.Error("no address by DHCP on the console")
+			}
+			if want, ok := clients[c.root]; ok {
+				// build chose the root's client; the console shows the
+				// lease it reported; the client set the address itself
+				// with the lease's lifetime ("dynamic", where the
+				// scripts' ip addr add makes one valid forever) and
+				// kept its lease. boot.sh's user network is
+				// restrict=on: no gateway.
+				if !strings.Contains(chosen, "the root's "+want.kind+" (") {
+					t.Errorf("build chose another DHCP client than the root's %s: %s", want.kind, chosen)
+				}
+				// --dry-run --json says the same.
+				code, out, errs := cli(t, "build", "--dry-run", "--json", "--root", c.root, "--input", c.rel.image(t, c.image).Path, "--kver", c.rel.env["LAB_KVER"],
+					"--output", filepath.Join(t.TempDir(), "dry.img"), "--ssh", "--ssh-authorized-keys", client+".pub", "--ssh-host-keys", hostKeys)
+				var rep struct {
+					SSH struct {
+						DHCP struct{ Kind, From, Program, Reason string }
+					}
+				}
+				if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil {
+					t.Errorf("build --dry-run --json: exit %d, %v: %s", code, err, errs)
+				} else if d := rep.SSH.DHCP; d.Kind != want.kind || d.From != "root" || !strings.Contains(d.Reason, want.kind) {
+					t.Errorf("build --dry-run --json: ssh.dhcp is %+v, want the root's %s", d, want.kind)
+				}
+				if !regexp.MustCompile(`10\.0\.2\.15/24 by DHCP \(` + regexp.QuoteMeta(want.kind) + `\)`).MatchString(log) {
+					t.Errorf("the address did not come from %s; the console's lines:\n%s", want.kind, strings.Join(regexp.MustCompile(`(?m)^.*initrd-remix: .*$`).FindAllString(log, -1), "\n"))
+				}
+				if !regexp.MustCompile(`inet 10\.0\.2\.15/24 .*\bdynamic\b`).MatchString(b.session) {
+					t.Errorf("the rescue's address 10.0.2.15/24 is not %s's (no lifetime: not \"dynamic\")", want.kind)
+				}
+				if !regexp.MustCompile(want.lease).MatchString(b.session) {
+					t.Errorf("no lease file of %s (%s)", want.kind, want.lease)
+				}
 			}
 			if c.cmdline != "" && !strings.Contains(log, "network from the kernel command line: "+c.cmdline) {
 				t.Error("initrd_remix.ip= on the command line was not taken")

@@ -30,6 +30,11 @@ func TestBuildSSHFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(keys, 0o666)
+	goodKeys := filepath.Join(t.TempDir(), "authorized_keys")
+	if err := os.WriteFile(goodKeys, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHX6n0Y8k6rXQ3HcJ0gm3p5hGv3S6Z8HnH1o2vA0C1cM a@b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostKeys := filepath.Join(t.TempDir(), "hk")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -42,6 +47,10 @@ func TestBuildSSHFlags(t *testing.T) {
 		{"bad ip", []string{"--ssh", "--root", sshRoot, "--ip", "10.0.2.15:::255.0.255.0"}, exitFailed, "not a contiguous netmask"},
 		{"no authorized keys", []string{"--ssh", "--root", sshRoot}, exitFailed, "none of " + filepath.Join(sshRoot, "etc/initrd-remix/authorized_keys")},
 		{"world-writable authorized keys", []string{"--ssh", "--root", sshRoot, "--ssh-authorized-keys", keys}, exitFailed, "group or others may write it"},
+		// Neither the crafted image nor the root has a DHCP client: the
+		// build fails naming what it looked for, and writes nothing.
+		{"no DHCP client", []string{"--ssh", "--root", sshRoot, "--ssh-authorized-keys", goodKeys, "--ssh-host-keys", hostKeys}, exitFailed,
+			"no DHCP client in the image (looked for /usr/sbin/udhcpc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "rescue.img")

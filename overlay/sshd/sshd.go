@@ -43,6 +43,8 @@ const (
 	rescueConfPath  = ConfDir + "/rescue.conf"
 	hookPath        = "/usr/lib/initrd-remix/rescue.d/50-ssh"
 	udhcpcScript    = "/usr/lib/initrd-remix/udhcpc.script"
+	dhcpcdScript    = "/usr/lib/initrd-remix/dhcpcd.script"
+	dhclientScript  = "/usr/lib/initrd-remix/dhclient.script"
 	ipParserPath    = "/usr/lib/initrd-remix/ssh-ip.sh"
 	privsepUser     = "sshd"
 )
@@ -56,9 +58,16 @@ var udhcpcBody []byte
 //go:embed files/ip.sh
 var ipParser []byte
 
+//go:embed files/dhcpcd.sh
+var dhcpcdBody []byte
+
+//go:embed files/dhclient.sh
+var dhclientBody []byte
+
 // Options say where the server, keys and network settings come from.
 type Options struct {
-	// Root is --root: sshd and the DHCP client are taken from it.
+	// Root is --root: sshd, and the DHCP client where the image has
+	// none, are taken from it.
 	Root string
 	// KeyDir holds the host key; "" is Root/etc/initrd-remix/ssh.
 	KeyDir string
@@ -81,10 +90,11 @@ type Setup struct {
 	AuthorizedKeysFile string
 	Network            Network
 
+	root       string
 	sshd       string   // path of sshd (or dropbear) in the root and the image
 	dropbear   bool     // the server is Dropbear
 	privsep    []string // privilege separation directories named in the binaries
-	dhcp       []string // DHCP clients added from the root (busybox)
+	net        rootNet  // the root's DHCP clients and ip, for ChooseDHCP
 	authorized []byte
 }
 
@@ -103,7 +113,7 @@ func Prepare(opts Options) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Setup{Network: net}
+	s := &Setup{Network: net, root: root}
 	res, err := ldso.NewResolver(root, ldso.Options{})
 	if err != nil {
 		return nil, err
@@ -111,7 +121,7 @@ func Prepare(opts Options) (*Setup, error) {
 	if err := s.findServer(res, root); err != nil {
 		return nil, err
 	}
-	s.findDHCP(res)
+	s.net = findNetwork(res, root)
 	if s.AuthorizedKeysFile, err = FindAuthorizedKeys(opts.AuthorizedKeys, root); err != nil {
 		return nil, err
 	}
@@ -191,19 +201,6 @@ func (s *Setup) findServer(res *ldso.Resolver, root string) error {
 	return nil
 }
 
-// findDHCP adds the root's busybox, whose udhcpc the hook prefers (it
-// configures through a script of ours); the image's own udhcpc or klibc
-// ipconfig serve otherwise.
-func (s *Setup) findDHCP(res *ldso.Resolver) {
-	for _, p := range []string{"/usr/bin/busybox", "/bin/busybox", "/usr/sbin/busybox"} {
-		if _, _, mode, err := res.Walk(p); err == nil && mode.IsRegular() {
-			s.Programs = append(s.Programs, p)
-			s.dhcp = append(s.dhcp, p)
-			return
-		}
-	}
-}
-
 // pathStrings returns the NUL-terminated strings of a file (up to 64 MiB)
 // that are absolute paths.
 func pathStrings(res *ldso.Resolver, p string) ([]string, error) {
@@ -266,32 +263,41 @@ Subsystem sftp internal-sftp
 }
 
 // rescueConf is what the hook script sources.
-func (s *Setup) rescueConf() string {
+func (s *Setup) rescueConf(d *DHCP) string {
 	var b strings.Builder
 	b.WriteString("# initrd-remix rescue: network and SSH settings of this image (build --ssh, --ip).\n")
 	kind := "openssh"
 	if s.dropbear {
 		kind = "dropbear"
 	}
-	fmt.Fprintf(&b, "SSHD='%s'\nSSHD_KIND='%s'\nSSHD_CONFIG='%s'\nDROPBEAR_KEY='%s'\nSSHD_PRIVSEP='%s'\nBUSYBOX='%s'\nUDHCPC_SCRIPT='%s'\n",
-		s.sshd, kind, configPath, dropbearKeyPath, strings.Join(s.privsep, " "), strings.Join(s.dhcp, ""), udhcpcScript)
+	fmt.Fprintf(&b, "SSHD='%s'\nSSHD_KIND='%s'\nSSHD_CONFIG='%s'\nDROPBEAR_KEY='%s'\nSSHD_PRIVSEP='%s'\n",
+		s.sshd, kind, configPath, dropbearKeyPath, strings.Join(s.privsep, " "))
+	fmt.Fprintf(&b, "UDHCPC_SCRIPT='%s'\nDHCPCD_SCRIPT='%s'\nDHCLIENT_SCRIPT='%s'\n", udhcpcScript, dhcpcdScript, dhclientScript)
+	b.WriteString(d.shellVars())
 	fmt.Fprintf(&b, "SSH_FINGERPRINT='%s %s'\n", s.HostKey.Public.Type(), s.HostKey.Fingerprint)
 	b.WriteString(s.Network.shellVars())
 	return b.String()
 }
 
 // Install writes the server's configuration, keys, accounts and the rescue
-// hook into tree. It fails if the image has no DHCP client the hook can use
-// (with ip= static, ip is needed instead).
-func (s *Setup) Install(tree *remix.Tree) error {
+// hook into tree, with d (from ChooseDHCP, its programs added by the
+// overlay) as the DHCP client.
+func (s *Setup) Install(tree *remix.Tree, d *DHCP) error {
 	mtime := uint32(0)
 	if n := tree.Lookup("init"); n != nil {
 		mtime = n.Inode.Mtime
 	}
-	if err := s.checkTools(tree); err != nil {
-		return err
+	if _, n, err := tree.Resolve(strings.TrimPrefix(s.sshd, "/"), true); err != nil || n == nil {
+		return fmt.Errorf("ssh: %s did not make it into the image", s.sshd)
 	}
-	passwd, group, shadow, err := accounts(tree)
+	if d.Program != "" && imageHas(tree, d.Program) == "" {
+		return fmt.Errorf("ssh: the DHCP client %s did not make it into the image", d.Program)
+	}
+	users := []sysUser{{privsepUser, "sshd privilege separation", "/run/sshd", true}}
+	if d.user != "" {
+		users = append(users, sysUser{d.user, d.Kind + " (initrd-remix rescue)", d.home, false})
+	}
+	passwd, group, shadow, err := accounts(tree, users)
 	if err != nil {
 		return err
 	}
@@ -304,9 +310,11 @@ func (s *Setup) Install(tree *remix.Tree) error {
 		{hostKeyPath, 0o600, s.HostKey.Private},
 		{hostKeyPath + ".pub", 0o644, []byte(s.HostKey.AuthorizedLine() + " initrd-remix-rescue\n")},
 		{authorizedPath, 0o600, s.authorized},
-		{rescueConfPath, 0o644, []byte(s.rescueConf())},
+		{rescueConfPath, 0o644, []byte(s.rescueConf(d))},
 		{hookPath, 0o755, hookScript},
 		{udhcpcScript, 0o755, udhcpcBody},
+		{dhcpcdScript, 0o755, dhcpcdBody},
+		{dhclientScript, 0o755, dhclientBody},
 		{ipParserPath, 0o644, ipParser},
 		{"/etc/passwd", 0o644, passwd},
 		{"/etc/group", 0o644, group},
@@ -354,40 +362,21 @@ func (s *Setup) Install(tree *remix.Tree) error {
 	return nil
 }
 
-// checkTools makes sure the hook can bring the network up in this image.
-func (s *Setup) checkTools(tree *remix.Tree) error {
-	has := func(names ...string) bool {
-		for _, n := range names {
-			for _, dir := range []string{"usr/sbin/", "usr/bin/", "sbin/", "bin/"} {
-				if _, node, err := tree.Resolve(dir+n, true); err == nil && node != nil && node.IsRegular() {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	if _, n, err := tree.Resolve(strings.TrimPrefix(s.sshd, "/"), true); err != nil || n == nil {
-		return fmt.Errorf("ssh: %s did not make it into the image", s.sshd)
-	}
-	switch s.Network.Mode {
-	case "dhcp":
-		if len(s.dhcp) == 0 && !has("udhcpc", "ipconfig") {
-			return errors.New("ssh: no DHCP client in the image or the root (busybox's udhcpc, klibc's ipconfig): install busybox in the root, or give a static ip=")
-		}
-	case "static":
-		if len(s.dhcp) == 0 && !has("ip") {
-			return errors.New("ssh: no ip program (iproute2 or busybox) in the image or the root to set the static address")
-		}
-	}
-	return nil
+// sysUser is a system account the rescue's daemons drop to.
+type sysUser struct {
+	name, comment, home string
+	// replace: the image's own entry of that name is replaced (else kept).
+	replace bool
 }
 
 // accounts returns the image's passwd, group and shadow with the rescue's
-// root and privilege separation user: root's password field is "*", which
-// no password matches and which OpenSSH does not take for a locked
-// account (with UsePAM no, a shadow field starting with "!" refuses even
-// key logins: LOCKED_PASSWD_PREFIX on Linux).
-func accounts(tree *remix.Tree) (passwd, group, shadow []byte, err error) {
+// root and the daemons' users (sshd's privilege separation user, the DHCP
+// client's): root's password field is "*", which no password matches and
+// which OpenSSH does not take for a locked account (with UsePAM no, a
+// shadow field starting with "!" refuses even key logins:
+// LOCKED_PASSWD_PREFIX on Linux). Each user gets a uid the image does not
+// use and the group nogroup.
+func accounts(tree *remix.Tree, users []sysUser) (passwd, group, shadow []byte, err error) {
 	read := func(name string) ([]string, error) {
 		_, n, err := tree.Resolve(name, true)
 		if err != nil || n == nil || !n.IsRegular() || n.Inode.Content == nil {
@@ -437,8 +426,21 @@ func accounts(tree *remix.Tree) (passwd, group, shadow []byte, err error) {
 		}
 		return out
 	}
-	pw = drop(pw, "root", privsepUser)
-	sh = drop(sh, "root", privsepUser)
+	names := []string{"root"}
+	have := map[string]bool{}
+	for _, l := range pw {
+		name, _, _ := strings.Cut(l, ":")
+		have[name] = true
+	}
+	var add []sysUser
+	for _, u := range users {
+		if u.replace || !have[u.name] {
+			names = append(names, u.name)
+			add = append(add, u)
+		}
+	}
+	pw = drop(pw, names...)
+	sh = drop(sh, names...)
 	for _, l := range pw {
 		if f := strings.Split(l, ":"); len(f) > 2 {
 			if u, err := strconv.Atoi(f[2]); err == nil {
@@ -466,14 +468,17 @@ func accounts(tree *remix.Tree) (passwd, group, shadow []byte, err error) {
 		gr = append(gr, "nogroup:x:65534:")
 		nogroup = "65534"
 	}
-	uid := 100
-	for usedUID[uid] {
-		uid++
-	}
 	pw = append([]string{"root:x:0:0:root:/root:/bin/sh"}, pw...)
-	pw = append(pw, fmt.Sprintf("%s:x:%d:%s:sshd privilege separation:/run/sshd:/bin/false", privsepUser, uid, nogroup))
 	sh = append([]string{"root:*:1::::::"}, sh...)
-	sh = append(sh, privsepUser+":*:1::::::")
+	uid := 100
+	for _, u := range add {
+		for usedUID[uid] {
+			uid++
+		}
+		usedUID[uid] = true
+		pw = append(pw, fmt.Sprintf("%s:x:%d:%s:%s:%s:/bin/false", u.name, uid, nogroup, u.comment, u.home))
+		sh = append(sh, u.name+":*:1::::::")
+	}
 	join := func(l []string) []byte { return []byte(strings.Join(l, "\n") + "\n") }
 	return join(pw), join(gr), join(sh), nil
 }

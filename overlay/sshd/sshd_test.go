@@ -268,9 +268,12 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/usr/sbin/sshd", "/usr/lib/openssh/sshd-session", "/usr/lib/openssh/sshd-auth", "/usr/bin/busybox"}
+	want := []string{"/usr/sbin/sshd", "/usr/lib/openssh/sshd-session", "/usr/lib/openssh/sshd-auth"}
 	if strings.Join(s.Programs, " ") != strings.Join(want, " ") {
 		t.Errorf("programs %q, want %q", s.Programs, want)
+	}
+	if s.net.busybox != "/usr/bin/busybox" {
+		t.Errorf("the root's busybox with udhcpc not found: %q", s.net.busybox)
 	}
 	if strings.Join(s.privsep, " ") != "/run/sshd /var/empty" {
 		t.Errorf("privilege separation directories %q", s.privsep)
@@ -354,17 +357,17 @@ func TestInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tree := remix.NewTree()
-			tree.Install(remix.File("usr/sbin/sshd", 0o755, remix.BytesContent("x")))
-			for _, tool := range tc.tools {
-				tree.Install(remix.File(tool, 0o755, remix.BytesContent("x")))
-			}
+			tree := withPrograms(remix.NewTree(), append([]string{"usr/sbin/sshd"}, tc.tools...)...)
 			if tc.passwd != "" {
 				tree.Install(remix.File("etc/passwd", 0o644, remix.BytesContent(tc.passwd)))
 				// A locked root, as `passwd -l` leaves it.
 				tree.Install(remix.File("etc/shadow", 0o640, remix.BytesContent("root:!$y$j9T$abc:19000:0:99999:7:::\nsystemd-network:!*:19000::::::\n")))
 			}
-			err = s.Install(tree)
+			d, err := s.ChooseDHCP(tree)
+			if err == nil {
+				// What the overlay does with d.Programs.
+				err = s.Install(withPrograms(tree, d.Programs...), d)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -481,18 +484,25 @@ func TestShellParseIP(t *testing.T) {
 func TestDropbear(t *testing.T) {
 	r := t.TempDir()
 	writeFile(t, filepath.Join(r, "usr/sbin/dropbear"), 0o755, "\x7fELF\x00")
-	writeFile(t, filepath.Join(r, "usr/bin/busybox"), 0o755, "\x7fELF\x00")
+	writeFile(t, filepath.Join(r, "usr/bin/busybox"), 0o755, "\x7fELF\x00udhcpc\x00")
 	writeFile(t, filepath.Join(r, "etc/initrd-remix/authorized_keys"), 0o600, pubKeyLine(t, "a")+"\n")
 	s, err := Prepare(Options{Root: r})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(s.Programs, " ") != "/usr/sbin/dropbear /usr/bin/busybox" {
+	if strings.Join(s.Programs, " ") != "/usr/sbin/dropbear" {
 		t.Errorf("programs %q", s.Programs)
 	}
 	tree := remix.NewTree()
 	tree.Install(remix.File("usr/sbin/dropbear", 0o755, remix.BytesContent("x")))
-	if err := s.Install(tree); err != nil {
+	d, err := s.ChooseDHCP(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(d.Programs, " ") != "/usr/bin/busybox" {
+		t.Errorf("DHCP programs %q", d.Programs)
+	}
+	if err := s.Install(withPrograms(tree, d.Programs...), d); err != nil {
 		t.Fatal(err)
 	}
 	key, mode := readTree(t, tree, "etc/initrd-remix/ssh/dropbear_ed25519_host_key")

@@ -102,3 +102,34 @@ parse_ip() {
 	NET_MODE=static NET_ADDR=$pi_client/$pi_bits NET_GATEWAY=$pi_gw
 	NET_DEVICE=$pi_dev NET_HOSTNAME=$pi_host NET_DNS=$pi_dns
 }
+
+# The DHCP clients' scripts (udhcpc.sh, dhclient.sh, dhcpcd.sh) share these.
+
+# lease_apply DEV ADDR/BITS [ROUTER...]: sets a lease with ip (for the
+# clients that leave it to their script).
+lease_apply() {
+	la_dev=$1 la_addr=$2
+	shift 2
+	ip -4 addr flush dev "$la_dev" 2>/dev/null
+	ip addr add "$la_addr" dev "$la_dev" || return 1
+	ip link set dev "$la_dev" up
+	for la_r in "$@"; do
+		ip route replace default via "$la_r" dev "$la_dev" && break
+	done
+}
+
+# lease_dns [SERVER...]: the rescue's resolv.conf (a link, such as
+# systemd-resolved's stub, is left alone).
+lease_dns() {
+	[ $# -gt 0 ] || return 0
+	: >/run/initrd-remix/resolv.conf
+	for ld_d in "$@"; do echo "nameserver $ld_d" >>/run/initrd-remix/resolv.conf; done
+	[ -L /etc/resolv.conf ] || cat /run/initrd-remix/resolv.conf >/etc/resolv.conf 2>/dev/null
+}
+
+# lease_log DEV ADDR/BITS CLIENT [ROUTER]: the console line of a lease
+# (straight to the console: a client that has gone into the background
+# has no output of the hook's).
+lease_log() {
+	echo "initrd-remix: $1: $2 by DHCP${4:+, gateway $4} ($3)" >/dev/console
+}

@@ -9,7 +9,8 @@ conf=/etc/initrd-remix/ssh/rescue.conf
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 bb=
 [ -n "$BUSYBOX" ] && [ -x "$BUSYBOX" ] && bb=$BUSYBOX
-# ip and udhcpc: the image's own, else busybox's applets.
+# ip: the image's own (or the root's that the build added), else the root
+# busybox's applet.
 if ! command -v ip >/dev/null 2>&1 && [ -n "$bb" ]; then
 	ip() { "$bb" ip "$@"; }
 fi
@@ -46,26 +47,78 @@ done
 ip link set dev lo up 2>/dev/null
 [ -n "$NET_HOSTNAME" ] && echo "$NET_HOSTNAME" >/proc/sys/kernel/hostname
 
+# The DHCP client the build chose (DHCP_CLIENT, DHCP_PROG: see "Reach the
+# rescue over SSH" in the README for the order), with its directories and
+# its user's home (dhcpcd chroots into it).
+for d in $DHCP_DIRS $DHCP_HOME; do
+	[ "$d" = / ] || { mkdir -p "$d" && chmod 755 "$d"; }
+done
 dhcp() {
-	if [ -n "$bb" ]; then
-		"$bb" udhcpc -i "$1" -s "$UDHCPC_SCRIPT" -t 10 -T 2 -A 5 -b -p "/run/initrd-remix/udhcpc.$1.pid"
-	elif command -v udhcpc >/dev/null 2>&1; then
-		udhcpc -i "$1" -s "$UDHCPC_SCRIPT" -t 10 -T 2 -A 5 -b -p "/run/initrd-remix/udhcpc.$1.pid"
-	elif command -v ipconfig >/dev/null 2>&1; then
-		# klibc's ipconfig (initramfs-tools) configures the device itself.
-		ipconfig -t 20 -c dhcp -d "$1"
-	else
-		log "$1: no DHCP client"
-	fi
+	case $DHCP_CLIENT in
+	udhcpc)
+		# The root's busybox runs as "busybox udhcpc"; the image's
+		# udhcpc is a link to its busybox or a program of its own.
+		u=$DHCP_PROG
+		[ -n "$bb" ] && [ "$DHCP_PROG" = "$bb" ] && u="$bb udhcpc"
+		$u -i "$1" -s "$UDHCPC_SCRIPT" -t 10 -T 2 -A 5 -b -p "/run/initrd-remix/udhcpc.$1.pid" ;;
+	dhcpcd)
+		# IPv4 only, as the kernel's ip=; -w: back once it has an
+		# address (or after -t seconds), then it keeps the lease.
+		"$DHCP_PROG" -4 -w -t 30 -c "$DHCPCD_SCRIPT" -f /dev/null --noipv4ll \
+			-o domain_name_servers -j /run/initrd-remix/dhcpcd.log "$1" ;;
+	dhclient)
+		"$DHCP_PROG" -4 -1 -sf "$DHCLIENT_SCRIPT" -cf /dev/null \
+			-lf "/run/initrd-remix/dhclient.$1.leases" -pf "/run/initrd-remix/dhclient.$1.pid" "$1" ;;
+	ipconfig)
+		# klibc's ipconfig configures the device itself and leaves
+		# what it got in /run/net-DEV.conf.
+		"$DHCP_PROG" -t 20 -c dhcp -d "$1" >/dev/null && (
+			. "/run/net-$1.conf" || exit
+			[ "$IPV4GATEWAY" != 0.0.0.0 ] || IPV4GATEWAY=
+			lease_log "$1" "$IPV4ADDR/$(mask_bits "$IPV4NETMASK")" ipconfig "$IPV4GATEWAY"
+		) ;;
+	*)
+		log "$1: no DHCP client in this image" ;;
+	esac
+}
+
+# systemd-networkd, run as a plain daemon: one .network file per NIC, then
+# the addresses it got. ClientIdentifier=mac: its default, a DUID, is
+# derived from /etc/machine-id, which a rescue need not have (networkd
+# fails the link with "Failed to configure DHCPv4 client" without it).
+networkd() {
+	for n in $nics; do
+		printf '[Match]\nName=%s\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n[DHCPv4]\nClientIdentifier=mac\n' "$n" \
+			>"/run/systemd/network/90-initrd-remix-$n.network"
+	done
+	SYSTEMD_LOG_TARGET=console "$DHCP_PROG" </dev/null >>/run/initrd-remix/networkd.log 2>&1 &
+	for n in $nics; do
+		i=0
+		while [ $i -lt 30 ]; do
+			addr=$(ip -4 -o addr show dev "$n" 2>/dev/null | while read -r _ _ _ a _; do echo "$a"; break; done)
+			[ -n "$addr" ] && break
+			sleep 1
+			i=$((i + 1))
+		done
+		if [ -n "$addr" ]; then
+			lease_log "$n" "$addr" systemd-networkd
+		else
+			log "$n: no address from systemd-networkd after 30 s"
+		fi
+	done
 }
 
 case $NET_MODE in
 dhcp)
-	for n in $nics; do
-		ip link set dev "$n" up
-		dhcp "$n" &
-	done
-	wait
+	if [ "$DHCP_CLIENT" = systemd-networkd ]; then
+		networkd
+	else
+		for n in $nics; do
+			ip link set dev "$n" up
+			dhcp "$n" &
+		done
+		wait
+	fi
 	;;
 static)
 	set -- $nics
