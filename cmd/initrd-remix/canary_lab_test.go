@@ -280,6 +280,8 @@ var (
 // of every release built with the release's own root. Boots run two at a
 // time.
 func TestCanaryLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	labs := labReleases(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	tb := testbed(t, labs[0])

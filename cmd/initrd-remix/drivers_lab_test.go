@@ -25,6 +25,8 @@ import (
 // systemd goes through --dry-run --json, which must list every class with
 // its size; a root of another release adds no drivers and says so once.
 func TestDriversLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	modprobe := testtool.Require(t, "modprobe")
 	// Device aliases udev asks modprobe for, and the module the image's
 	// indexes must resolve each to (as the root's do).

@@ -86,6 +86,8 @@ var handsUpRe = regexp.MustCompile(`HANDSUP md=(\d+) dm=(\d+) mdname=(\d+) lv=(\
 // The copies change (assembly bumps event counts); the cache never does.
 // Last, an image without cryptsetup must not offer it in its banner.
 func TestHandsUpLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	tb := testbed(t, l)
@@ -232,6 +234,8 @@ func handsUpArgs(l *lab) string {
 // and the banner's commands bring the storage up by hand. Boots run two at
 // a time.
 func TestReleaseHandsUpLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	labs, tb := releaseTestbed(t)
 	for _, l := range labs[1:] {
 		t.Run(l.release, func(t *testing.T) {

@@ -69,6 +69,8 @@ var nvmeClass = regexp.MustCompile(`pci [0-9a-f:.]+: \[[0-9a-f]{4}:[0-9a-f]{4}\]
 // NVMe controller never find the root (negative control). Boots run two at
 // a time.
 func TestHostOnlyLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	images, env := hostOnlyImages(t, l)
@@ -125,6 +127,8 @@ type hwBus struct{ bus, driver, disk string }
 // --drivers none sees no disk and no NIC, so the drivers came from the
 // classes. Boots run two at a time.
 func TestReplacementHardwareLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	images, _ := hostOnlyImages(t, l)

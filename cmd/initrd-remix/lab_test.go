@@ -165,6 +165,8 @@ func listNames(t *testing.T, tool, image, root string) []string {
 // distributions' own listing tools must list each output as they list the
 // input.
 func TestLabRepackRoundTrip(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	testtool.Require(t, "lsinitramfs")
 	testtool.Require(t, "lsinitrd")
 	testtool.Require(t, "cpio")
@@ -320,6 +322,8 @@ const rootArgs = "root=/dev/vda rootfstype=ext4 ro noresume"
 // microcode, one or several archives) is kept by every codec alike, which
 // TestLabRepackRoundTrip checks for every image and codec without a boot.
 func TestLabBoots(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	out := t.TempDir()
 	// The main lab's three families, booted with the marker root's

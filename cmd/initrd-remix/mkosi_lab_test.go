@@ -35,6 +35,8 @@ func mkosiImage(t *testing.T, main *lab) map[string]string {
 // runs its payload and its recovery programs, and activates, mounts and
 // changes nothing. Two boots at a time.
 func TestMkosiInitrdLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	labs := labReleases(t)
 	i := slices.IndexFunc(labs, func(l *lab) bool { return l.release == "trixie" })
 	if i < 0 {

@@ -38,6 +38,8 @@ echo "RESCUE-PROGRAMS ran=$ran broken=[$broken]"
 // booted the same way by TestCanaryLab (its image carries canaries besides).
 // Boots run two at a time.
 func TestReleaseRescueLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	labs, tb := releaseTestbed(t)
 	payload := filepath.Join(t.TempDir(), "census.sh")
 	if err := os.WriteFile(payload, []byte(programsPayload+censusPayload), 0o755); err != nil {

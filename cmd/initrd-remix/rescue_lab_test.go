@@ -279,6 +279,8 @@ func runBootScript(t *testing.T, what, logf string, argv []string) string {
 // nothing mounted, no passphrase may be asked for, and no disk may change.
 // Boots run two at a time.
 func TestRescueLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	tb := testbed(t, l)

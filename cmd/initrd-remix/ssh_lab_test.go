@@ -256,6 +256,8 @@ func (b *sshBoot) run(t *testing.T) string {
 // build uses one host key directory: builds for two kernels (Debian 12 and
 // 13) print the same fingerprint. Boots run one at a time.
 func TestSSHLab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	labs := labReleases(t)
 	l := labs[0]
 	testtool.Require(t, "qemu-system-x86_64")
@@ -383,12 +385,16 @@ func TestSSHLab(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The builds run one after the other, in order (the first
+			// makes the host key, every later one must reuse it); the
+			// boots then run two at a time.
 			image, fp, chosen := build(t, c.rel, c.image, c.root, c.ip)
 			if firstFP == "" {
 				firstFP = fp
 			} else if fp != firstFP {
 				t.Errorf("build for kernel %s printed host key %s; the first build printed %s", c.rel.env["LAB_KVER"], fp, firstFP)
 			}
+			t.Parallel()
 			bootArgs := args
 			if c.cmdline != "" {
 				bootArgs += " initrd_remix.ip=" + c.cmdline

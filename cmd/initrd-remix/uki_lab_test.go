@@ -52,6 +52,8 @@ const (
 // accepts, that systemd-boot lists after the distribution's and boots to
 // the census, and that kernel-install remove takes away again.
 func TestUKILab(t *testing.T) {
+	// With the other lab tests: their boots share two slots (-parallel).
+	t.Parallel()
 	l := openLab(t)
 	for _, p := range []string{"qemu-system-x86_64", "mkfs.fat", "mcopy", "objdump", "objcopy", "sbverify", "sbsign", "openssl", "mke2fs"} {
 		testtool.Require(t, p)
@@ -163,8 +165,10 @@ func TestUKILab(t *testing.T) {
 		badUKIInputs(t, env, work, root)
 	})
 
-	// The boots, one at a time.
+	// The boots, two at a time (each on its own copies of the firmware's
+	// variables, the ESP and the testbed), after the steps above.
 	t.Run("boot/original", func(t *testing.T) {
+		t.Parallel()
 		esp := espWith(t, env["UKI_ITOOLS"])
 		logf := filepath.Join(t.TempDir(), "console.log")
 		log := runBootScript(t, "the original UKI", logf, []string{"--esp", esp, "--disk", l.env["LAB_MARKER_DISK"],
@@ -174,6 +178,7 @@ func TestUKILab(t *testing.T) {
 		}
 	})
 	t.Run("boot/rescue-secure-boot", func(t *testing.T) {
+		t.Parallel()
 		log, changed := bootVM(t, l, vm{esp: espWith(t, rescue), secureBoot: true, expect: censusExpect,
 			fails: []string{passphrasePrompt, `RESCUE-CENSUS md=[1-9]`, l.env["LAB_MARKER"]}, disks: testbedVMDisks(tb)})
 		for _, c := range changed {
@@ -185,11 +190,13 @@ func TestUKILab(t *testing.T) {
 		}
 	})
 	t.Run("boot/unsigned-refused", func(t *testing.T) {
+		t.Parallel()
 		logf := filepath.Join(t.TempDir(), "console.log")
 		runBootScript(t, "the unsigned rescue UKI", logf, []string{"--esp", espWith(t, unsigned), "--secure-boot",
 			"--expect", `Access Denied|Security Violation`, "--fail", `Linux version`, "--timeout", "240", "--log", logf})
 	})
 	t.Run("kernel-install", func(t *testing.T) {
+		t.Parallel()
 		ukiKernelInstall(t, l, trixie, env, tb)
 	})
 }
