@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -108,16 +109,25 @@ func DefaultOptions(root string) string {
 // the kernel hands to init as its arguments. The rescue image ignores root=
 // and storage arguments by design, so they may stay.
 func SanitizeOptions(cmdline string) string {
-	droppedOptions := []string{"initrd=", "BOOT_IMAGE=", "init=", "rdinit=", "systemd.unit=",
-		"rd.systemd.unit=", "rd.break", "rd.break=", "break", "break=", "rd.shell", "rd.shell=", "rd.emergency="}
+	// What follows "--" is for init, not for a rescue entry.
+	args := strings.Fields(cmdline)
+	if i := slices.Index(args, "--"); i >= 0 {
+		args = args[:i]
+	}
+	return DropOptions(strings.Join(args, " "), []string{"initrd=", "BOOT_IMAGE=", "init=", "rdinit=", "systemd.unit=",
+		"rd.systemd.unit=", "rd.break", "rd.break=", "break", "break=", "rd.shell", "rd.shell=", "rd.emergency="})
+}
+
+// DropOptions returns cmdline without the arguments that dropped names: an
+// entry ending in "=" or "." drops every argument it prefixes ("root="
+// drops root=/dev/sda1, "rd.luks." drops rd.luks.uuid=...); any other
+// drops only itself.
+func DropOptions(cmdline string, dropped []string) string {
 	var keep []string
 	for _, a := range strings.Fields(cmdline) {
-		if a == "--" {
-			break
-		}
 		drop := false
-		for _, d := range droppedOptions {
-			if a == d || (strings.HasSuffix(d, "=") && strings.HasPrefix(a, d)) {
+		for _, d := range dropped {
+			if a == d || (strings.HasSuffix(d, "=") || strings.HasSuffix(d, ".")) && strings.HasPrefix(a, d) {
 				drop = true
 				break
 			}

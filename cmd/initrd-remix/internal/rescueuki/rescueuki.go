@@ -45,19 +45,7 @@ var rescueArgs = []string{"root=", "rootflags=", "rootfstype=", "ro", "rw", "res
 // point at the installed root or its storage, plus dracut's and systemd's
 // switches that turn storage activation off.
 func Cmdline(orig string) string {
-	var keep []string
-	for _, a := range strings.Fields(bootentry.SanitizeOptions(orig)) {
-		drop := false
-		for _, d := range rescueArgs {
-			if a == d || (strings.HasSuffix(d, "=") || strings.HasSuffix(d, ".")) && strings.HasPrefix(a, d) {
-				drop = true
-				break
-			}
-		}
-		if !drop {
-			keep = append(keep, a)
-		}
-	}
+	keep := strings.Fields(bootentry.DropOptions(bootentry.SanitizeOptions(orig), rescueArgs))
 	return strings.Join(append(keep, strings.Fields(strip.StorageOffArgs)...), " ")
 }
 
