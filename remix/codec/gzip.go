@@ -9,7 +9,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/klauspost/compress/flate"
+	"github.com/initrd-remix/initrd-remix/remix/codec/internal/inflate"
+
 	kgzip "github.com/klauspost/compress/gzip"
 )
 
@@ -57,7 +58,7 @@ func newGzipWriter(w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 // means corrupt data).
 type gzipReader struct {
 	cur  *cursor
-	fl   io.ReadCloser
+	fl   *inflate.Reader
 	crc  hash.Hash32
 	size uint32
 	eof  bool
@@ -89,10 +90,9 @@ func (s *stream) openGzip() error {
 			}
 		}
 	}
-	// The cursor is an io.ByteReader, so inflate reads it directly, a
-	// byte at a time as it needs bits, and stops at the end of the last
-	// block: the trailer is next.
-	s.dec = &gzipReader{cur: s.cur, fl: flate.NewReader(s.cur), crc: crc32.NewIEEE()}
+	// inflate decodes from the cursor's peeked bytes and discards exactly
+	// the deflate data's bytes: the trailer is next.
+	s.dec = &gzipReader{cur: s.cur, fl: inflate.NewReader(s.cur), crc: crc32.NewIEEE()}
 	return nil
 }
 

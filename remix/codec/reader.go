@@ -218,6 +218,22 @@ func (c *cursor) ReadByte() (byte, error) {
 // Peek returns up to n bytes without consuming them.
 func (c *cursor) Peek(n int) ([]byte, error) { return c.src.Peek(n) }
 
+// Discard consumes n bytes, through the source's own Discard when it has
+// one (a *bufio.Reader does).
+func (c *cursor) Discard(n int) (int, error) {
+	var m int
+	var err error
+	if d, ok := c.src.(interface{ Discard(int) (int, error) }); ok {
+		m, err = d.Discard(n)
+	} else {
+		var k int64
+		k, err = io.CopyN(io.Discard, c.src, int64(n))
+		m = int(k)
+	}
+	c.n += int64(m)
+	return m, err
+}
+
 // readFull fills p, reporting a short read as io.ErrUnexpectedEOF.
 func (c *cursor) readFull(p []byte) error {
 	if _, err := io.ReadFull(c, p); err != nil {
