@@ -21,6 +21,9 @@
 #              size per class, output sizes, time ratio
 # goals    issue 17's goals, each figure as a ratio: met or missed
 #
+# BENCH_ONLY="read build" runs only the sections named (read, repack,
+# build, drivers, closure); the goals are printed for what ran.
+#
 # It runs in a private mount namespace of its own (the lab's images are
 # bound into the unstable root for 3cpio), as root.
 set -euo pipefail
@@ -78,6 +81,8 @@ else
   echo "bench.sh: no 3cpio in the lab's unstable root; its columns are left out" >&2
   sid=""
 fi
+# want SECTION: whether BENCH_ONLY selects the section.
+want() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
 # goal NAME RATIO LIMIT: records one of issue 17's figures.
 goals=()
 goal() { goals+=("$(printf '%-58s %7s  (goal <= %s)  %s' "$1" "$2" "$3" "$(awk -v r="${2%x}" -v l="$3" 'BEGIN{print (r <= l) ? "met" : "MISSED"}')")"); }
@@ -86,6 +91,7 @@ goal() { goals+=("$(printf '%-58s %7s  (goal <= %s)  %s' "$1" "$2" "$3" "$(awk -
 # lsinitrd only on the six images the earlier figures used (they take
 # minutes on the slow codecs and say nothing new there).
 for f in "$lab"/images/*.img; do
+  want read || want repack || break
   img=$(basename "$f" .img)
   json=$("$bin" inspect --json "$f")
   comp=$(jq -r '.segments[-1].compression' <<<"$json")
@@ -95,6 +101,7 @@ for f in "$lab"/images/*.img; do
   cli="${dec[$comp]%% *} -dc"
   echo
   echo "== $img ($(du -h "$f" | cut -f1), $comp after $early early bytes)"
+  if want read; then
   names=(inspect "inspect --files" "$cli")
   measure "inspect" "'$bin' inspect '$f'"
   measure "inspect --files" "'$bin' inspect --files '$f'"
@@ -125,12 +132,13 @@ for f in "$lab"/images/*.img; do
     unset 'T[lsinitramfs]'
   fi
   echo
+  fi
   # repack to the image's own codec against decompressing and compressing
   # with the codec's CLI at the same settings (zstd: 2 threads, as our
   # encoder uses every CPU); xz only with BENCH_XZ=1 (minutes per run).
   enc=${encp[$comp]:-}
   case $img in itools-zstd | itools-gzip | itools-lz4 | dracut-sd-zstd | dracut-nosd-gzip | itools-xz) ;; *) enc="" ;; esac
-  if [[ -n $enc ]] && [[ $comp != xz || ${BENCH_XZ:-} == 1 ]]; then
+  if want repack && [[ -n $enc ]] && [[ $comp != xz || ${BENCH_XZ:-} == 1 ]]; then
     r="repack --compress $comp"
     p="$cli | $enc"
     measure "$r" "'$bin' repack -q --compress $comp '$f' '$tmp/out.img'"
@@ -151,6 +159,7 @@ done
 # shellcheck disable=SC1091
 . "$lab/lab.env"
 for img in itools-zstd dracut-sd-zstd itools-gzip dracut-sd-baked-xz; do
+  want build || break
   f="$lab/images/$img.img"
   [[ -f $f ]] || continue
   json=$("$bin" inspect --json "$f")
@@ -202,6 +211,7 @@ done
 # beside the default (every class: a generic rescue for replacement
 # hardware). Prints what each class adds, the
 # output sizes and the build times as ratios.
+if want drivers; then
 echo
 echo "== build: generic (--drivers all, the default) vs host-only (--drivers none)"
 releases=("$lab")
@@ -245,13 +255,16 @@ if [[ -n $ho && -f $ho/hostonly.env ]]; then
     bench_drivers "host-only/$(basename "$f" .img)" "$hroot" "$hk" "$f"
   done
 fi
+fi
 
 # overlay (issue 4): the rescue preset's library closure against running ldd
 # once per program in a chroot of the lab root; the test checks both give the
 # same libraries and prints the ratio.
+if want closure; then
 echo
 echo "== rescue preset closure vs ldd (lab root)"
 (cd "$here" && INITRD_REMIX_LAB=$lab go test -count=1 -v -run 'TestPresetClosureVsLdd' ./overlay/ 2>&1 | grep -E 'closure|ldd|PASS|FAIL' | head -n 10)
+fi
 
 echo
 echo "== goals (issue 17)"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -104,14 +105,16 @@ func (r *lz4Reader) chunk() error {
 		return err
 	}
 	if cap(r.in) < int(size) {
-		r.in = make([]byte, size)
+		// Both buffers take huge pages: fresh 4 KiB pages fault on first
+		// touch, which cost more than decoding the chunk.
+		r.in = hugemem.Alloc(lz4MaxCompressed)
 	}
 	r.in = r.in[:size]
 	if err := r.cur.readFull(r.in); err != nil {
 		return fmt.Errorf("chunk of %d bytes: %w", size, err)
 	}
 	if r.out == nil {
-		r.out = make([]byte, lz4ChunkSize)
+		r.out = hugemem.Alloc(lz4ChunkSize)
 	}
 	n, err := lz4.UncompressBlock(r.in, r.out)
 	if err != nil {
