@@ -399,8 +399,13 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 	if c.s.f == nil {
 		return nil, errors.New("image already closed")
 	}
-	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.len)), nil
+	return spoolReader{io.NewSectionReader(c.s.f, c.off, c.len)}, nil
 }
+
+// spoolReader is an open spooled body; it reads at any offset too.
+type spoolReader struct{ *io.SectionReader }
+
+func (spoolReader) Close() error { return nil }
 
 func (s *spool) add(body io.Reader, size int64) (Content, error) {
 	if b := s.alloc(size); b != nil {
