@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -68,6 +69,17 @@ func main() {
 	ctx, stop := notifyContext(context.Background(), os.Stderr, os.Exit)
 	defer stop()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)}
+	// For benchmarks: INITRD_REMIX_MEMPROFILE=FILE writes a pprof heap
+	// profile (allocations sampled every 4 KiB) when the command ends.
+	if p := os.Getenv("INITRD_REMIX_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			runtime.MemProfileRate = 4 << 10
+			code := run(ctx, e, os.Args[1:])
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	// For benchmarks: INITRD_REMIX_CPUPROFILE=FILE writes a pprof profile.
 	if p := os.Getenv("INITRD_REMIX_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
