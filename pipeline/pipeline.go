@@ -148,6 +148,12 @@ type VerifyError struct{ Err error }
 func (e *VerifyError) Error() string { return e.Err.Error() }
 func (e *VerifyError) Unwrap() error { return e.Err }
 
+// prepareResult is what overlay.Prepare returned.
+type prepareResult struct {
+	p   *overlay.Prepared
+	err error
+}
+
 // silent is the Progress of a nil Options.Progress.
 type silent struct{}
 
@@ -184,6 +190,24 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			return nil, err
 		}
 		defer out.Abort()
+	}
+	// The overlay's work in the root (finding the programs, resolving
+	// their libraries) needs no image: it runs while the input is
+	// decoded, and its result, or error, is taken where the overlay
+	// starts. The SSH server's programs depend on the image (its DHCP
+	// client), so with SSH the overlay starts from scratch there.
+	var prepared chan prepareResult
+	if opt.SSH == nil {
+		prepared = make(chan prepareResult, 1)
+		pctx, cancel := context.WithCancel(ctx)
+		defer func() {
+			cancel()
+			<-prepared // the root is no longer read once Build returns
+		}()
+		go func() {
+			pr, err := overlay.Prepare(pctx, opt.Overlay)
+			prepared <- prepareResult{pr, err}
+		}()
 	}
 	p.Reading(opt.Input, st.Size())
 	img, err := open(ctx, opt, out, p, res)
@@ -231,7 +255,17 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		}
 		ovOpts.Add = append(slices.Concat(ovOpts.Add, opt.SSH.Programs), res.DHCP.Programs...)
 	}
-	if res.Overlay, err = overlay.Apply(ctx, img.Tree, ovOpts); err != nil {
+	if prepared != nil {
+		pr := <-prepared
+		prepared <- pr // for the deferred wait
+		if pr.err != nil {
+			return nil, pr.err
+		}
+		res.Overlay, err = pr.p.Apply(ctx, img.Tree, ovOpts.KVer)
+	} else {
+		res.Overlay, err = overlay.Apply(ctx, img.Tree, ovOpts)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if opt.SSH != nil {
