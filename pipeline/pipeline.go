@@ -280,8 +280,12 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	synced := make(chan error, 1)
 	if !opt.DryRun {
 		p.Step("writing " + res.Output)
-		res.Write, err = img.WriteTo(ctx, out, remix.WriteOptions{Mode: res.Mode, Compression: opt.Compression, Level: opt.Level,
-			Concurrency: opt.Threads, Verify: true, Copied: copied})
+		wopt := remix.WriteOptions{Mode: res.Mode, Compression: opt.Compression, Level: opt.Level,
+			Concurrency: opt.Threads, Verify: true, Copied: copied}
+		if res.Mode == remix.Append {
+			wopt.FrameSize, wopt.Window = appendFrameSize, appendFrameSize
+		}
+		res.Write, err = img.WriteTo(ctx, out, wopt)
 		if err != nil {
 			if errors.As(err, new(*remix.VerifyError)) {
 				return nil, &VerifyError{err}
@@ -338,7 +342,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, res *Result) (*remix.Image, error) {
 	openOpt := remix.OpenOptions{ScanOptions: opt.Scan, SpoolDir: opt.SpoolDir, Progress: p.Read}
 	if res.Mode != remix.Rewrite {
-		openOpt.KeepContent = keepForAppend
+		openOpt.KeepContent, openOpt.SpoolFrom = keepForAppend, appendSpoolFrom
 	}
 	if out != nil {
 		// The input's bytes go to the output while they are decoded: both
@@ -358,7 +362,7 @@ func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, re
 	}
 	// Rare: read again, keeping every body for the rewrite.
 	img.Close()
-	openOpt.KeepContent = nil
+	openOpt.KeepContent, openOpt.SpoolFrom = nil, 0
 	if out != nil {
 		if err := rewind(out); err != nil {
 			return nil, err
@@ -416,6 +420,24 @@ func keepForAppend(name string, size int64) bool {
 	}
 	return true
 }
+
+// appendSpoolFrom is the body size from which an append keeps the input's
+// bodies in the spool file rather than in memory: it writes none of them
+// again, and of the large ones (programs, libraries) the checks read only
+// an ELF's headers and a few sections. The small ones (the scripts and
+// configuration strip reads and edits) stay in memory. Measured on the
+// lab's Debian images: 24-37 MiB of bodies kept, under 3 MiB of them
+// below 64 KiB.
+const appendSpoolFrom = 64 << 10
+
+// appendFrameSize is the frame size, and the zstd window, of an append's
+// new segment. That segment holds a few MiB to some tens, so frames of
+// 2 MiB still keep every core busy, and the frames in flight (workers+1,
+// input and output) and the encoders' history take a quarter of the
+// memory of codec.DefaultFrameSize's and an 8 MiB window. Measured on the
+// lab's bookworm itools-zstd image with the rescue preset: the new
+// segment 4% larger than with 8 MiB frames, the output 0.8%.
+const appendFrameSize = 2 << 20
 
 // chooseMode picks append unless appending is unsafe for this input.
 func chooseMode(img *remix.Image) (remix.WriteMode, string) {
