@@ -424,7 +424,7 @@ func TestSpoolFrom(t *testing.T) {
 	}{
 		{0, 0},
 		{1000, 2}, // usr/bin/sh, GenuineIntel.bin
-		{1, 10}, // every name with a body (ln1 and ln2 share one)
+		{1, 10},   // every name with a body (ln1 and ln2 share one)
 	} {
 		t.Run(fmt.Sprint(tc.from), func(t *testing.T) {
 			onDisk := 0
