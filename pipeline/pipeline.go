@@ -273,10 +273,23 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	// Write first, then run the same checks as the verify command on the
-	// tree just written (strip's assertions, every program's libraries
-	// inside the image, dangling links) while the file is synced to disk:
-	// nothing is renamed into place unless they pass.
+	// Write, and meanwhile run the same checks as the verify command on
+	// the tree being written (strip's assertions, every program's
+	// libraries inside the image, dangling links); both only read the
+	// tree, which no longer changes. The file is synced to disk while the
+	// checks finish: nothing is renamed into place unless they pass. A
+	// write error is reported before the checks' findings.
+	type checked struct {
+		findings []verify.Finding
+		err      error
+	}
+	checks := make(chan checked, 1)
+	cctx, cancelChecks := context.WithCancel(ctx)
+	defer cancelChecks()
+	go func() {
+		f, err := verify.Tree(cctx, img.Tree)
+		checks <- checked{f, err}
+	}()
 	synced := make(chan error, 1)
 	if !opt.DryRun {
 		p.Step("writing " + res.Output)
@@ -287,6 +300,8 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		}
 		res.Write, err = img.WriteTo(ctx, out, wopt)
 		if err != nil {
+			cancelChecks()
+			<-checks // the tree and its bodies are not read once Build returns
 			if errors.As(err, new(*remix.VerifyError)) {
 				return nil, &VerifyError{err}
 			}
@@ -301,7 +316,8 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		}()
 	}
 	p.Step("checking the result")
-	res.Findings, err = verify.Tree(ctx, img.Tree)
+	c := <-checks
+	res.Findings, err = c.findings, c.err
 	if !opt.DryRun {
 		if serr := <-synced; err == nil && serr != nil {
 			err = fmt.Errorf("write %s: %w", res.Output, serr)
