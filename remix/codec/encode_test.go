@@ -229,28 +229,19 @@ func TestZstdWindow(t *testing.T) {
 		{-1, 0},
 	} {
 		t.Run(strconv.Itoa(tc.window), func(t *testing.T) {
-			var buf bytes.Buffer
-			w, err := NewWriter(Zstd, &buf, WriterOptions{Window: tc.window, Concurrency: 2})
+			o := WriterOptions{Window: tc.window, Concurrency: 2}
 			if tc.want == 0 {
-				if err == nil {
+				if _, err := NewWriter(Zstd, io.Discard, o); err == nil {
 					t.Fatalf("window %d accepted", tc.window)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.Write(data); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			info := string(cliFile(t, buf.Bytes(), "zstd", "-lv"))
+			stream := encode(t, Zstd, data, o, len(data))
+			info := string(cliFile(t, stream, "zstd", "-lv"))
 			if want := fmt.Sprintf("(%d B)", tc.want); !regexp.MustCompile(`Window Size: .*` + regexp.QuoteMeta(want)).MatchString(info) {
 				t.Fatalf("want a window of %d bytes:\n%s", tc.want, info)
 			}
-			if got := cli(t, buf.Bytes(), "zstd", "-dc"); !bytes.Equal(got, data) {
+			if got := cli(t, stream, "zstd", "-dc"); !bytes.Equal(got, data) {
 				t.Fatal("zstd -dc does not decode the data back")
 			}
 		})
