@@ -102,8 +102,9 @@ type Prepared struct {
 	used    bool
 }
 
-// Prepare does the root's part of Apply for opts (opts.KVer is not used:
-// Apply takes the kernel version). Its errors are Apply's.
+// Prepare does the root's part of Apply for opts: with opts.KVer set, the
+// root's modules of that kernel are read too (Apply takes the kernel
+// version, and reads them again if it is another). Its errors are Apply's.
 func Prepare(ctx context.Context, opts Options) (*Prepared, error) {
 	root := opts.Root
 	if root == "" {
@@ -157,6 +158,12 @@ func Prepare(ctx context.Context, opts Options) (*Prepared, error) {
 		if err := a.include(inc); err != nil {
 			return nil, fmt.Errorf("--include %s: %w", inc, err)
 		}
+	}
+	if kver := opts.KVer; plainKver(kver) && (len(opts.Modules) > 0 || opts.Drivers == nil || len(opts.Drivers) > 0) {
+		// The root's modules of a kernel named up front; errors are
+		// Apply's, where modules are added.
+		plan, err := a.rootModules(kver)
+		a.preModules = &preloadedModules{kver: kver, plan: plan, err: err}
 	}
 	pr := &Prepared{a: a}
 	if len(a.programs) > 0 {
@@ -217,6 +224,9 @@ type applier struct {
 	// closure, when set, is the closure of programs as Prepare found
 	// them: resolveAndWrite's first round uses it.
 	closure *ldso.Result
+	// preModules, when set, is the root's module database Prepare read
+	// for the kernel it was given.
+	preModules *preloadedModules
 }
 
 // plainFile is an entry copied from the root to a place in the image.

@@ -222,7 +222,11 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			<-prepared // the root is no longer read once Build returns
 		}()
 		go func() {
-			pr, err := overlay.Prepare(pctx, opt.Overlay)
+			po := opt.Overlay
+			if po.KVer == "" {
+				po.KVer = opt.Kver // "": the image's, known later
+			}
+			pr, err := overlay.Prepare(pctx, po)
 			prepared <- prepareResult{pr, err}
 		}()
 	}
