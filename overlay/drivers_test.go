@@ -385,3 +385,53 @@ func TestDriverClass(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareKernel: the root's modules Prepare reads for the kernel it is
+// given are used only by an Apply for that kernel; an Apply for another
+// reads that one's, and a name that is no kernel version is refused where
+// modules are added, whatever Prepare was given.
+func TestPrepareKernel(t *testing.T) {
+	root := driverRoot(t)
+	want, err := Apply(context.Background(), driverImage(t), Options{Root: root, Preset: "none", KVer: testKver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name          string
+		prepare, kver string
+		err           string // substring of Apply's error; "" for want's report
+	}{
+		{"same kernel", testKver, testKver, ""},
+		{"unknown at Prepare", "", testKver, ""},
+		{"another kernel at Apply", "9.9.9", testKver, ""},
+		{"Apply for a kernel the root lacks", testKver, "9.9.9", "no modules of kernel 9.9.9"},
+		{"no kernel version", "../" + testKver, "../" + testKver, `"../` + testKver + `": not a kernel version`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := Options{Root: root, Preset: "none", KVer: c.prepare}
+			if c.err != "" {
+				opts.Drivers = []string{ClassFS} // asked for: errors are not warnings
+			}
+			p, err := Prepare(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := p.Apply(context.Background(), driverImage(t), c.kver)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want an error containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rep, want) {
+				t.Fatalf("report differs from Apply's:\n got %+v\nwant %+v", rep, want)
+			}
+			if _, err := p.Apply(context.Background(), driverImage(t), c.kver); err == nil {
+				t.Fatal("a Prepared applied twice")
+			}
+		})
+	}
+}

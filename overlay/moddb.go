@@ -19,6 +19,10 @@ type modDB struct {
 	symbols []modLine           // modules.symbols: "symbol:NAME", module
 	softdep map[string][]string // modules.softdep: module -> lines
 	devname []modLine           // modules.devname: module, rest of the line
+	// norm holds the aliases' patterns as lookup compares them ("" for
+	// one aliasNormalize refuses), made on the first lookup: a driver
+	// class looks up thousands of names against some 20,000 aliases.
+	norm []string
 }
 
 type modDep struct {

@@ -80,7 +80,7 @@ func (a *applier) modules() error {
 		}
 		kver = kvs[0]
 	}
-	if kver == "" || strings.Contains(kver, "/") || kver == "." || kver == ".." {
+	if !plainKver(kver) {
 		return fmt.Errorf("--kver %q: not a kernel version", kver)
 	}
 	plan, err := a.loadModules(kver)
@@ -174,6 +174,45 @@ func (a *applier) modules() error {
 // loadModules reads what depmod wrote for kver in the root, and which
 // modules the image already has.
 func (a *applier) loadModules(kver string) (*modulePlan, error) {
+	plan, err := a.rootModules(kver)
+	if err != nil {
+		return nil, err
+	}
+	img, err := imageModDB(a.tree, kver)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range plan.rootDB.deps {
+		m := modName(d.path)
+		if _, ok := img.byName[m]; ok {
+			plan.imgHas[m] = true
+		} else if _, n, _ := a.tree.Resolve(plan.modDir+"/"+d.path, true); n != nil && n.IsRegular() {
+			plan.imgHas[m] = true
+		}
+	}
+	return plan, nil
+}
+
+// plainKver reports whether kver can name a directory of lib/modules.
+func plainKver(kver string) bool {
+	return kver != "" && !strings.Contains(kver, "/") && kver != "." && kver != ".."
+}
+
+// preloadedModules is the root's part of loadModules for one kernel,
+// read by Prepare when the kernel is known.
+type preloadedModules struct {
+	kver string
+	plan *modulePlan
+	err  error
+}
+
+// rootModules reads what depmod wrote for kver in the root: loadModules'
+// part that needs no image (Prepare's, when it knew kver).
+func (a *applier) rootModules(kver string) (*modulePlan, error) {
+	if p := a.preModules; p != nil && p.kver == kver {
+		a.preModules = nil
+		return p.plan, p.err
+	}
 	modDir := "/lib/modules/" + kver
 	_, dirPhys, mode, err := a.res.Walk(modDir)
 	if err == nil && !mode.IsDir() {
@@ -231,18 +270,6 @@ func (a *applier) loadModules(kver string) (*modulePlan, error) {
 	if fi, err := os.Stat(a.host(dirPhys + "/modules.dep")); err == nil {
 		plan.mtime = uint32(fi.ModTime().Unix())
 	}
-	img, err := imageModDB(a.tree, kver)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range db.deps {
-		m := modName(d.path)
-		if _, ok := img.byName[m]; ok {
-			plan.imgHas[m] = true
-		} else if _, n, _ := a.tree.Resolve(modDir+"/"+d.path, true); n != nil && n.IsRegular() {
-			plan.imgHas[m] = true
-		}
-	}
 	return plan, nil
 }
 
@@ -256,11 +283,17 @@ func (db *modDB) lookup(name string) []string {
 	if !ok {
 		return nil
 	}
+	if len(db.norm) != len(db.aliases) {
+		db.norm = make([]string, len(db.aliases))
+		for i, al := range db.aliases {
+			db.norm[i], _ = aliasNormalize(al.key)
+		}
+	}
 	var out []string
 	seen := map[string]bool{}
-	for _, al := range db.aliases {
-		pat, ok := aliasNormalize(al.key)
-		if !ok {
+	for i, al := range db.aliases {
+		pat := db.norm[i]
+		if pat == "" {
 			continue
 		}
 		if m, _ := path.Match(pat, key); m || pat == key {

@@ -85,6 +85,27 @@ const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // Apply adds what opts asks for to tree. On error the tree may hold part of
 // the additions; callers discard it and write nothing.
 func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error) {
+	p, err := Prepare(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Apply(ctx, tree, opts.KVer)
+}
+
+// Prepared is the part of Apply that reads only the root: the programs,
+// trees and files asked for, found in the root, and the closure of the
+// programs, resolved in the root. It needs no image, so a caller can
+// prepare while the image is still being read (see pipeline.Build).
+type Prepared struct {
+	a       *applier
+	closure *ldso.Result // of a.programs as prepared
+	used    bool
+}
+
+// Prepare does the root's part of Apply for opts: with opts.KVer set, the
+// root's modules of that kernel are read too (Apply takes the kernel
+// version, and reads them again if it is another). Its errors are Apply's.
+func Prepare(ctx context.Context, opts Options) (*Prepared, error) {
 	root := opts.Root
 	if root == "" {
 		root = "/"
@@ -109,7 +130,7 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 		return nil, err
 	}
 	a := &applier{
-		ctx: ctx, tree: tree, res: res, root: res.Root(), opts: opts,
+		ctx: ctx, res: res, root: res.Root(), opts: opts,
 		report: &Report{},
 	}
 	for _, name := range presetProgs {
@@ -138,6 +159,29 @@ func Apply(ctx context.Context, tree *remix.Tree, opts Options) (*Report, error)
 			return nil, fmt.Errorf("--include %s: %w", inc, err)
 		}
 	}
+	if kver := opts.KVer; plainKver(kver) && (len(opts.Modules) > 0 || opts.Drivers == nil || len(opts.Drivers) > 0) {
+		// The root's modules of a kernel named up front; errors are
+		// Apply's, where modules are added.
+		plan, err := a.rootModules(kver)
+		a.preModules = &preloadedModules{kver: kver, plan: plan, err: err}
+	}
+	pr := &Prepared{a: a}
+	if len(a.programs) > 0 {
+		// Errors of the closure are Apply's, after those of the modules.
+		pr.closure, _ = a.res.Closure(a.programs...)
+	}
+	return pr, nil
+}
+
+// Apply adds what was prepared to tree, for the kernel version kver ("":
+// the only one the image holds). A Prepared is applied once.
+func (pr *Prepared) Apply(ctx context.Context, tree *remix.Tree, kver string) (*Report, error) {
+	if pr.used {
+		return nil, errors.New("overlay: Prepared applied twice")
+	}
+	pr.used = true
+	a := pr.a
+	a.ctx, a.tree, a.opts.KVer, a.closure = ctx, tree, kver, pr.closure
 	if err := a.modules(); err != nil {
 		return nil, err
 	}
@@ -177,6 +221,12 @@ type applier struct {
 	// image has under that name.
 	requested map[string]bool
 	imgRes    *ldso.Resolver // the image before the overlay, read once
+	// closure, when set, is the closure of programs as Prepare found
+	// them: resolveAndWrite's first round uses it.
+	closure *ldso.Result
+	// preModules, when set, is the root's module database Prepare read
+	// for the kernel it was given.
+	preModules *preloadedModules
 }
 
 // plainFile is an entry copied from the root to a place in the image.
@@ -366,8 +416,10 @@ func (a *applier) resolveAndWrite() error {
 	var plan *versionPlan
 	for {
 		var err error
-		if result, err = a.res.Closure(a.programs...); err != nil {
-			return err
+		if result, a.closure = a.closure, nil; result == nil {
+			if result, err = a.res.Closure(a.programs...); err != nil {
+				return err
+			}
 		}
 		if plan, err = a.planVersions(result); err != nil {
 			return err

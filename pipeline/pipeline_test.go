@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +66,22 @@ func TestBuildLab(t *testing.T) {
 		{"no CheckKver", func(o *Options, dir string) { o.Kver, o.CheckKver = "", nil }, "CheckKver is required", "", false, nil},
 		{"no NameOutput", func(o *Options, dir string) { o.Output = "" }, "NameOutput is required", "", false, nil},
 		{"input not regular", func(o *Options, dir string) { o.Input = dir }, "not a regular file", "", false, nil},
+		// The root's part of the overlay runs while the image is read;
+		// its errors still come where the overlay starts, after the
+		// image's and the kernel's.
+		{"program not in the root", func(o *Options, dir string) { o.Overlay.Add = []string{"no-such-program"} },
+			`--add no-such-program: program "no-such-program" not found`, "", false, nil},
+		{"wrong kernel before a missing program", func(o *Options, dir string) {
+			o.Kver, o.Overlay.Add = "5.10.0-1-amd64", []string{"no-such-program"}
+		}, "not for --kver 5.10.0-1-amd64", "", false, nil},
+		{"bad image before a missing program", func(o *Options, dir string) {
+			o.Input = filepath.Join(dir, "junk.img")
+			if err := os.WriteFile(o.Input, []byte("not an initrd at all"), 0o600); err != nil {
+				panic(err)
+			}
+			o.Overlay.Add = []string{"no-such-program"}
+		}, "junk.img", "", true, nil}, // "written": the junk input is in the output directory
+		{"memory limit", func(o *Options, dir string) { o.MemoryLimit = 1 << 40 }, "", remix.Append, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -73,7 +90,11 @@ func TestBuildLab(t *testing.T) {
 				CheckKver: func(string) error { return nil },
 				Overlay:   overlay.Options{Root: root, Preset: "none", Add: []string{"sh"}}, Progress: &prog}
 			tc.opt(&opt, dir)
+			limit := debug.SetMemoryLimit(-1)
 			res, err := Build(context.Background(), opt)
+			if after := debug.SetMemoryLimit(-1); after != limit {
+				t.Errorf("memory limit %d after Build, %d before", after, limit)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Build error %v, want one containing %q", err, tc.wantErr)

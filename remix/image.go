@@ -33,6 +33,13 @@ type OpenOptions struct {
 	// unlinked at once, so nothing is left behind even if the process
 	// dies, and it holds at most MaxUncompressed bytes.
 	SpoolDir string
+	// SpoolFrom, when positive, sends every body of at least this many
+	// bytes to the spool file at once, whatever memory is left: the
+	// small ones (scripts, configuration) stay in memory and the large
+	// ones (programs, libraries) are read back from the page cache, in
+	// the parts that are read. For a caller that reads few large bodies
+	// again (an append), memory then stays small whatever the image.
+	SpoolFrom int64
 	// OnEntry, when set, sees every raw entry in file order (with the link
 	// target of symlinks), for listings such as inspect --files.
 	OnEntry func(seg *Segment, h *newc.Header, target string)
@@ -133,7 +140,7 @@ func OpenRegular(path string) (*os.File, os.FileInfo, error) {
 func Read(ctx context.Context, r io.Reader, opt OpenOptions) (*Image, error) {
 	img := &Image{Tree: NewTree()}
 	if !opt.MetadataOnly {
-		img.spool = &spool{dir: opt.SpoolDir}
+		img.spool = &spool{dir: opt.SpoolDir, from: opt.SpoolFrom}
 	}
 	b := &treeBuilder{img: img, links: map[linkKey]string{}, onEntry: opt.OnEntry, keep: opt.KeepContent}
 	segs, err := Scan(ctx, r, opt.ScanOptions, b.entry)
@@ -356,11 +363,16 @@ const spoolMemory = 256 << 20
 // (see package hugemem), one fault per 2 MiB.
 const spoolChunk = 32 << 20
 
+// smallChunk is the block size with OpenOptions.SpoolFrom.
+const smallChunk = 1 << 20
+
 // spool keeps file bodies: in memory up to spoolMemory, then in one
 // unlinked temporary file, so that images of any size are rewritten with
 // bounded memory.
 type spool struct {
 	dir   string
+	from  int64  // OpenOptions.SpoolFrom
+	buf   []byte // for copies to the file
 	mem   int64  // bytes of memory taken, chunks included
 	chunk []byte // free tail of the current memory block
 	f     *os.File
@@ -376,7 +388,13 @@ func (s *spool) alloc(size int64) []byte {
 		s.chunk = s.chunk[size:]
 		return b
 	}
-	n := max(size, spoolChunk)
+	chunk := int64(spoolChunk)
+	if s.from > 0 {
+		// Only small bodies are held: small blocks, so that the
+		// memory taken is what they need.
+		chunk = smallChunk
+	}
+	n := max(size, chunk)
 	if s.mem+n > spoolMemory {
 		n = size
 		if s.mem+n > spoolMemory {
@@ -399,15 +417,22 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 	if c.s.f == nil {
 		return nil, errors.New("image already closed")
 	}
-	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.len)), nil
+	return spoolReader{io.NewSectionReader(c.s.f, c.off, c.len)}, nil
 }
 
+// spoolReader is an open spooled body; it reads at any offset too.
+type spoolReader struct{ *io.SectionReader }
+
+func (spoolReader) Close() error { return nil }
+
 func (s *spool) add(body io.Reader, size int64) (Content, error) {
-	if b := s.alloc(size); b != nil {
-		if _, err := io.ReadFull(body, b); err != nil {
-			return nil, err
+	if s.from <= 0 || size < s.from {
+		if b := s.alloc(size); b != nil {
+			if _, err := io.ReadFull(body, b); err != nil {
+				return nil, err
+			}
+			return BytesContent(b), nil
 		}
-		return BytesContent(b), nil
 	}
 	if s.f == nil {
 		if s.dir == "" {
@@ -420,7 +445,11 @@ func (s *spool) add(body io.Reader, size int64) (Content, error) {
 		os.Remove(f.Name())
 		s.f, s.w = f, bufio.NewWriterSize(f, 1<<20)
 	}
-	n, err := io.Copy(s.w, body)
+	if s.buf == nil {
+		s.buf = make([]byte, 64<<10)
+	}
+	// Through s.buf: io.Copy would take a fresh buffer for every body.
+	n, err := io.CopyBuffer(onlyWriter{s.w}, onlyReader{body}, s.buf)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -435,6 +464,17 @@ func (s *spool) add(body io.Reader, size int64) (Content, error) {
 	s.off += n
 	return c, nil
 }
+
+// onlyReader and onlyWriter hide every method but Read and Write, so
+// that io.CopyBuffer uses the buffer it is given (WriterTo and ReaderFrom
+// implementations such as *os.File's take a fresh one each time).
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // DefaultSpoolDir is where file bodies spill over when OpenOptions.SpoolDir
 // is "": $TMPDIR if set, else /var/tmp, which is on disk where /tmp is

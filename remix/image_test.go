@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -401,5 +402,80 @@ func TestReplaceKeepsTheOtherHardLinks(t *testing.T) {
 	}
 	if got := string(Head(img.Tree.Get("usr/bin/ln2").Inode.Content, 100)); got != "through" {
 		t.Errorf("Put over a hard link: ln2 = %q, want the shared content", got)
+	}
+}
+
+// TestSpoolFrom: with OpenOptions.SpoolFrom, bodies of at least that size
+// go to the spool file in SpoolDir and the smaller ones stay in memory;
+// both read back whole and at any offset, and an append of the opened
+// image is the same file as without the option.
+func TestSpoolFrom(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "in.img")
+	if err := os.WriteFile(p, distroImage(t, codec.Gzip), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := open(t, p)
+	defer plain.Close()
+	spoolDir := t.TempDir()
+	for _, tc := range []struct {
+		from   int64
+		onDisk int // bodies in the spool file
+	}{
+		{0, 0},
+		{1000, 2}, // usr/bin/sh, GenuineIntel.bin
+		{1, 10},   // every name with a body (ln1 and ln2 share one)
+	} {
+		t.Run(fmt.Sprint(tc.from), func(t *testing.T) {
+			onDisk := 0
+			img, err := Open(context.Background(), p, OpenOptions{SpoolFrom: tc.from, SpoolDir: spoolDir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			for _, n := range img.Tree.Nodes() {
+				if !n.IsRegular() || n.Inode.Size() == 0 {
+					continue
+				}
+				_, inMemory := n.Inode.Content.(BytesContent)
+				if want := tc.from == 0 || n.Inode.Size() < tc.from; inMemory != want {
+					t.Errorf("%s (%d bytes): in memory %v, want %v", n.Path, n.Inode.Size(), inMemory, want)
+				}
+				if !inMemory {
+					onDisk++
+				}
+				got, err := img.Tree.FS().ReadFile(n.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := plain.Tree.FS().ReadFile(n.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s reads back %q, want %q", n.Path, got, want)
+				}
+				r, err := n.Inode.Content.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ra, ok := r.(io.ReaderAt); ok {
+					b := make([]byte, 1)
+					if _, err := ra.ReadAt(b, int64(len(want)-1)); err != nil || b[0] != want[len(want)-1] {
+						t.Errorf("%s: ReadAt of the last byte: %q, %v", n.Path, b, err)
+					}
+				} else if !inMemory {
+					t.Errorf("%s: a spooled body opens without ReadAt", n.Path)
+				}
+				r.Close()
+			}
+			if onDisk != tc.onDisk {
+				t.Errorf("%d names with bodies in the spool file, want %d", onDisk, tc.onDisk)
+			}
+			ents, err := os.ReadDir(spoolDir)
+			if err != nil || len(ents) != 0 {
+				t.Fatalf("the spool file is not unlinked: %v %v", ents, err)
+			}
+		})
 	}
 }

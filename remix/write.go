@@ -43,6 +43,8 @@ type WriteOptions struct {
 	// or gzip members the new archive is cut into, at entry boundaries,
 	// to compress them in parallel; 0 is codec.DefaultFrameSize.
 	FrameSize int
+	// Window is the zstd window (see codec.WriterOptions); 0 is 8 MiB.
+	Window int
 	// Verify decodes the new segment while it is written, on another
 	// core, and checks that it follows the kernel's layout rules and holds
 	// exactly the entries and contents intended; WriteTo fails otherwise.

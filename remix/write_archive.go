@@ -30,7 +30,7 @@ type archiveWriter struct {
 // newArchiveWriter starts the archive on w, after a lone trailer when
 // closesArchive is set.
 func newArchiveWriter(w io.Writer, opt WriteOptions, closesArchive bool) (*archiveWriter, error) {
-	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency, FrameSize: opt.FrameSize})
+	enc, err := codec.NewWriter(opt.Compression, w, codec.WriterOptions{Level: opt.Level, Concurrency: opt.Concurrency, FrameSize: opt.FrameSize, Window: opt.Window})
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,9 @@ func copyContent(w io.Writer, c Content, buf []byte) error {
 		return err
 	}
 	defer r.Close()
-	n, err := io.CopyBuffer(w, r, buf)
+	// Through buf: an *os.File's WriteTo would take a fresh buffer for
+	// every body.
+	n, err := io.CopyBuffer(onlyWriter{w}, onlyReader{r}, buf)
 	if err != nil {
 		return err
 	}

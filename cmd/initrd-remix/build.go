@@ -269,7 +269,8 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		CheckKver: bootentry.CheckVersion,
 		Mode:      mode, Compression: c, Level: o.level, Threads: o.threads,
 		Scan: scan, SpoolDir: o.spoolDir, Payload: payload, Overlay: ovOpts, SSH: sshSetup,
-		Progress: buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
+		Progress:    buildProgress{e: e, quiet: o.quiet || o.json, p: &p},
+		MemoryLimit: e.memoryLimit,
 	})
 	if err != nil && ukiIn != nil {
 		err = fmt.Errorf("%s: the initrd in %s: %w", ukiIn.path, uki.Initrd, err)

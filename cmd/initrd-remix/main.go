@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 
+	"github.com/initrd-remix/initrd-remix/pipeline"
 	"github.com/spf13/pflag"
 )
 
@@ -48,6 +50,11 @@ type command struct {
 type env struct {
 	stdout, stderr io.Writer
 	stderrTTY      bool
+	// memoryLimit is build's soft limit on the Go heap in append mode
+	// (pipeline.Options.MemoryLimit); set by main only, since the limit
+	// is the process's: tests running builds in parallel in one process
+	// leave it alone.
+	memoryLimit int64
 }
 
 func commands() []command {
@@ -68,6 +75,20 @@ func main() {
 	ctx, stop := notifyContext(context.Background(), os.Stderr, os.Exit)
 	defer stop()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)}
+	if os.Getenv("GOMEMLIMIT") == "" { // the user's own limit wins
+		e.memoryLimit = pipeline.AppendMemoryLimit
+	}
+	// For benchmarks: INITRD_REMIX_MEMPROFILE=FILE writes a pprof heap
+	// profile (allocations sampled every 4 KiB) when the command ends.
+	if p := os.Getenv("INITRD_REMIX_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			runtime.MemProfileRate = 4 << 10
+			code := run(ctx, e, os.Args[1:])
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	// For benchmarks: INITRD_REMIX_CPUPROFILE=FILE writes a pprof profile.
 	if p := os.Getenv("INITRD_REMIX_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {

@@ -7,6 +7,7 @@ package treefs
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"syscall"
 
@@ -14,8 +15,8 @@ import (
 	"github.com/initrd-remix/initrd-remix/remix"
 )
 
-// maxFile bounds what one Open reads into memory: bodies spooled to disk
-// are read whole, because debug/elf needs random access.
+// maxFile bounds what one Open reads into memory: a body whose content
+// offers no random access is read whole, because debug/elf needs it.
 const maxFile = 1 << 30
 
 // FS is an ldso.FS over a tree: names are physical (the resolver follows
@@ -89,15 +90,30 @@ func (f *FS) Open(name string) (ldso.FileReader, error) {
 	if !n.IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file")}
 	}
-	if b, ok := n.Inode.Content.(remix.BytesContent); ok {
+	c := n.Inode.Content
+	if b, ok := c.(remix.BytesContent); ok {
 		return reader{bytes.NewReader(b)}, nil
 	}
-	if n.Inode.Size() > maxFile {
+	if c == nil {
+		return reader{bytes.NewReader(nil)}, nil
+	}
+	// Bodies on disk (a file of the root the overlay added, a body
+	// spooled to disk) are read where they are: the resolver reads an
+	// ELF's headers and a few sections, never the whole of a library.
+	r, err := c.Open()
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if ra, ok := r.(io.ReaderAt); ok {
+		return &section{SectionReader: io.NewSectionReader(ra, 0, c.Size()), c: r}, nil
+	}
+	defer r.Close()
+	if c.Size() > maxFile {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("larger than %d bytes", maxFile)}
 	}
-	b, err := f.t.FS().ReadFile(n.Path)
-	if err != nil {
-		return nil, err
+	b := make([]byte, c.Size())
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("content shorter than %d bytes: %w", c.Size(), err)}
 	}
 	return reader{bytes.NewReader(b)}, nil
 }
@@ -105,3 +121,11 @@ func (f *FS) Open(name string) (ldso.FileReader, error) {
 type reader struct{ *bytes.Reader }
 
 func (reader) Close() error { return nil }
+
+// section is a body read in place, of the size the tree records.
+type section struct {
+	*io.SectionReader
+	c io.Closer
+}
+
+func (s *section) Close() error { return s.c.Close() }

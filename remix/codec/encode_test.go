@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -208,3 +209,41 @@ func TestWriterCloseIsFinal(t *testing.T) {
 }
 
 var _ io.WriteCloser = nopWriteCloser{}
+
+// TestZstdWindow: WriterOptions.Window is the window zstd -lv reads in the
+// frame header, the data decodes back with the zstd CLI, and a window that
+// is no power of two from 1 KiB to 8 MiB is refused.
+func TestZstdWindow(t *testing.T) {
+	data := initrdLike(3<<20, 5)
+	for _, tc := range []struct {
+		window int
+		want   int // zstd -lv's window size; 0 for an error
+	}{
+		{0, 8 << 20},
+		{2 << 20, 2 << 20},
+		{1 << 20, 1 << 20},
+		{64 << 10, 64 << 10},
+		{3 << 20, 0},
+		{16 << 20, 0},
+		{512, 0},
+		{-1, 0},
+	} {
+		t.Run(strconv.Itoa(tc.window), func(t *testing.T) {
+			o := WriterOptions{Window: tc.window, Concurrency: 2}
+			if tc.want == 0 {
+				if _, err := NewWriter(Zstd, io.Discard, o); err == nil {
+					t.Fatalf("window %d accepted", tc.window)
+				}
+				return
+			}
+			stream := encode(t, Zstd, data, o, len(data))
+			info := string(cliFile(t, stream, "zstd", "-lv"))
+			if want := fmt.Sprintf("(%d B)", tc.want); !regexp.MustCompile(`Window Size: .*` + regexp.QuoteMeta(want)).MatchString(info) {
+				t.Fatalf("want a window of %d bytes:\n%s", tc.want, info)
+			}
+			if got := cli(t, stream, "zstd", "-dc"); !bytes.Equal(got, data) {
+				t.Fatal("zstd -dc does not decode the data back")
+			}
+		})
+	}
+}

@@ -24,13 +24,19 @@ type WriterOptions struct {
 	// current zstd frame or gzip member (see Cutter); 0 means
 	// DefaultFrameSize.
 	FrameSize int
+	// Window is the zstd window, a power of two from 1 KiB to 8 MiB; 0
+	// means 8 MiB. Frames cut small need no larger one; the encoders'
+	// history and the memory the kernel allocates to decode shrink with
+	// it.
+	Window int
 }
 
 // NewWriter returns an encoder that produces what the kernel boots:
 //
 //   - gzip: members without file name or time (as `gzip -n`), one unless
 //     the caller cuts the data with Cut (the writer is a Cutter);
-//   - zstd: frames with a window of 8 MiB (the kernel allocates the window),
+//   - zstd: frames with a window of 8 MiB or Window (the kernel allocates
+//     the window),
 //     no skippable frames, content checksum; one frame unless the caller
 //     cuts the data with Cut (the writer is a Cutter); empty input still
 //     gives a frame;

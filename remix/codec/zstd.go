@@ -172,14 +172,24 @@ func newZstdWriter(w io.Writer, o WriterOptions) (io.WriteCloser, error) {
 		}
 		level = zstd.EncoderLevelFromZstd(o.Level)
 	}
+	window := 8 << 20
+	if o.Window != 0 {
+		if o.Window < 1<<10 || o.Window > window || o.Window&(o.Window-1) != 0 {
+			return nil, fmt.Errorf("zstd window %d is not a power of two from 1 KiB to 8 MiB", o.Window)
+		}
+		window = o.Window
+	}
 	newEnc := func() (frameEncoder, error) {
 		// One goroutine per encoder: the parallelism is across
 		// frames, which share nothing, rather than within one.
 		zw, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(level),
-			zstd.WithWindowSize(8<<20),
+			zstd.WithWindowSize(window),
 			zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderCRC(true),
+			// History of the window, not twice it: the output is
+			// the same, the memory half.
+			zstd.WithLowerEncoderMem(true),
 			// An empty segment must still be a frame the kernel can
 			// decode, not zero bytes that read as padding.
 			zstd.WithZeroFrames(true))
