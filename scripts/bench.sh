@@ -10,7 +10,7 @@
 #          unstable root, in a chroot), the codec's own CLI decompressing to
 #          /dev/null (the host's, and the unstable root's), lsinitramfs,
 #          unmkinitramfs, lsinitrd
-# repack   vs  the CLI pipeline for the image's codec: keep the early archive,
+# repack   vs  the CLI pipeline for the image's codec: keep the uncompressed segments,
 #              then `zstd -dc | zstd -T2 -3`, `gzip -dc | gzip -6`,
 #              `lz4 -dc | lz4 -l` (and xz with BENCH_XZ=1)
 # build    vs  the decompression floor (the codec's CLI -dc on the same
@@ -67,6 +67,9 @@ declare -A encp=([zstd]="zstd -q -T2 -3" [gzip]="gzip -6" [lz4]="lz4 -q -l" [xz]
 declare -A dec=([gzip]="gzip -dc" [zstd]="zstd -dc" [xz]="xz -dc" [lz4]="lz4 -dc" [bzip2]="bzip2 -dc" [lzma]="lzma -dc")
 echo "lab: $lab ($runs runs each, best time)"
 
+# "early" below is the offset of the last (compressed) segment: the
+# uncompressed segments before it (early archives, and the plain archive
+# some generators put before the compressed one) are not decompressed.
 # The lab's Debian unstable root has 3cpio (dracut pulls it in); the lab
 # directory is bound into it so that it reads the very same files.
 sid=""
@@ -95,12 +98,12 @@ for f in "$lab"/images/*.img; do
   img=$(basename "$f" .img)
   json=$("$bin" inspect --json "$f")
   comp=$(jq -r '.segments[-1].compression' <<<"$json")
-  early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
+  early=$(jq -r '.segments[-1].offset' <<<"$json")
   [[ -n ${dec[$comp]:-} ]] || continue
   tail_cmd="tail -c +$((early + 1)) '$f'"
   cli="${dec[$comp]%% *} -dc"
   echo
-  echo "== $img ($(du -h "$f" | cut -f1), $comp after $early early bytes)"
+  echo "== $img ($(du -h "$f" | cut -f1), $comp after $early uncompressed bytes)"
   if want read; then
   names=(inspect "inspect --files" "$cli")
   measure "inspect" "'$bin' inspect '$f'"
@@ -164,7 +167,7 @@ for img in itools-zstd dracut-sd-zstd itools-gzip dracut-sd-baked-xz; do
   [[ -f $f ]] || continue
   json=$("$bin" inspect --json "$f")
   comp=$(jq -r '.segments[-1].compression' <<<"$json")
-  early=$(jq -r '[.segments[] | select(.early) | .length + .padding] | add // 0' <<<"$json")
+  early=$(jq -r '.segments[-1].offset' <<<"$json")
   cli="${dec[$comp]%% *} -dc"
   echo
   echo "== build --mode append ($img)"
