@@ -321,6 +321,9 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			Concurrency: opt.Threads, Verify: true, Copied: copied}
 		if res.Mode == remix.Append {
 			wopt.FrameSize, wopt.Window = appendFrameSize, appendFrameSize
+			if opt.Level == 0 && (opt.Compression == "" || opt.Compression == codec.Zstd) {
+				wopt.Level = appendZstdLevel
+			}
 		}
 		res.Write, err = img.WriteTo(ctx, out, wopt)
 		if err != nil {
@@ -478,6 +481,15 @@ const appendSpoolFrom = 64 << 10
 // lab's bookworm itools-zstd image with the rescue preset: the new
 // segment 4% larger than with 8 MiB frames, the output 0.8%.
 const appendFrameSize = 2 << 20
+
+// appendZstdLevel is the zstd level of an append's new segment when none
+// is asked for: the encoder's fastest. Compressing the segment is the
+// largest part of a rescue build's CPU after decoding the input, and the
+// default level (3) costs about 1.7 times as much for a segment 7% smaller:
+// measured on the lab's bookworm itools-zstd image with the rescue preset
+// (33 MB of new entries), 15.0 MB against 14.0 MB, the output 1.6% larger
+// (65.04 MB against 64.02 MB).
+const appendZstdLevel = 1
 
 // chooseMode picks append unless appending is unsafe for this input.
 func chooseMode(img *remix.Image) (remix.WriteMode, string) {
