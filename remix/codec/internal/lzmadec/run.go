@@ -1,0 +1,308 @@
+package lzmadec
+
+// The hot loop. The range coder's state lives in locals threaded through
+// small functions the compiler inlines (bit, tree3): they take and return
+// the input position, range and code, so those stay in registers.
+
+const (
+	kBits  = 11
+	kMove  = 5
+	topVal = 1 << 24
+)
+
+// bit decodes one bit with probability *p.
+func bit(p *uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	if rng < topVal {
+		rng <<= 8
+		code = code<<8 | uint32(in[pos])
+		pos++
+	}
+	pr := uint32(*p)
+	bound := (rng >> kBits) * pr
+	if code < bound {
+		*p = uint16(pr + (1<<kBits-pr)>>kMove)
+		return 0, pos, bound, code
+	}
+	*p = uint16(pr - pr>>kMove)
+	return 1, pos, rng - bound, code - bound
+}
+
+func tree3(t *[8]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	var b uint32
+	m := uint32(1)
+	b, pos, rng, code = bit(&t[m], in, pos, rng, code)
+	m = m<<1 | b
+	b, pos, rng, code = bit(&t[m&7], in, pos, rng, code)
+	m = m<<1 | b
+	b, pos, rng, code = bit(&t[m&7], in, pos, rng, code)
+	m = m<<1 | b
+	return m - 8, pos, rng, code
+}
+
+func tree6(t *[64]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	var b uint32
+	m := uint32(1)
+	for i := 0; i < 6; i++ {
+		b, pos, rng, code = bit(&t[m&63], in, pos, rng, code)
+		m = m<<1 | b
+	}
+	return m - 64, pos, rng, code
+}
+
+func tree8(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	var b uint32
+	m := uint32(1)
+	for i := 0; i < 8; i++ {
+		b, pos, rng, code = bit(&t[m&255], in, pos, rng, code)
+		m = m<<1 | b
+	}
+	return m - 256, pos, rng, code
+}
+
+// decodeLen returns a match length minus 2.
+func decodeLen(l *lenCoder, ps uint, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	var b uint32
+	b, pos, rng, code = bit(&l.choice, in, pos, rng, code)
+	if b == 0 {
+		return tree3(&l.low[ps&15], in, pos, rng, code)
+	}
+	b, pos, rng, code = bit(&l.choice2, in, pos, rng, code)
+	if b == 0 {
+		b, pos, rng, code = tree3(&l.mid[ps&15], in, pos, rng, code)
+		return b + 8, pos, rng, code
+	}
+	b, pos, rng, code = tree8(&l.high, in, pos, rng, code)
+	return b + 16, pos, rng, code
+}
+
+// decodeDist decodes the distance of a match of length index ls (0-3).
+func (p *probs) decodeDist(ls uint32, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	var slot, b uint32
+	slot, pos, rng, code = tree6(&p.distSlot[ls&3], in, pos, rng, code)
+	if slot < 4 {
+		return slot, pos, rng, code
+	}
+	nd := slot>>1 - 1
+	dist := (2 | slot&1) << nd
+	if slot < 14 {
+		base := dist - slot - 1
+		m := uint32(1)
+		for i := uint32(0); i < nd; i++ {
+			b, pos, rng, code = bit(&p.distSpecial[(base+m)&127], in, pos, rng, code)
+			m = m<<1 | b
+			dist += b << i
+		}
+		return dist, pos, rng, code
+	}
+	var direct uint32
+	for n := nd - 4; n > 0; n-- {
+		if rng < topVal {
+			rng <<= 8
+			code = code<<8 | uint32(in[pos])
+			pos++
+		}
+		rng >>= 1
+		code -= rng
+		t := 0 - code>>31
+		code += rng & t
+		direct = direct<<1 + (t + 1)
+	}
+	dist += direct << 4
+	m := uint32(1)
+	for i := uint32(0); i < 4; i++ {
+		b, pos, rng, code = bit(&p.distAlign[m&15], in, pos, rng, code)
+		m = m<<1 | b
+		dist += b << i
+	}
+	return dist, pos, rng, code
+}
+
+var litNext = [16]uint32{0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 4, 5}
+
+// copyMatch copies n bytes from dist+1 bytes back to dict[dpos:]; the
+// caller checked the distance and that dpos+n fits.
+func copyMatch(dict []byte, dpos, dist, n int) int {
+	src := dpos - dist - 1
+	if src < 0 {
+		src += len(dict)
+	}
+	for n > 0 {
+		if src >= dpos {
+			// The source is behind the write position across the wrap:
+			// copying forwards is what copy's memmove does then.
+			k := min(n, len(dict)-src)
+			copy(dict[dpos:dpos+k], dict[src:src+k])
+			dpos += k
+			src += k
+			n -= k
+			if src == len(dict) {
+				src = 0
+			}
+			continue
+		}
+		// Overlapping source: what is copied repeats with the distance's
+		// period, so the copyable span doubles each round.
+		k := min(n, dpos-src)
+		copy(dict[dpos:dpos+k], dict[src:src+k])
+		dpos += k
+		n -= k
+	}
+	return dpos
+}
+
+// run decodes symbols from in[pos:] while pos <= inLimit, the output is
+// below outLimit and no end marker was seen. Every symbol reads fewer than
+// margin bytes, so in must extend margin bytes past inLimit.
+func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
+	dict := d.dict
+	dpos := d.dpos
+	if outLimit > len(dict) {
+		outLimit = len(dict)
+	}
+	// avail: the bytes a distance may reach back into.
+	avail := max(d.full, dpos)
+	if d.pending > 0 {
+		n := min(d.pending, outLimit-dpos)
+		dpos = copyMatch(dict, dpos, int(d.rep0), n)
+		d.pending -= n
+	}
+	rng, code := d.rng, d.code
+	state := d.state
+	rep0, rep1, rep2, rep3 := d.rep0, d.rep1, d.rep2, d.rep3
+	lc, lpMask, pbMask := d.lc, d.lpMask, d.pbMask
+	lit := d.lit
+	p := &d.p
+	var err error
+	var b uint32
+	for pos <= inLimit && dpos < outLimit {
+		ps := uint(dpos) & pbMask
+		b, pos, rng, code = bit(&p.isMatch[(uint(state)<<4|ps)&255], in, pos, rng, code)
+		if b == 0 {
+			var prev uint
+			if dpos > 0 {
+				prev = uint(dict[dpos-1])
+			} else if d.full > 0 {
+				prev = uint(dict[len(dict)-1])
+			}
+			off := 0x300 * ((uint(dpos)&lpMask)<<lc + prev>>(8-lc))
+			probs := (*[0x300]uint16)(lit[off : off+0x300])
+			sym := uint32(1)
+			if state < 7 {
+				for sym < 0x100 {
+					b, pos, rng, code = bit(&probs[sym], in, pos, rng, code)
+					sym = sym<<1 | b
+				}
+			} else {
+				src := dpos - int(rep0) - 1
+				if src < 0 {
+					src += len(dict)
+				}
+				mb := uint32(dict[src])
+				offs := uint32(0x100)
+				for sym < 0x100 {
+					mb <<= 1
+					mbit := mb & offs
+					b, pos, rng, code = bit(&probs[offs+mbit+sym], in, pos, rng, code)
+					sym = sym<<1 | b
+					if b == 0 {
+						offs &^= mbit
+					} else {
+						offs &= mbit
+					}
+				}
+			}
+			dict[dpos] = byte(sym)
+			dpos++
+			if dpos > avail {
+				avail = dpos
+			}
+			state = litNext[state&15]
+			continue
+		}
+		var length uint32
+		b, pos, rng, code = bit(&p.isRep[state&15], in, pos, rng, code)
+		if b == 0 {
+			length, pos, rng, code = decodeLen(&p.matchLen, ps, in, pos, rng, code)
+			if state < 7 {
+				state = 7
+			} else {
+				state = 10
+			}
+			rep3, rep2, rep1 = rep2, rep1, rep0
+			rep0, pos, rng, code = p.decodeDist(min(length, 3), in, pos, rng, code)
+			if rep0 == 0xffffffff {
+				d.ended = true
+				break
+			}
+		} else {
+			b, pos, rng, code = bit(&p.isRepG0[state&15], in, pos, rng, code)
+			if b == 0 {
+				b, pos, rng, code = bit(&p.isRep0Long[(uint(state)<<4|ps)&255], in, pos, rng, code)
+				if b == 0 {
+					// Short rep: one byte at rep0.
+					if state < 7 {
+						state = 9
+					} else {
+						state = 11
+					}
+					if int(rep0) >= avail {
+						err = corrupt("distance beyond the data decoded")
+						break
+					}
+					src := dpos - int(rep0) - 1
+					if src < 0 {
+						src += len(dict)
+					}
+					dict[dpos] = dict[src]
+					dpos++
+					if dpos > avail {
+						avail = dpos
+					}
+					continue
+				}
+			} else {
+				var dist uint32
+				b, pos, rng, code = bit(&p.isRepG1[state&15], in, pos, rng, code)
+				if b == 0 {
+					dist = rep1
+				} else {
+					b, pos, rng, code = bit(&p.isRepG2[state&15], in, pos, rng, code)
+					if b == 0 {
+						dist = rep2
+					} else {
+						dist = rep3
+						rep3 = rep2
+					}
+					rep2 = rep1
+				}
+				rep1 = rep0
+				rep0 = dist
+			}
+			length, pos, rng, code = decodeLen(&p.repLen, ps, in, pos, rng, code)
+			if state < 7 {
+				state = 8
+			} else {
+				state = 11
+			}
+		}
+		if int64(rep0) >= int64(avail) {
+			err = corrupt("distance beyond the data decoded")
+			break
+		}
+		n := int(length) + 2
+		k := min(n, outLimit-dpos)
+		dpos = copyMatch(dict, dpos, int(rep0), k)
+		if dpos > avail {
+			avail = dpos
+		}
+		if k < n {
+			d.pending = n - k
+			break
+		}
+	}
+	d.dpos = dpos
+	d.rng, d.code = rng, code
+	d.state = state
+	d.rep0, d.rep1, d.rep2, d.rep3 = rep0, rep1, rep2, rep3
+	return pos, err
+}
