@@ -1,5 +1,10 @@
 package lzmadec
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // The hot loop. The range coder's state lives in locals threaded through
 // small functions the compiler inlines (bit, tree3): they take and return
 // the input position, range and code, so those stay in registers.
@@ -27,14 +32,44 @@ func bit(p *uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, 
 	return 1, pos, rng - bound, code - bound
 }
 
+// norm reads a byte into the range coder when its range is below 2^24,
+// as before every bit.
+func norm(in []byte, pos int, rng, code uint32) (int, uint32, uint32) {
+	if rng < topVal {
+		rng <<= 8
+		code = code<<8 | uint32(in[pos])
+		pos++
+	}
+	return pos, rng, code
+}
+
+// bitBL is bit without a branch on the decoded bit, for the bit trees of
+// literals and distances, whose bits a branch predictor cannot guess. The
+// caller normalizes first.
+func bitBL(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
+	pr := uint32(*p)
+	bound := (rng >> kBits) * pr
+	b, nr, nc, np := uint32(1), rng-bound, code-bound, pr-pr>>kMove
+	p0 := pr + (1<<kBits-pr)>>kMove
+	if code < bound {
+		// Conditional moves: both outcomes are computed.
+		b, nr, nc, np = 0, bound, code, p0
+	}
+	*p = uint16(np)
+	return b, nr, nc
+}
+
 func tree3(t *[8]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
 	var b uint32
 	m := uint32(1)
-	b, pos, rng, code = bit(&t[m], in, pos, rng, code)
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m], rng, code)
 	m = m<<1 | b
-	b, pos, rng, code = bit(&t[m&7], in, pos, rng, code)
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&7], rng, code)
 	m = m<<1 | b
-	b, pos, rng, code = bit(&t[m&7], in, pos, rng, code)
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&7], rng, code)
 	m = m<<1 | b
 	return m - 8, pos, rng, code
 }
@@ -42,21 +77,61 @@ func tree3(t *[8]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uin
 func tree6(t *[64]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
 	var b uint32
 	m := uint32(1)
-	for i := 0; i < 6; i++ {
-		b, pos, rng, code = bit(&t[m&63], in, pos, rng, code)
-		m = m<<1 | b
-	}
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[1], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&63], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&63], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&63], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&63], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&63], rng, code)
+	m = m<<1 | b
 	return m - 64, pos, rng, code
 }
 
 func tree8(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	m, pos, rng, code := tree8Sym(t, in, pos, rng, code)
+	return m - 256, pos, rng, code
+}
+
+// tree8Sym decodes 8 bits MSB first, returning 0x100 | the byte.
+func tree8Sym(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
 	var b uint32
 	m := uint32(1)
-	for i := 0; i < 8; i++ {
-		b, pos, rng, code = bit(&t[m&255], in, pos, rng, code)
-		m = m<<1 | b
-	}
-	return m - 256, pos, rng, code
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[1], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&t[m&255], rng, code)
+	m = m<<1 | b
+	return m, pos, rng, code
 }
 
 // decodeLen returns a match length minus 2.
@@ -88,7 +163,8 @@ func (p *probs) decodeDist(ls uint32, in []byte, pos int, rng, code uint32) (uin
 		base := dist - slot - 1
 		m := uint32(1)
 		for i := uint32(0); i < nd; i++ {
-			b, pos, rng, code = bit(&p.distSpecial[(base+m)&127], in, pos, rng, code)
+			pos, rng, code = norm(in, pos, rng, code)
+			b, rng, code = bitBL(&p.distSpecial[(base+m)&127], rng, code)
 			m = m<<1 | b
 			dist += b << i
 		}
@@ -108,12 +184,21 @@ func (p *probs) decodeDist(ls uint32, in []byte, pos int, rng, code uint32) (uin
 		direct = direct<<1 + (t + 1)
 	}
 	dist += direct << 4
-	m := uint32(1)
-	for i := uint32(0); i < 4; i++ {
-		b, pos, rng, code = bit(&p.distAlign[m&15], in, pos, rng, code)
-		m = m<<1 | b
-		dist += b << i
-	}
+	a := &p.distAlign
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&a[1], rng, code)
+	m := 2 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&a[m&15], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&a[m&15], rng, code)
+	m = m<<1 | b
+	pos, rng, code = norm(in, pos, rng, code)
+	b, rng, code = bitBL(&a[m&15], rng, code)
+	m = m<<1 | b
+	// m holds the four bits in reverse order behind a leading 1.
+	dist += uint32(bits.Reverse8(uint8(m<<4))) & 15
 	return dist, pos, rng, code
 }
 
@@ -188,10 +273,7 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 			probs := (*[0x300]uint16)(lit[off : off+0x300])
 			sym := uint32(1)
 			if state < 7 {
-				for sym < 0x100 {
-					b, pos, rng, code = bit(&probs[sym], in, pos, rng, code)
-					sym = sym<<1 | b
-				}
+				sym, pos, rng, code = tree8Sym((*[256]uint16)(probs[:256]), in, pos, rng, code)
 			} else {
 				src := dpos - int(rep0) - 1
 				if src < 0 {
@@ -202,13 +284,11 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 				for sym < 0x100 {
 					mb <<= 1
 					mbit := mb & offs
-					b, pos, rng, code = bit(&probs[offs+mbit+sym], in, pos, rng, code)
+					pos, rng, code = norm(in, pos, rng, code)
+					b, rng, code = bitBL(&probs[offs+mbit+sym], rng, code)
 					sym = sym<<1 | b
-					if b == 0 {
-						offs &^= mbit
-					} else {
-						offs &= mbit
-					}
+					offs &= mbit ^ (b - 1) // b = 0: &^ mbit; 1: & mbit
+
 				}
 			}
 			dict[dpos] = byte(sym)
@@ -291,7 +371,25 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 		}
 		n := int(length) + 2
 		k := min(n, outLimit-dpos)
-		dpos = copyMatch(dict, dpos, int(rep0), k)
+		if src := dpos - int(rep0) - 1; src >= 0 && k <= 32 {
+			// Short and not across the wrap: a byte loop, which also
+			// repeats an overlapping source as LZ77 means.
+			dst, s := dict[dpos:dpos+k], dict[src:src+k]
+			i := 0
+			if int(rep0) >= 7 {
+				// Words: each reads what was written 8 bytes or more
+				// before, so an overlap still repeats correctly.
+				for ; i+8 <= len(dst) && i+8 <= len(s); i += 8 {
+					binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(s[i:]))
+				}
+			}
+			for ; i < len(dst) && i < len(s); i++ {
+				dst[i] = s[i]
+			}
+			dpos += k
+		} else {
+			dpos = copyMatch(dict, dpos, int(rep0), k)
+		}
 		if dpos > avail {
 			avail = dpos
 		}
