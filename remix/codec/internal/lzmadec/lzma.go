@@ -25,6 +25,8 @@ const (
 	probInit = 1 << 10
 	// minDict is the smallest dictionary allocated, as liblzma does.
 	minDict = 4096
+	// slack is the dictionary's room beyond maxDist (a multiple of 16).
+	slack = 16
 )
 
 // ErrCorrupt is wrapped by the errors for data no encoder writes.
@@ -108,6 +110,8 @@ type decoder struct {
 	dpos  int    // next write position in dict
 	start int    // dict[start:dpos] is decoded and not yet read
 	full  int    // dict[:full] holds data (len(dict) once it wrapped)
+	// maxDist bounds distances: the dictionary size, below len(dict).
+	maxDist int
 
 	rng, code              uint32
 	state                  uint32
@@ -130,6 +134,11 @@ type tail struct {
 func (d *decoder) alloc(n int64) {
 	n = max(n, minDict)
 	n = (n + 15) &^ 15
+	d.maxDist = int(n)
+	// The slack lets short matches be copied in whole words that may
+	// write up to 7 bytes past their end: bytes that far back are beyond
+	// every distance allowed.
+	n += slack
 	if int64(cap(d.dict)) >= n {
 		d.dict = d.dict[:n]
 	} else {
@@ -144,7 +153,9 @@ func (d *decoder) setProps(p Props) {
 	d.lc = uint(p.LC)
 	d.lpMask = 1<<uint(p.LP) - 1
 	d.pbMask = 1<<uint(p.PB) - 1
-	n := 0x300 << uint(p.LC+p.LP)
+	// 0x100 more: the matched literal's last look-ahead reads past the
+	// last context's probabilities.
+	n := 0x300<<uint(p.LC+p.LP) + 0x100
 	if cap(d.lit) >= n {
 		d.lit = d.lit[:n]
 	} else {

@@ -103,35 +103,66 @@ func tree8(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, u
 	return m - 256, pos, rng, code
 }
 
-// tree8Sym decodes 8 bits MSB first, returning 0x100 | the byte.
+// tree8Sym decodes 8 bits MSB first, returning 0x100 | the byte. The
+// probabilities of both possible next nodes are loaded while a bit is
+// decoded, so the load is off the chain of dependent bits.
 func tree8Sym(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
-	var b uint32
 	m := uint32(1)
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[1], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&255], rng, code)
-	m = m<<1 | b
+	pr := uint32(t[1])
+	for i := 0; i < 8; i++ {
+		pos, rng, code = norm(in, pos, rng, code)
+		n0, n1 := uint32(t[(2*m)&255]), uint32(t[(2*m+1)&255])
+		bound := (rng >> kBits) * pr
+		b, nr, nc, np, next := uint32(1), rng-bound, code-bound, pr-pr>>kMove, n1
+		p0 := pr + (1<<kBits-pr)>>kMove
+		if code < bound {
+			b, nr, nc, np, next = 0, bound, code, p0, n0
+		}
+		t[m&255] = uint16(np)
+		rng, code = nr, nc
+		m = m<<1 | b
+		pr = next
+	}
 	return m, pos, rng, code
+}
+
+// matchedLiteral decodes a literal after a match, whose probabilities
+// also depend on the byte at rep0 (mb) as long as the bits agree. t is
+// the literal's 0x300 probabilities and 0x100 beyond, which are loaded as
+// the unused candidate of the last bit, never written. As in tree8Sym,
+// both candidates for the next bit's probability are loaded early.
+func matchedLiteral(t *[0x400]uint16, mb uint32, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+	sym, offs := uint32(1), uint32(0x100)
+	mb <<= 1
+	idx := offs + mb&offs + sym
+	pr := uint32(t[idx&0x3ff])
+	for i := 0; i < 8; i++ {
+		pos, rng, code = norm(in, pos, rng, code)
+		mbit := mb & offs
+		mb <<= 1
+		offs0, offs1 := offs&^mbit, offs&mbit
+		i0 := offs0 + mb&offs0 + sym<<1
+		i1 := offs1 + mb&offs1 + sym<<1 | 1
+		n0, n1 := uint32(t[i0&0x3ff]), uint32(t[i1&0x3ff])
+		bound := (rng >> kBits) * pr
+		nr, nc, np := rng-bound, code-bound, pr-pr>>kMove
+		p0 := pr + (1<<kBits-pr)>>kMove
+		if code < bound {
+			nr, nc, np = bound, code, p0
+		}
+		var b uint32
+		if code >= bound {
+			b = 1
+		}
+		mask := 0 - b // all ones for a 1
+		t[idx&0x3ff] = uint16(np)
+		rng, code = nr, nc
+		sym = sym<<1 | b
+		idx = i0 ^ (i0^i1)&mask
+		pr = n0 ^ (n0^n1)&mask
+		offs = offs0 ^ (offs0^offs1)&mask
+	}
+	return sym, pos, rng, code
 }
 
 // decodeLen returns a match length minus 2.
@@ -257,6 +288,7 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 	lc, lpMask, pbMask := d.lc, d.lpMask, d.pbMask
 	lit := d.lit
 	p := &d.p
+	maxDist := d.maxDist
 	var err error
 	var b uint32
 	for pos <= inLimit && dpos < outLimit {
@@ -279,17 +311,7 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 				if src < 0 {
 					src += len(dict)
 				}
-				mb := uint32(dict[src])
-				offs := uint32(0x100)
-				for sym < 0x100 {
-					mb <<= 1
-					mbit := mb & offs
-					pos, rng, code = norm(in, pos, rng, code)
-					b, rng, code = bitBL(&probs[offs+mbit+sym], rng, code)
-					sym = sym<<1 | b
-					offs &= mbit ^ (b - 1) // b = 0: &^ mbit; 1: & mbit
-
-				}
+				sym, pos, rng, code = matchedLiteral((*[0x400]uint16)(lit[off:off+0x400]), uint32(dict[src]), in, pos, rng, code)
 			}
 			dict[dpos] = byte(sym)
 			dpos++
@@ -325,7 +347,7 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 					} else {
 						state = 11
 					}
-					if int(rep0) >= avail {
+					if int(rep0) >= avail || int(rep0) >= maxDist {
 						err = corrupt("distance beyond the data decoded")
 						break
 					}
@@ -365,26 +387,33 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 				state = 11
 			}
 		}
-		if int64(rep0) >= int64(avail) {
+		if int64(rep0) >= int64(avail) || int64(rep0) >= int64(maxDist) {
 			err = corrupt("distance beyond the data decoded")
 			break
 		}
 		n := int(length) + 2
 		k := min(n, outLimit-dpos)
-		if src := dpos - int(rep0) - 1; src >= 0 && k <= 32 {
-			// Short and not across the wrap: a byte loop, which also
-			// repeats an overlapping source as LZ77 means.
-			dst, s := dict[dpos:dpos+k], dict[src:src+k]
-			i := 0
-			if int(rep0) >= 7 {
-				// Words: each reads what was written 8 bytes or more
+		if src := dpos - int(rep0) - 1; src >= 0 && k <= 32 && dpos+k+8 <= len(dict) {
+			// Short and not across the wrap: whole words, the last one
+			// reaching up to 7 bytes past the match into the slack or
+			// into bytes beyond maxDist.
+			switch {
+			case rep0 >= 7:
+				// Each word reads what was written 8 bytes or more
 				// before, so an overlap still repeats correctly.
-				for ; i+8 <= len(dst) && i+8 <= len(s); i += 8 {
-					binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(s[i:]))
+				for i := 0; i < k; i += 8 {
+					binary.LittleEndian.PutUint64(dict[dpos+i:], binary.LittleEndian.Uint64(dict[src+i:]))
 				}
-			}
-			for ; i < len(dst) && i < len(s); i++ {
-				dst[i] = s[i]
+			case rep0 == 0:
+				v := uint64(dict[src]) * 0x0101010101010101
+				for i := 0; i < k; i += 8 {
+					binary.LittleEndian.PutUint64(dict[dpos+i:], v)
+				}
+			default:
+				dst, s := dict[dpos:dpos+k], dict[src:src+k]
+				for i := range dst {
+					dst[i] = s[i]
+				}
 			}
 			dpos += k
 		} else {
