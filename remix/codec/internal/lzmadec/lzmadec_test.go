@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/ulikunitz/xz/lzma"
 )
 
@@ -59,10 +60,7 @@ func sample(n int, seed int64) []byte {
 
 func run(t testing.TB, stdin []byte, name string, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command(testtool.Require(t, name), args...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
