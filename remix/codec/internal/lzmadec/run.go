@@ -301,11 +301,10 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 			} else if d.full > 0 {
 				prev = uint(dict[len(dict)-1])
 			}
-			off := 0x300 * ((uint(dpos)&lpMask)<<lc + prev>>(8-lc))
-			probs := (*[0x300]uint16)(lit[off : off+0x300])
+			off := 0x300 * ((uint(dpos)&lpMask)<<(lc&15) + prev>>((8-lc)&15))
 			sym := uint32(1)
 			if state < 7 {
-				sym, pos, rng, code = tree8Sym((*[256]uint16)(probs[:256]), in, pos, rng, code)
+				sym, pos, rng, code = tree8Sym((*[256]uint16)(lit[off:off+256]), in, pos, rng, code)
 			} else {
 				src := dpos - int(rep0) - 1
 				if src < 0 {
@@ -398,9 +397,10 @@ func (d *decoder) run(in []byte, pos, inLimit, outLimit int) (int, error) {
 			// reaching up to 7 bytes past the match into the slack or
 			// into bytes beyond maxDist.
 			switch {
-			case rep0 >= 7:
-				// Each word reads what was written 8 bytes or more
-				// before, so an overlap still repeats correctly.
+			case int(rep0) >= k-1 && rep0 >= 7:
+				// The source ends before dpos: words load older
+				// data, not what this copy just stored (a load
+				// across recent stores stalls).
 				for i := 0; i < k; i += 8 {
 					binary.LittleEndian.PutUint64(dict[dpos+i:], binary.LittleEndian.Uint64(dict[src+i:]))
 				}
