@@ -56,20 +56,8 @@ func FuzzRoundTrip(f *testing.F) {
 			if sized && len(data) == 0 {
 				continue // ulikunitz/xz writes size 0 as unknown, without end marker
 			}
-			var buf bytes.Buffer
-			cfg := lzma.WriterConfig{Properties: &lp, DictCap: 1 << 16, EOSMarker: !sized, SizeInHeader: sized, Size: -1}
-			if sized {
-				cfg.Size = int64(len(data))
-			}
-			w, err := cfg.NewWriter(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.Write(data)
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			out, rest, err := decodeLZMA(append(buf.Bytes(), "xyz"...), 64, 1<<16)
+			stream := encodeLZMA(t, lp, data, sized, !sized)
+			out, rest, err := decodeLZMA(append(stream, "xyz"...), 64, 1<<16)
 			if err != nil || !bytes.Equal(out, data) || string(rest) != "xyz" {
 				t.Fatalf("lzma (sized %v): %d bytes of %d, rest %q, %v", sized, len(out), len(data), rest, err)
 			}
@@ -77,19 +65,11 @@ func FuzzRoundTrip(f *testing.F) {
 		if lp.LC+lp.LP > 4 {
 			return
 		}
-		var buf bytes.Buffer
-		w, err := lzma.Writer2Config{Properties: &lp, DictCap: 1 << 16}.NewWriter2(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r := NewReader2(bytes.NewReader(append(buf.Bytes(), "xyz"...)), 1<<16, -1)
+		stream := encodeLZMA2(t, lp, data)
+		r := NewReader2(bytes.NewReader(append(stream, "xyz"...)), 1<<16, -1)
 		out, err := io.ReadAll(r)
-		if err != nil || !bytes.Equal(out, data) || r.InputOffset() != int64(buf.Len()) {
-			t.Fatalf("lzma2: %d bytes of %d, consumed %d of %d, %v", len(out), len(data), r.InputOffset(), buf.Len(), err)
+		if err != nil || !bytes.Equal(out, data) || r.InputOffset() != int64(len(stream)) {
+			t.Fatalf("lzma2: %d bytes of %d, consumed %d of %d, %v", len(out), len(data), r.InputOffset(), len(stream), err)
 		}
 	})
 }

@@ -14,6 +14,7 @@ package lzmadec
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
 )
@@ -118,8 +119,10 @@ type decoder struct {
 	rng, code              uint32
 	state                  uint32
 	rep0, rep1, rep2, rep3 uint32
-	pending                int // bytes of the last match still to copy
-	ended                  bool
+	pending                int   // bytes of the last match still to copy
+	ended                  bool  // the end marker was decoded
+	eof                    bool  // the stream is complete and checked
+	err                    error // sticky
 
 	lc, lpMask, pbMask uint
 	lit                []uint16
@@ -196,8 +199,24 @@ func (d *decoder) wrap() {
 	}
 }
 
-// buffered returns the decoded bytes not yet read.
-func (d *decoder) buffered() []byte { return d.dict[d.start:d.dpos] }
+// read hands out decoded bytes, calling step (given len(p)) to decode
+// more; the readers' Read.
+func (d *decoder) read(p []byte, step func(int) error) (int, error) {
+	for {
+		if d.start < d.dpos {
+			return d.readOut(p), nil
+		}
+		if d.err != nil {
+			return 0, d.err
+		}
+		if d.eof {
+			return 0, io.EOF
+		}
+		if err := step(len(p)); err != nil {
+			d.err = err
+		}
+	}
+}
 
 // readOut copies decoded bytes into p.
 func (d *decoder) readOut(p []byte) int {

@@ -132,6 +132,43 @@ func TestXZCLI(t *testing.T) {
 	}
 }
 
+// encodeLZMA writes data as a .lzma stream with ulikunitz/xz's encoder
+// (dictionary 64 KiB), its size in the header or not, with an end marker
+// or not.
+func encodeLZMA(t testing.TB, p lzma.Properties, data []byte, sized, eos bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	cfg := lzma.WriterConfig{Properties: &p, DictCap: 1 << 16, EOSMarker: eos, SizeInHeader: sized, Size: -1}
+	if sized {
+		cfg.Size = int64(len(data))
+	}
+	w, err := cfg.NewWriter(&buf)
+	writeAll(t, w, err, data)
+	return buf.Bytes()
+}
+
+func writeAll(t testing.TB, w io.WriteCloser, err error, data []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// encodeLZMA2 writes data as LZMA2 with ulikunitz/xz's encoder.
+func encodeLZMA2(t testing.TB, p lzma.Properties, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := lzma.Writer2Config{Properties: &p, DictCap: 1 << 16}.NewWriter2(&buf)
+	writeAll(t, w, err, data)
+	return buf.Bytes()
+}
+
 // TestULikunitz decodes what ulikunitz/xz's encoder writes, with known
 // and unknown sizes, with and without end marker, and every lc/lp/pb
 // corner (lc up to 8 in .lzma).
@@ -145,20 +182,8 @@ func TestULikunitz(t *testing.T) {
 					continue // an unknown size needs the end marker
 				}
 				t.Run(fmt.Sprintf("lc%d-lp%d-pb%d-size%v-eos%v", p.LC, p.LP, p.PB, size, eos), func(t *testing.T) {
-					var buf bytes.Buffer
-					cfg := lzma.WriterConfig{Properties: &p, DictCap: 1 << 16, EOSMarker: eos, SizeInHeader: size, Size: -1}
-					if size {
-						cfg.Size = int64(len(data))
-					}
-					w, err := cfg.NewWriter(&buf)
-					if err != nil {
-						t.Fatal(err)
-					}
-					w.Write(data)
-					if err := w.Close(); err != nil {
-						t.Fatal(err)
-					}
-					out, rest, err := decodeLZMA(append(buf.Bytes(), 0, 0, 0, 0), 4096, 1<<20)
+					stream := encodeLZMA(t, p, data, size, eos)
+					out, rest, err := decodeLZMA(append(stream, 0, 0, 0, 0), 4096, 1<<20)
 					if err != nil || !bytes.Equal(out, data) || !bytes.Equal(rest, []byte{0, 0, 0, 0}) {
 						t.Fatalf("%d bytes (want %d), rest %q, %v", len(out), len(data), rest, err)
 					}
@@ -169,16 +194,7 @@ func TestULikunitz(t *testing.T) {
 			continue
 		}
 		t.Run(fmt.Sprintf("lzma2-lc%d-lp%d-pb%d", p.LC, p.LP, p.PB), func(t *testing.T) {
-			var buf bytes.Buffer
-			w, err := lzma.Writer2Config{Properties: &p, DictCap: 1 << 16}.NewWriter2(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.Write(data)
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			out, err := decodeLZMA2(t, buf.Bytes(), 1<<16)
+			out, err := decodeLZMA2(t, encodeLZMA2(t, p, data), 1<<16)
 			if err != nil || !bytes.Equal(out, data) {
 				t.Fatalf("%d bytes (want %d), %v", len(out), len(data), err)
 			}

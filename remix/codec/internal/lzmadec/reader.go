@@ -32,8 +32,6 @@ type Reader struct {
 	size   int64 // -1: unknown, an end marker ends the stream
 	total  int64
 	rcInit bool
-	err    error
-	eof    bool
 }
 
 // NewReader reads the .lzma header and sets the decoder up; a dictionary
@@ -79,22 +77,7 @@ func eofErr(err error) error {
 	return err
 }
 
-func (r *Reader) Read(p []byte) (int, error) {
-	for {
-		if r.d.start < r.d.dpos {
-			return r.d.readOut(p), nil
-		}
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.eof {
-			return 0, io.EOF
-		}
-		if err := r.step(len(p)); err != nil {
-			r.err = err
-		}
-	}
-}
+func (r *Reader) Read(p []byte) (int, error) { return r.d.read(p, r.step) }
 
 // peek returns the input window. bufio's Peek answers a request above its
 // buffer size with only what is buffered, so the request is bounded by the
@@ -171,7 +154,7 @@ func (r *Reader) finishSized(w []byte, perr error) error {
 		return corrupt("match runs past the size in the header")
 	}
 	if d.rng >= 1<<24 && d.code == 0 {
-		r.eof = true
+		r.d.eof = true
 		return nil
 	}
 	if d.rng < 1<<24 && len(w) > 0 && d.code<<8|uint32(w[0]) == 0 {
@@ -212,7 +195,7 @@ func (r *Reader) finish() error {
 	if _, err := r.in.Discard(pos); err != nil {
 		return err
 	}
-	r.eof = true
+	r.d.eof = true
 	return nil
 }
 
@@ -232,8 +215,6 @@ type Reader2 struct {
 	raw     bool
 	started bool // the dictionary was reset by the first chunk
 	props   bool // properties are set
-	err     error
-	eof     bool
 }
 
 // NewReader2Bytes decodes the LZMA2 data in data with a dictionary of
@@ -282,22 +263,7 @@ func (r *Reader2) take(n int) ([]byte, error) {
 	return b, nil
 }
 
-func (r *Reader2) Read(p []byte) (int, error) {
-	for {
-		if r.d.start < r.d.dpos {
-			return r.d.readOut(p), nil
-		}
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.eof {
-			return 0, io.EOF
-		}
-		if err := r.step(len(p)); err != nil {
-			r.err = err
-		}
-	}
-}
+func (r *Reader2) Read(p []byte) (int, error) { return r.d.read(p, r.step) }
 
 func (r *Reader2) step(want int) error {
 	d := &r.d
@@ -347,7 +313,7 @@ func (r *Reader2) nextChunk() error {
 	}
 	ctl := h[0]
 	if ctl == 0 {
-		r.eof = true
+		r.d.eof = true
 		return nil
 	}
 	if ctl >= 0xe0 || ctl == 1 {

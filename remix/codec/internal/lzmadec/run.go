@@ -1,12 +1,9 @@
 package lzmadec
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // The hot loop. The range coder's state lives in locals threaded through
-// small functions the compiler inlines (bit, tree3): they take and return
+// small functions the compiler inlines (bit, norm, bitBL): they take and return
 // the input position, range and code, so those stay in registers.
 
 const (
@@ -59,43 +56,17 @@ func bitBL(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
 	return b, nr, nc
 }
 
-func tree3(t *[8]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
+// tree decodes n bits MSB first with the 1<<n probabilities of t
+// (lengths, distance slots).
+func tree(t []uint16, n int, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
 	var b uint32
 	m := uint32(1)
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&7], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&7], rng, code)
-	m = m<<1 | b
-	return m - 8, pos, rng, code
-}
-
-func tree6(t *[64]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
-	var b uint32
-	m := uint32(1)
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[1], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&63], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&63], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&63], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&63], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&t[m&63], rng, code)
-	m = m<<1 | b
-	return m - 64, pos, rng, code
+	for i := 0; i < n; i++ {
+		pos, rng, code = norm(in, pos, rng, code)
+		b, rng, code = bitBL(&t[m], rng, code)
+		m = m<<1 | b
+	}
+	return m - 1<<n, pos, rng, code
 }
 
 func tree8(t *[256]uint16, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
@@ -170,11 +141,11 @@ func decodeLen(l *lenCoder, ps uint, in []byte, pos int, rng, code uint32) (uint
 	var b uint32
 	b, pos, rng, code = bit(&l.choice, in, pos, rng, code)
 	if b == 0 {
-		return tree3(&l.low[ps&15], in, pos, rng, code)
+		return tree(l.low[ps&15][:], 3, in, pos, rng, code)
 	}
 	b, pos, rng, code = bit(&l.choice2, in, pos, rng, code)
 	if b == 0 {
-		b, pos, rng, code = tree3(&l.mid[ps&15], in, pos, rng, code)
+		b, pos, rng, code = tree(l.mid[ps&15][:], 3, in, pos, rng, code)
 		return b + 8, pos, rng, code
 	}
 	b, pos, rng, code = tree8(&l.high, in, pos, rng, code)
@@ -184,7 +155,7 @@ func decodeLen(l *lenCoder, ps uint, in []byte, pos int, rng, code uint32) (uint
 // decodeDist decodes the distance of a match of length index ls (0-3).
 func (p *probs) decodeDist(ls uint32, in []byte, pos int, rng, code uint32) (uint32, int, uint32, uint32) {
 	var slot, b uint32
-	slot, pos, rng, code = tree6(&p.distSlot[ls&3], in, pos, rng, code)
+	slot, pos, rng, code = tree(p.distSlot[ls&3][:], 6, in, pos, rng, code)
 	if slot < 4 {
 		return slot, pos, rng, code
 	}
@@ -215,21 +186,13 @@ func (p *probs) decodeDist(ls uint32, in []byte, pos int, rng, code uint32) (uin
 		direct = direct<<1 + (t + 1)
 	}
 	dist += direct << 4
-	a := &p.distAlign
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&a[1], rng, code)
-	m := 2 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&a[m&15], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&a[m&15], rng, code)
-	m = m<<1 | b
-	pos, rng, code = norm(in, pos, rng, code)
-	b, rng, code = bitBL(&a[m&15], rng, code)
-	m = m<<1 | b
-	// m holds the four bits in reverse order behind a leading 1.
-	dist += uint32(bits.Reverse8(uint8(m<<4))) & 15
+	m := uint32(1)
+	for i := uint32(0); i < 4; i++ {
+		pos, rng, code = norm(in, pos, rng, code)
+		b, rng, code = bitBL(&p.distAlign[m&15], rng, code)
+		m = m<<1 | b
+		dist += b << i
+	}
 	return dist, pos, rng, code
 }
 
