@@ -4,7 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"strings"
 	"testing"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec/internal/lzmadec"
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // The benchmarks work on 32 MiB of initrd-like data (see initrdLike):
@@ -75,6 +80,56 @@ func BenchmarkDecode(b *testing.B) {
 				}
 				n, err := io.Copy(io.Discard, r)
 				r.Close()
+				if err != nil || n != int64(len(data)) {
+					b.Fatalf("%d bytes, %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLZMADecoders compares the LZMA decoder of lzmadec with
+// ulikunitz/xz's on one core: a .lzma stream and an xz stream of one
+// block (`xz -T1`), both from the xz tool at preset 6.
+//
+//	go test -run '^$' -bench LZMADecoders -benchtime 3x ./remix/codec/
+func BenchmarkLZMADecoders(b *testing.B) {
+	data := initrdLike(benchSize, 30)
+	lzmaStream := cli(b, data, "xz", "--format=lzma", "-6", "-c")
+	xzStream := cli(b, data, "xz", "-T1", "-6", "-c")
+	decoders := []struct {
+		name string
+		open func(in []byte) (io.Reader, error)
+	}{
+		{"lzma/lzmadec", func(in []byte) (io.Reader, error) {
+			return lzmadec.NewReader(bufio.NewReaderSize(bytes.NewReader(in), 256<<10), MaxDictSize)
+		}},
+		{"lzma/ulikunitz", func(in []byte) (io.Reader, error) {
+			return lzma.NewReader(bufio.NewReaderSize(bytes.NewReader(in), 256<<10))
+		}},
+		{"xz/lzmadec", func(in []byte) (io.Reader, error) {
+			return NewReader(XZ, bufio.NewReaderSize(bytes.NewReader(in), 256<<10))
+		}},
+		{"xz/ulikunitz", func(in []byte) (io.Reader, error) {
+			return xz.NewReader(bufio.NewReaderSize(bytes.NewReader(in), 256<<10))
+		}},
+	}
+	for _, d := range decoders {
+		b.Run(d.name, func(b *testing.B) {
+			in := lzmaStream
+			if strings.HasPrefix(d.name, "xz/") {
+				in = xzStream
+			}
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				r, err := d.open(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, r)
+				if c, ok := r.(io.Closer); ok {
+					c.Close()
+				}
 				if err != nil || n != int64(len(data)) {
 					b.Fatalf("%d bytes, %v", n, err)
 				}

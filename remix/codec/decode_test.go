@@ -84,7 +84,15 @@ func TestDecodeIsExact(t *testing.T) {
 			if c, ok := Detect(stream); !ok || c != tc.codec {
 				t.Fatalf("Detect = %q, %v", c, ok)
 			}
-			for _, bufSize := range []int{16, 4096} {
+			bufSizes := []int{16, 4096}
+			if tc.codec == LZMA {
+				// lzma decodes from a peeked window: 64 bytes at least.
+				if _, _, err := decode(tc.codec, stream, 16); err == nil || !strings.Contains(err.Error(), "buffer under 64 bytes") {
+					t.Fatalf("buffer 16: %v, want the buffer refused", err)
+				}
+				bufSizes[0] = 64
+			}
+			for _, bufSize := range bufSizes {
 				for _, tail := range tails {
 					out, rest, err := decode(tc.codec, cat(stream, []byte(tail.tail)), bufSize)
 					if tc.codec == LZ4 && !tail.lz4 {

@@ -1,6 +1,10 @@
 package codec
 
-import "github.com/ulikunitz/xz/lzma"
+import (
+	"io"
+
+	"github.com/initrd-remix/initrd-remix/remix/codec/internal/lzmadec"
+)
 
 // lzma: the legacy .lzma format (13-byte header, then range-coded data up to
 // the end marker or the size in the header). Magic 5d 00 00: properties
@@ -14,15 +18,48 @@ func lzmaFormat() format {
 }
 
 func (s *stream) openLZMA(lim limits) error {
-	// DictCap is a limit (since ulikunitz/xz 0.5.14), checked against the
-	// header before the dictionary is allocated. The decoder reads the
-	// cursor as an io.ByteReader and normalises its range coder after each
-	// bit, so it consumes exactly the encoder's output, end marker and
-	// final flush bytes included.
-	r, err := lzma.ReaderConfig{DictCap: int(lim.dict)}.NewReader(s.cur)
+	// The decoder peeks at a window of the source and discards only the
+	// bytes it used, so the cursor ends just after the stream; the
+	// dictionary size is checked against the bound before allocating.
+	r, err := lzmadec.NewReader(peekCursor{s.cur}, lim.dict)
 	if err != nil {
 		return err
 	}
 	s.dec = r
 	return nil
+}
+
+// peekCursor is the cursor as lzmadec's Input: Discard consumes bytes
+// already peeked, counting them.
+type peekCursor struct{ c *cursor }
+
+func (p peekCursor) Peek(n int) ([]byte, error) { return p.c.src.Peek(n) }
+
+// Size is the source's buffer size when it says (*bufio.Reader does).
+func (p peekCursor) Size() int {
+	if s, ok := p.c.src.(interface{ Size() int }); ok {
+		return s.Size()
+	}
+	return 0
+}
+
+func (p peekCursor) Discard(n int) (int, error) {
+	if d, ok := p.c.src.(interface{ Discard(int) (int, error) }); ok {
+		k, err := d.Discard(n)
+		p.c.n += int64(k)
+		return k, err
+	}
+	var buf [512]byte
+	done := 0
+	for done < n {
+		k, err := p.c.Read(buf[:min(len(buf), n-done)])
+		done += k
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return done, err
+		}
+	}
+	return done, nil
 }

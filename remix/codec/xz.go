@@ -9,11 +9,10 @@ import (
 )
 
 // xzWalker delimits one xz stream (the .xz file format, version 1.0.4):
-// stream header, blocks, index, stream footer. ulikunitz/xz cannot be
-// given the source directly: in single-stream mode it reads one byte past
-// the footer and fails unless that is the end of input. Walking the
-// structure also lets this package refuse, before the decoder allocates
-// anything, filters it cannot decode and dictionaries above the bound.
+// stream header, blocks, index, stream footer, so that nothing reads past
+// the footer. Walking the structure also lets this package refuse, before
+// the decoder allocates anything, filters it cannot decode and
+// dictionaries above the bound.
 type xzWalker struct {
 	maxDict    int64
 	state      int
@@ -32,8 +31,8 @@ const (
 	xzEnd
 )
 
-// xzCheckSizes maps the check type to its size; ulikunitz/xz reads None,
-// CRC32, CRC64 and SHA-256 (the kernel: None and CRC32 only).
+// xzCheckSize maps the check type to its size; None, CRC32, CRC64 and
+// SHA-256 are read (the kernel: None and CRC32 only).
 func xzCheckSize(id byte) (int, bool) {
 	switch id {
 	case 0x00:

@@ -15,17 +15,17 @@ import (
 	"sync"
 
 	"github.com/initrd-remix/initrd-remix/internal/countio"
-	"github.com/ulikunitz/xz/lzma"
+	"github.com/initrd-remix/initrd-remix/remix/codec/internal/lzmadec"
 )
 
 // Block-parallel xz decoding. The .xz format cuts a stream into blocks that
 // are compressed independently; encoders that work in parallel (`xz -T`,
 // which initramfs-tools and dracut use) write each block's compressed size
 // in its header. Such blocks are read whole and decoded on several
-// goroutines at once, in order of output, which is how this package keeps
-// up with liblzma on two cores although ulikunitz/xz's LZMA2 decoder alone
-// is about half as fast. A block whose header has no size (a single-threaded
-// `xz`) is decoded as it is read, after the blocks before it.
+// goroutines at once, in order of output (lzmadec decodes a sized block
+// straight from its bytes). A block whose header has no size (a
+// single-threaded `xz`) is decoded as it is read, after the blocks before
+// it: its LZMA2 chunks are read one by one, exactly.
 const (
 	// xzOutChunk is the unit decoded blocks are handed over in.
 	xzOutChunk = 1 << 20
@@ -209,7 +209,7 @@ func (x *xzBlocks) startBlock() error {
 	}
 	j := &xzJob{hdrSize: int64(len(h)), compressed: bh.compressed, uncompressed: bh.uncompressed, dict: bh.dict}
 	j.cond = sync.NewCond(&j.mu)
-	var in io.Reader
+	var r *lzmadec.Reader2
 	if bh.compressed >= 0 && bh.compressed <= xzMaxBlockRead {
 		// Compressed data, padding and check: read now, decode anywhere.
 		pad := (4 - (j.hdrSize+bh.compressed)%4) % 4
@@ -221,20 +221,20 @@ func (x *xzBlocks) startBlock() error {
 			return errors.New("non-zero block padding")
 		}
 		j.check = data[bh.compressed+pad:]
-		in = bytes.NewReader(data[:bh.compressed])
+		r = lzmadec.NewReader2Bytes(data[:bh.compressed], bh.dict, bh.uncompressed)
 	} else {
 		// Decoded as it is read: nothing else reads the source until it
 		// is done.
 		j.streamed = true
-		in = &countio.ByteReader{Reader: countio.Reader{R: x.src}}
+		r = lzmadec.NewReader2(x.src, bh.dict, bh.uncompressed)
 	}
 	x.pending = append(x.pending, j)
-	go j.run(in, x.newHash(), x.free)
+	go j.run(r, x.newHash(), x.free)
 	return nil
 }
 
 // run decodes the block's LZMA2 data into chunks.
-func (j *xzJob) run(in io.Reader, h hash.Hash, free chan []byte) {
+func (j *xzJob) run(r *lzmadec.Reader2, h hash.Hash, free chan []byte) {
 	var err error
 	defer func() {
 		if p := recover(); p != nil {
@@ -248,9 +248,9 @@ func (j *xzJob) run(in io.Reader, h hash.Hash, free chan []byte) {
 				slices.Reverse(j.sum)
 			}
 		}
-		if c, ok := in.(*countio.ByteReader); ok && err == nil {
-			j.compressed = c.N
-		} else if r, ok := in.(*bytes.Reader); ok && err == nil && r.Len() != 0 {
+		if j.streamed && err == nil {
+			j.compressed = r.InputOffset()
+		} else if err == nil && r.InputOffset() != j.compressed {
 			err = errors.New("LZMA2 data ends before the compressed size the block header states")
 		}
 		j.mu.Lock()
@@ -258,10 +258,6 @@ func (j *xzJob) run(in io.Reader, h hash.Hash, free chan []byte) {
 		j.mu.Unlock()
 		j.cond.Broadcast()
 	}()
-	r, err := lzma.Reader2Config{DictCap: int(j.dict)}.NewReader2(in)
-	if err != nil {
-		return
-	}
 	for {
 		var c []byte
 		select {
