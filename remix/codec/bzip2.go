@@ -106,6 +106,9 @@ type bzip2Reader struct {
 	segStart int64 // bit offset of the current block's magic, -1 before the first
 	eos      int64 // bit offset of the end-of-stream magic found, -1 while scanning
 	scanErr  error
+	// fakes are bit offsets that tests make the scanner take for magics
+	// (as if the magic occurred in block data), in order.
+	fakes []bzFake
 
 	// the blocks in order
 	job       *bzJob // the block being expanded
@@ -394,6 +397,9 @@ func (z *bzip2Reader) findMagic() (int64, bool, error) {
 				m := w >> (16 - s) & (1<<48 - 1)
 				bit := (z.base+k)*8 + s
 				if (m == bzBlockMagic || m == bzFinalMagic) && bit >= z.minBit {
+					if f, ok := z.fake(bit); ok {
+						return f.bit, f.final, nil
+					}
 					z.scanned = z.base + k
 					return bit, m == bzFinalMagic, nil
 				}
@@ -410,6 +416,25 @@ func (z *bzip2Reader) findMagic() (int64, bool, error) {
 			return 0, false, err
 		}
 	}
+}
+
+// bzFake is a false magic a test plants.
+type bzFake struct {
+	bit   int64
+	final bool
+}
+
+// fake returns the first planted magic before bit, if there is one.
+func (z *bzip2Reader) fake(bit int64) (bzFake, bool) {
+	for len(z.fakes) > 0 && z.fakes[0].bit < bit {
+		f := z.fakes[0]
+		z.fakes = z.fakes[1:]
+		if f.bit >= z.minBit {
+			z.scanned = f.bit >> 3
+			return f, true
+		}
+	}
+	return bzFake{}, false
 }
 
 // fill consumes the bytes scanned and peeks at more.
