@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,4 +138,58 @@ func BenchmarkLZMADecoders(b *testing.B) {
 			}
 		})
 	}
+}
+
+// bzip2 benchmarks: the parallel decoder on streams of the bzip2 CLI, and
+// on the bzip2 segment of the lab's dracut image when INITRD_REMIX_LAB
+// names the lab (the real figure of issue 17).
+//
+//	go test -run '^$' -bench Bzip2 -benchtime 3x ./remix/codec/
+func BenchmarkBzip2(b *testing.B) {
+	data := initrdLike(benchSize, 31)
+	streams := []struct {
+		name   string
+		stream func(b *testing.B) []byte
+	}{
+		{"initrdLike-9", func(b *testing.B) []byte { return cli(b, data, "bzip2", "-c", "-9") }},
+		{"initrdLike-1", func(b *testing.B) []byte { return cli(b, data, "bzip2", "-c", "-1") }},
+		{"lab-dracut", labBzip2Segment},
+	}
+	for _, s := range streams {
+		b.Run(s.name, func(b *testing.B) {
+			stream := s.stream(b)
+			var n int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r, err := NewReader(Bzip2, bufio.NewReaderSize(bytes.NewReader(stream), 256<<10))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err = io.Copy(io.Discard, r)
+				r.Close()
+				if err != nil {
+					b.Fatalf("%d bytes, %v", n, err)
+				}
+			}
+			b.SetBytes(n)
+		})
+	}
+}
+
+// labBzip2Segment returns the first bzip2 stream of the lab's
+// dracut-nosd-bzip2 image, skipping the benchmark without the lab.
+func labBzip2Segment(b *testing.B) []byte {
+	lab := os.Getenv("INITRD_REMIX_LAB")
+	if lab == "" {
+		b.Skip("INITRD_REMIX_LAB is not set")
+	}
+	img, err := os.ReadFile(filepath.Join(lab, "images", "dracut-nosd-bzip2.img"))
+	if err != nil {
+		b.Skip(err)
+	}
+	i := bytes.Index(img, []byte("BZh91AY&SY"))
+	if i < 0 {
+		b.Fatal("no bzip2 stream in the image")
+	}
+	return img[i:]
 }
