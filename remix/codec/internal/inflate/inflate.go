@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // Source is the input: Peek(n) returns up to n buffered bytes (fewer only
@@ -113,8 +114,15 @@ type Reader struct {
 	final  bool
 	stored int // bytes left of a stored block
 
+	// lt and dt are the current block's tables: the dynamic ones below,
+	// or the fixed ones, built once (streams cut into many small blocks,
+	// as pigz --rsyncable writes them, spent a third of their time
+	// rebuilding tables).
+	lt     *[litlenTableSize]uint32
+	dt     *[distTableSize]uint32
 	litlen [litlenTableSize]uint32
 	dist   [distTableSize]uint32
+	fixed  *fixedTables
 	err    error
 }
 
@@ -331,7 +339,21 @@ func (r *Reader) copyStored(limit int) {
 	}
 }
 
+// fixedTables are the decoding tables of the fixed Huffman codes.
+type fixedTables struct {
+	litlen [litlenTableSize]uint32
+	dist   [distTableSize]uint32
+}
+
 func (r *Reader) fixedTables() {
+	if r.fixed == nil {
+		r.fixed = newFixedTables()
+	}
+	r.lt, r.dt = &r.fixed.litlen, &r.fixed.dist
+}
+
+func newFixedTables() *fixedTables {
+	f := new(fixedTables)
 	var lens [288 + 32]uint8
 	for i := range 144 {
 		lens[i] = 8
@@ -350,8 +372,9 @@ func (r *Reader) fixedTables() {
 	}
 	// The fixed codes are complete; symbols 286, 287, 30 and 31 decode to
 	// invalid entries.
-	buildLitlen(&r.litlen, lens[:288])
-	buildDist(&r.dist, lens[288:])
+	buildLitlen(&f.litlen, lens[:288])
+	buildDist(&f.dist, lens[288:])
+	return f
 }
 
 func (r *Reader) dynamicTables() bool {
@@ -447,6 +470,7 @@ func (r *Reader) dynamicTables() bool {
 		r.corrupt("invalid distance code")
 		return false
 	}
+	r.lt, r.dt = &r.litlen, &r.dist
 	return true
 }
 
@@ -456,7 +480,7 @@ func (r *Reader) huffman(limit int) {
 	out := r.out
 	op := r.op
 	bitbuf, nbits := r.bitbuf, r.nbits
-	lt, dt := &r.litlen, &r.dist
+	lt, dt := r.lt, r.dt
 	for {
 		// Fast path: enough input for an 8-byte refill, enough output
 		// for the longest match.
@@ -605,7 +629,7 @@ func (r *Reader) decodeSym(t []uint32, mainBits uint) (uint32, bool) {
 
 // slowSymbol decodes one literal, match or end of block.
 func (r *Reader) slowSymbol(limit int) bool {
-	e, ok := r.decodeSym(r.litlen[:], litlenBits)
+	e, ok := r.decodeSym(r.lt[:], litlenBits)
 	if !ok {
 		return false
 	}
@@ -627,7 +651,7 @@ func (r *Reader) slowSymbol(limit int) bool {
 		return false
 	}
 	length := int(e>>16) + int(x)
-	d, ok := r.decodeSym(r.dist[:], distBits)
+	d, ok := r.decodeSym(r.dt[:], distBits)
 	if !ok {
 		return false
 	}
@@ -674,12 +698,6 @@ func build(t []uint32, lens []uint8, mainBits uint, single bool, entry func(sym 
 		maxLen--
 	}
 	main := t[:1<<mainBits]
-	for i := range main {
-		main[i] = kindInvalid
-	}
-	if maxLen == 0 {
-		return true
-	}
 	left := 1
 	for l := 1; l <= maxCodeBits; l++ {
 		left = left<<1 - count[l]
@@ -687,8 +705,17 @@ func build(t []uint32, lens []uint8, mainBits uint, single bool, entry func(sym 
 			return false
 		}
 	}
-	if left > 0 && !(single && maxLen == 1) {
+	if maxLen > 0 && left > 0 && !(single && maxLen == 1) {
 		return false
+	}
+	if left > 0 {
+		// Incomplete (or empty): the codes leave entries unset.
+		for i := range main {
+			main[i] = kindInvalid
+		}
+	}
+	if maxLen == 0 {
+		return true
 	}
 	var next [maxCodeBits + 2]int
 	var offs [maxCodeBits + 2]int
@@ -749,12 +776,7 @@ func build(t []uint32, lens []uint8, mainBits uint, single bool, entry func(sym 
 }
 
 func reverse(code int, n uint) int {
-	r := 0
-	for range n {
-		r = r<<1 | code&1
-		code >>= 1
-	}
-	return r
+	return int(bits.Reverse16(uint16(code)) >> (16 - n))
 }
 
 func buildLitlen(t *[litlenTableSize]uint32, lens []uint8) bool {
