@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,8 +146,11 @@ memory whole.
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printInspect(e.stdout, &rep)
-	return nil
+	// Buffered: tabwriter writes cell by cell, and an unbuffered stdout
+	// made --files one write(2) per cell (22,000 for an initrd).
+	bw := bufio.NewWriterSize(e.stdout, 64<<10)
+	printInspect(bw, &rep)
+	return bw.Flush()
 }
 
 // termSafe escapes what a terminal would act on, or what would make one
