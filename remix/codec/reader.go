@@ -12,9 +12,11 @@ import (
 // Peek lets a decoder look at bytes without consuming them, which the
 // legacy lz4 format needs because it has no end marker: its stream ends
 // before a zero word that belongs to the padding after it. *bufio.Reader
-// satisfies Source. Decoders peek at most 4 bytes, except lzma's, which
-// decodes from a peeked window (up to 64 KiB) and discards what it used:
-// it needs a buffer of at least 64 bytes and refuses a smaller one.
+// satisfies Source. The gzip and lzma decoders decode from a peeked window
+// (up to 64 KiB, whatever the buffer holds) and discard what they used,
+// through the source's Discard when it has one; lzma needs a buffer of at
+// least 64 bytes and refuses a smaller one. The others peek at most 4
+// bytes.
 type Source interface {
 	io.Reader
 	io.ByteReader

@@ -674,9 +674,6 @@ func (r *Reader) slowSymbol(limit int) bool {
 	return true
 }
 
-// Buffered is the decoded bytes not yet returned by Read.
-func (r *Reader) Buffered() int { return r.op - r.rp }
-
 // Consumed is the stream's input bytes consumed so far (after io.EOF: the
 // stream's length).
 func (r *Reader) Consumed() int64 { return (r.bitPos() + 7) / 8 }
