@@ -13,6 +13,7 @@ import (
 
 	"github.com/initrd-remix/initrd-remix/internal/testtool"
 	"github.com/initrd-remix/initrd-remix/overlay"
+	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
 )
 
@@ -40,6 +41,7 @@ func TestBuildLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	refuse := errors.New("refused")
+	lonely := lonelyRoot(t, root)
 	for _, tc := range []struct {
 		name      string
 		opt       func(o *Options, dir string)
@@ -47,41 +49,64 @@ func TestBuildLab(t *testing.T) {
 		wantMode  remix.WriteMode
 		written   bool
 		wantSteps []string
+		check     func(t *testing.T, res *Result)
 	}{
 		{"append by default", func(o *Options, dir string) {}, "", remix.Append, true,
-			[]string{"reading itools-zstd.img", "adding", "writing", "checking"}},
-		{"rewrite", func(o *Options, dir string) { o.Mode = remix.Rewrite }, "", remix.Rewrite, true, nil},
-		{"size warning", func(o *Options, dir string) { o.LargeImage = 1 << 20 }, "", remix.Append, true, nil},
+			[]string{"reading itools-zstd.img", "adding", "writing", "checking"}, nil},
+		{"rewrite", func(o *Options, dir string) { o.Mode = remix.Rewrite }, "", remix.Rewrite, true, nil, nil},
+		{"size warning", func(o *Options, dir string) { o.LargeImage = 1 << 20 }, "", remix.Append, true, nil, nil},
 		{"dry run writes nothing", func(o *Options, dir string) { o.DryRun = true }, "", remix.Append, false,
-			[]string{"reading itools-zstd.img", "adding", "checking"}},
+			[]string{"reading itools-zstd.img", "adding", "checking"}, nil},
 		{"output named once the kernel is known", func(o *Options, dir string) {
 			o.Output, o.Kver = "", ""
 			o.NameOutput = func(k string) (string, error) { return filepath.Join(dir, "named-"+k), nil }
-		}, "", remix.Append, true, nil},
-		{"wrong kernel", func(o *Options, dir string) { o.Kver = "5.10.0-1-amd64" }, "not for --kver 5.10.0-1-amd64", "", false, nil},
+		}, "", remix.Append, true, nil, nil},
+		{"wrong kernel", func(o *Options, dir string) { o.Kver = "5.10.0-1-amd64" }, "not for --kver 5.10.0-1-amd64", "", false, nil, nil},
 		{"image's kernel refused", func(o *Options, dir string) {
 			o.Kver = ""
 			o.CheckKver = func(string) error { return refuse }
-		}, "refusing the version of its kernel modules", "", false, nil},
-		{"no CheckKver", func(o *Options, dir string) { o.Kver, o.CheckKver = "", nil }, "CheckKver is required", "", false, nil},
-		{"no NameOutput", func(o *Options, dir string) { o.Output = "" }, "NameOutput is required", "", false, nil},
-		{"input not regular", func(o *Options, dir string) { o.Input = dir }, "not a regular file", "", false, nil},
+		}, "refusing the version of its kernel modules", "", false, nil, nil},
+		{"no CheckKver", func(o *Options, dir string) { o.Kver, o.CheckKver = "", nil }, "CheckKver is required", "", false, nil, nil},
+		{"no NameOutput", func(o *Options, dir string) { o.Output = "" }, "NameOutput is required", "", false, nil, nil},
+		{"input not regular", func(o *Options, dir string) { o.Input = dir }, "not a regular file", "", false, nil, nil},
 		// The root's part of the overlay runs while the image is read;
 		// its errors still come where the overlay starts, after the
 		// image's and the kernel's.
 		{"program not in the root", func(o *Options, dir string) { o.Overlay.Add = []string{"no-such-program"} },
-			`--add no-such-program: program "no-such-program" not found`, "", false, nil},
+			`--add no-such-program: program "no-such-program" not found`, "", false, nil, nil},
 		{"wrong kernel before a missing program", func(o *Options, dir string) {
 			o.Kver, o.Overlay.Add = "5.10.0-1-amd64", []string{"no-such-program"}
-		}, "not for --kver 5.10.0-1-amd64", "", false, nil},
+		}, "not for --kver 5.10.0-1-amd64", "", false, nil, nil},
 		{"bad image before a missing program", func(o *Options, dir string) {
 			o.Input = filepath.Join(dir, "junk.img")
 			if err := os.WriteFile(o.Input, []byte("not an initrd at all"), 0o600); err != nil {
 				panic(err)
 			}
 			o.Overlay.Add = []string{"no-such-program"}
-		}, "junk.img", "", true, nil}, // "written": the junk input is in the output directory
-		{"memory limit", func(o *Options, dir string) { o.MemoryLimit = 1 << 40 }, "", remix.Append, true, nil},
+		}, "junk.img", "", true, nil, nil}, // "written": the junk input is in the output directory
+		{"memory limit", func(o *Options, dir string) { o.MemoryLimit = 1 << 40 }, "", remix.Append, true, nil, nil},
+		// A program whose libraries neither the root nor the image has.
+		{"missing libraries", func(o *Options, dir string) {
+			o.Overlay.Root, o.Overlay.Add = lonely, []string{"parted"}
+		}, "missing libraries (--allow-missing makes this a warning)", "", false, nil, nil},
+		// --allow-missing: the overlay warns, and so does the check of
+		// the finished tree, which finds the same libraries missing.
+		{"allow missing", func(o *Options, dir string) {
+			o.Overlay.Root, o.Overlay.Add, o.Overlay.AllowMissing = lonely, []string{"parted"}, true
+		}, "", remix.Append, true, nil, func(t *testing.T, res *Result) {
+			var missing int
+			for _, f := range res.Findings {
+				if f.Check == verify.CheckLibraries && f.Path == "usr/sbin/parted" {
+					missing++
+					if f.Severity != verify.Warning {
+						t.Errorf("finding %s with --allow-missing", f)
+					}
+				}
+			}
+			if missing == 0 || !slices.ContainsFunc(res.Overlay.Warnings, func(w string) bool { return strings.Contains(w, "libparted.so.2 not found") }) {
+				t.Errorf("--allow-missing: findings %v, overlay warnings %q", res.Findings, res.Overlay.Warnings)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -143,6 +168,9 @@ func TestBuildLab(t *testing.T) {
 			if warned := len(res.Warnings) == 1 && strings.Contains(res.Warnings[0], "boot loaders often fail to load an initrd past 1 MiB"); warned != (opt.LargeImage != 0) {
 				t.Errorf("size warnings %q with LargeImage %d", res.Warnings, opt.LargeImage)
 			}
+			if tc.check != nil {
+				tc.check(t, res)
+			}
 			if tc.wantMode == remix.Append {
 				out, _ := os.ReadFile(res.Output)
 				if !bytes.HasPrefix(out, input) {
@@ -151,6 +179,28 @@ func TestBuildLab(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lonelyRoot makes a root holding only the lab root's parted,
+// none of its libraries nor its interpreter.
+func lonelyRoot(t *testing.T, labRoot string) string {
+	t.Helper()
+	src, err := filepath.EvalSymlinks(filepath.Join(labRoot, "usr/sbin/parted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/sbin/parted"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // KernelError's text and whether the caller must name the kernel.

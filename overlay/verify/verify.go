@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,10 +54,27 @@ type Finding struct {
 	Severity string `json:"severity"`
 	Path     string `json:"path"`
 	Message  string `json:"message"`
+	// missing: a library (or interpreter) an ELF needs is not in the
+	// image, what AllowMissing demotes.
+	missing bool
 }
 
 func (f Finding) String() string {
 	return fmt.Sprintf("%s: %s: /%s: %s", f.Severity, f.Check, f.Path, f.Message)
+}
+
+// AllowMissing returns the findings with every library an ELF needs and
+// the image lacks made a warning, as the build's --allow-missing asks. A
+// missing symbol version, an unreadable ELF or loader cache and the strip
+// assertions stay errors.
+func AllowMissing(fs []Finding) []Finding {
+	out := slices.Clone(fs)
+	for i := range out {
+		if out[i].missing {
+			out[i].Severity = Warning
+		}
+	}
+	return out
 }
 
 // Failed reports whether any finding is an error.
@@ -296,7 +314,7 @@ func resolve(ctx context.Context, r *ldso.Resolver, elfs []string, severity stri
 			sev, note = Warning, " (loaded only by dlopen(), which fails)"
 		}
 		out = append(out, Finding{Check: CheckLibraries, Severity: sev, Path: strings.TrimPrefix(m.Object, "/"),
-			Message: fmt.Sprintf("%s not found in the image: %s%s", m.Soname, m.Reason, note)})
+			Message: fmt.Sprintf("%s not found in the image: %s%s", m.Soname, m.Reason, note), missing: true})
 	}
 	return out, nil
 }

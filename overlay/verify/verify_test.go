@@ -49,6 +49,21 @@ func TestTreeFindings(t *testing.T) {
 	if !Failed(fs) || Failed(fs[2:3]) {
 		t.Error("Failed does not follow severities")
 	}
+	// --allow-missing makes the missing interpreter a warning, and only
+	// that: the symlink loops stay errors.
+	allowed := AllowMissing(fs)
+	for i, f := range allowed {
+		want := fs[i].Severity
+		if fs[i].Check == CheckLibraries {
+			want = Warning
+		}
+		if f.Severity != want || f.Message != fs[i].Message {
+			t.Errorf("AllowMissing: %s from %s", f, fs[i])
+		}
+	}
+	if fs[3].Severity != Error {
+		t.Error("AllowMissing changed its argument")
+	}
 }
 
 // TestSymbolVersions builds trees by hand, as a wrong build would leave
@@ -114,6 +129,11 @@ func TestSymbolVersions(t *testing.T) {
 			}
 			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
 				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+			// A version ld.so refuses is not a missing library:
+			// --allow-missing leaves it an error.
+			if Failed(fs) != Failed(AllowMissing(fs)) {
+				t.Error("AllowMissing demoted a missing symbol version")
 			}
 		})
 	}
