@@ -19,10 +19,15 @@
 # drivers  build of every release's images with the default driver classes
 #              (a generic rescue) vs --drivers none (host-only): added
 #              size per class, output sizes, time ratio
+# lzmacore one core of LZMA decoding: `inspect` of the lab's lzma and xz
+#              images against the unstable root's xz-utils built from its
+#              Debian source twice, with liblzma's x86-64 assembly range
+#              decoder (its default on x86-64 since 5.6) and with the
+#              portable C one (LZMA_RANGE_DECODER_CONFIG=0), `xz -T1 -dc`
 # goals    issue 17's goals, each figure as a ratio: met or missed
 #
 # BENCH_ONLY="read build" runs only the sections named (read, repack,
-# build, drivers, closure); the goals are printed for what ran.
+# build, drivers, closure, lzmacore); the goals are printed for what ran.
 #
 # It runs in a private mount namespace of its own (the lab's images are
 # bound into the unstable root for 3cpio), as root.
@@ -267,6 +272,76 @@ if want closure; then
 echo
 echo "== rescue preset closure vs ldd (lab root)"
 (cd "$here" && INITRD_REMIX_LAB=$lab go test -count=1 -v -run 'TestPresetClosureVsLdd' ./overlay/ 2>&1 | grep -E 'closure|ldd|PASS|FAIL' | head -n 10)
+fi
+
+# lzmacore (issue 17): where the LZMA decoder stands against liblzma, one
+# core each. xz-utils 5.6 and later decode with x86-64 inline assembly by
+# default; the same source with LZMA_RANGE_DECODER_CONFIG=0 is its portable
+# C decoder, the fair reference for a decoder in pure Go. The source is
+# Debian unstable's, found through its signed InRelease and Sources index
+# (each file checked against the one before), built once into
+# ~/.cache/initrd-remix/xz-VERSION.
+if want lzmacore; then
+  echo
+  mirror=http://deb.debian.org/debian
+  xzc=""
+  mkdir -p "$tmp/xz"
+  if curl -fsS -o "$tmp/xz/InRelease" "$mirror/dists/sid/InRelease" &&
+    gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg --output "$tmp/xz/Release" "$tmp/xz/InRelease" 2>/dev/null &&
+    curl -fsS -o "$tmp/xz/Sources.xz" "$mirror/dists/sid/main/source/Sources.xz"; then
+    sum=$(awk '/^SHA256:/ {on = 1; next} /^[^ ]/ {on = 0} on && $3 == "main/source/Sources.xz" {print $1}' "$tmp/xz/Release")
+    [[ -n $sum && $(sha256sum <"$tmp/xz/Sources.xz" | cut -d' ' -f1) == "$sum" ]] ||
+      { echo "bench.sh: Sources.xz does not match the signed Release" >&2; exit 1; }
+    # The xz-utils stanza: its version and its upstream tarball's hash.
+    read -r ver sum name < <(xz -dc "$tmp/xz/Sources.xz" | awk '
+      /^Package: / {pkg = $2; ver = ""; on = 0}
+      pkg == "xz-utils" && /^Version: / {ver = $2}
+      pkg == "xz-utils" && /^Checksums-Sha256:/ {on = 1; next}
+      /^[^ ]/ {on = 0}
+      on && $3 ~ /\.orig\.tar\.xz$/ {print ver, $1, $3; exit}')
+    up=${ver#*:} up=${up%-*}
+    xzc=$HOME/.cache/initrd-remix/xz-$up
+    [[ -n $name ]] || echo "bench.sh: no xz-utils source in Debian unstable's index; lzmacore left out" >&2
+    if [[ -n $name && ! ( -x $xzc/c/xz && -x $xzc/asm/xz ) ]]; then
+      { command -v gcc && command -v make; } >/dev/null || apt-get install -y -qq gcc make >/dev/null
+      curl -fsS -o "$tmp/xz/src.tar.xz" "$mirror/pool/main/x/xz-utils/$name" &&
+        [[ $(sha256sum <"$tmp/xz/src.tar.xz" | cut -d' ' -f1) == "$sum" ]] ||
+        { echo "bench.sh: $name is missing or does not match Sources" >&2; exit 1; }
+      rm -rf "$xzc.tmp" && mkdir -p "$xzc.tmp"
+      for kind in asm c; do
+        cflags="-O2"
+        [[ $kind == c ]] && cflags="-O2 -DLZMA_RANGE_DECODER_CONFIG=0"
+        mkdir -p "$tmp/xz/$kind" && tar -xf "$tmp/xz/src.tar.xz" -C "$tmp/xz/$kind" --strip-components=1
+        (cd "$tmp/xz/$kind" && ./configure -q --disable-shared --enable-static --disable-nls --disable-doc \
+          --disable-scripts --disable-xzdec --disable-lzmadec --disable-lzmainfo CFLAGS="$cflags" >/dev/null &&
+          make -s -j"$(nproc)" >/dev/null 2>&1) || { echo "bench.sh: building xz-utils $up ($kind) failed" >&2; exit 1; }
+        mkdir -p "$xzc.tmp/$kind" && cp "$tmp/xz/$kind/src/xz/xz" "$xzc.tmp/$kind/xz"
+      done
+      rm -rf "$xzc" && mv "$xzc.tmp" "$xzc"
+    fi
+  else
+    echo "bench.sh: Debian unstable's signed source index is not reachable; lzmacore left out" >&2
+  fi
+  if [[ -x $xzc/c/xz && -x $xzc/asm/xz ]]; then
+    echo "== LZMA, one core: inspect against xz-utils $up built with the portable C and the x86-64 assembly range decoder"
+    for f in "$lab"/images/*.img; do
+      json=$("$bin" inspect --json "$f")
+      comp=$(jq -r '.segments[-1].compression' <<<"$json")
+      [[ $comp == lzma || $comp == xz ]] || continue
+      early=$(jq -r '.segments[-1].offset' <<<"$json")
+      img=$(basename "$f" .img)
+      tail -c +$((early + 1)) "$f" >"$tmp/stream"
+      # inspect on one core (GOMAXPROCS=1: an xz stream's blocks are not
+      # spread, and the listing shares the core) against decoding alone.
+      measure "inspect (GOMAXPROCS=1)" "GOMAXPROCS=1 '$bin' inspect '$f'"
+      measure "xz $up -T1 -dc (C)" "'$xzc/c/xz' -T1 -dc --format=$comp '$tmp/stream'"
+      measure "xz $up -T1 -dc (asm)" "'$xzc/asm/xz' -T1 -dc --format=$comp '$tmp/stream'"
+      echo "-- $img ($comp)"
+      for n in "inspect (GOMAXPROCS=1)" "xz $up -T1 -dc (C)" "xz $up -T1 -dc (asm)"; do row "$n"; done
+      printf 'inspect / C = %s   inspect / asm = %s   C / asm = %s\n' "$(ratio "inspect (GOMAXPROCS=1)" "xz $up -T1 -dc (C)")" \
+        "$(ratio "inspect (GOMAXPROCS=1)" "xz $up -T1 -dc (asm)")" "$(ratio "xz $up -T1 -dc (C)" "xz $up -T1 -dc (asm)")"
+    done
+  fi
 fi
 
 echo
