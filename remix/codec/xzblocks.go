@@ -63,12 +63,21 @@ type xzBlocks struct {
 	cur     []byte // what the reader has not taken of curBuf
 	curBuf  []byte // the chunk being handed out, recycled after it
 	free    chan []byte
+
+	// Decoders and compressed-data buffers of finished blocks, taken
+	// again by the next ones (on the reader's goroutine only): a stream
+	// of many blocks sets up as many of each as blocks are decoded at
+	// once, not one per block (each a dictionary of up to 64 MiB).
+	readers []*lzmadec.Reader2
+	bufs    [][]byte
 }
 
 // xzJob is one block being decoded.
 type xzJob struct {
 	hdrSize      int64
-	compressed   int64 // -1 until known, for a block decoded as it is read
+	r            *lzmadec.Reader2
+	data         []byte // the compressed data read whole, or nil
+	compressed   int64  // -1 until known, for a block decoded as it is read
 	uncompressed int64 // -1: the header does not say
 	dict         int64
 	check        []byte // the stored check; nil until read, for a streamed block
@@ -209,11 +218,13 @@ func (x *xzBlocks) startBlock() error {
 	}
 	j := &xzJob{hdrSize: int64(len(h)), compressed: bh.compressed, uncompressed: bh.uncompressed, dict: bh.dict}
 	j.cond = sync.NewCond(&j.mu)
-	var r *lzmadec.Reader2
+	r := x.reader()
+	j.r = r
 	if bh.compressed >= 0 && bh.compressed <= xzMaxBlockRead {
 		// Compressed data, padding and check: read now, decode anywhere.
 		pad := (4 - (j.hdrSize+bh.compressed)%4) % 4
-		data := make([]byte, bh.compressed+pad+int64(x.checkSize))
+		data := x.buf(bh.compressed + pad + int64(x.checkSize))
+		j.data = data
 		if _, err := io.ReadFull(x.src, data); err != nil {
 			return fmt.Errorf("block data: %w", err)
 		}
@@ -221,16 +232,50 @@ func (x *xzBlocks) startBlock() error {
 			return errors.New("non-zero block padding")
 		}
 		j.check = data[bh.compressed+pad:]
-		r = lzmadec.NewReader2Bytes(data[:bh.compressed], bh.dict, bh.uncompressed)
+		r.ResetBytes(data[:bh.compressed], bh.dict, bh.uncompressed)
 	} else {
 		// Decoded as it is read: nothing else reads the source until it
 		// is done.
 		j.streamed = true
-		r = lzmadec.NewReader2(x.src, bh.dict, bh.uncompressed)
+		r.Reset(x.src, bh.dict, bh.uncompressed)
 	}
 	x.pending = append(x.pending, j)
 	go j.run(r, x.newHash(), x.free)
 	return nil
+}
+
+// reader returns a decoder a finished block left, or a new one.
+func (x *xzBlocks) reader() *lzmadec.Reader2 {
+	if n := len(x.readers); n > 0 {
+		r := x.readers[n-1]
+		x.readers = x.readers[:n-1]
+		return r
+	}
+	return new(lzmadec.Reader2)
+}
+
+// buf returns n bytes for a block's compressed data: a buffer a finished
+// block left, if one is large enough, or a new one.
+func (x *xzBlocks) buf(n int64) []byte {
+	for i, b := range x.bufs {
+		if int64(cap(b)) >= n {
+			x.bufs = slices.Delete(x.bufs, i, i+1)
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// recycle takes back a finished block's decoder and buffer, keeping one
+// of each per worker.
+func (x *xzBlocks) recycle(j *xzJob) {
+	if len(x.readers) < x.workers {
+		x.readers = append(x.readers, j.r)
+	}
+	if j.data != nil && len(x.bufs) < x.workers {
+		x.bufs = append(x.bufs, j.data)
+	}
+	j.r, j.data, j.check = nil, nil, nil
 }
 
 // run decodes the block's LZMA2 data into chunks.
@@ -330,6 +375,7 @@ func (x *xzBlocks) finishBlock(j *xzJob) error {
 		return fmt.Errorf("block check mismatch (stored % x, computed % x): corrupt data", j.check, j.sum)
 	}
 	x.records = append(x.records, xzRecord{unpadded: uint64(j.hdrSize + j.compressed + int64(x.checkSize)), uncompressed: uint64(j.total)})
+	x.recycle(j)
 	return nil
 }
 

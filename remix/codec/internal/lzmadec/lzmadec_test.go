@@ -114,6 +114,10 @@ func TestXZCLI(t *testing.T) {
 		"preset=3,lc=1,lp=3,pb=1", "preset=6,lc=2,lp=2,pb=3", "preset=0,dict=4KiB",
 		"preset=6,mf=hc4,mode=fast,nice=8", "preset=6,nice=273,depth=0",
 	}
+	// One reader decodes every stream in turn, from memory and streamed,
+	// after a failed one as well: what it keeps of earlier streams (the
+	// dictionary, the literal probabilities of other lc/lp) must not leak.
+	reused := NewReader2Bytes(nil, 0, -1)
 	for _, o := range opts {
 		t.Run(o, func(t *testing.T) {
 			stream := run(t, data, "xz", "--format=lzma", "--lzma1="+o, "-c")
@@ -127,6 +131,18 @@ func TestXZCLI(t *testing.T) {
 			out, err := decodeLZMA2(t, append(raw, "TAIL"...), 64<<20)
 			if err != nil || !bytes.Equal(out, data) {
 				t.Fatalf("lzma2: %d bytes (want %d), %v", len(out), len(data), err)
+			}
+			reused.ResetBytes(raw[:len(raw)/2], 64<<20, -1)
+			if _, err := io.ReadAll(reused); err == nil {
+				t.Fatal("lzma2, reused reader: half the data decoded without an error")
+			}
+			reused.ResetBytes(raw, 64<<20, -1)
+			if out, err := io.ReadAll(reused); err != nil || !bytes.Equal(out, data) || reused.InputOffset() != int64(len(raw)) {
+				t.Fatalf("lzma2, reused reader: %d bytes (want %d), %d of %d read, %v", len(out), len(data), reused.InputOffset(), len(raw), err)
+			}
+			reused.Reset(bytes.NewReader(raw), 1<<20, int64(len(data)))
+			if out, err := io.ReadAll(reused); err != nil || !bytes.Equal(out, data) {
+				t.Fatalf("lzma2, reused reader, streamed: %d bytes (want %d), %v", len(out), len(data), err)
 			}
 		})
 	}

@@ -233,6 +233,32 @@ func NewReader2(src io.Reader, dict, size int64) *Reader2 {
 	return r
 }
 
+// ResetBytes makes r decode the LZMA2 data in data as NewReader2Bytes
+// would, keeping the dictionary and probabilities it allocated: decoding
+// block after block then allocates nothing once the largest is set up.
+func (r *Reader2) ResetBytes(data []byte, dict, size int64) {
+	r.reset()
+	r.data = data
+	r.setDict(dict, size)
+}
+
+// Reset makes r decode LZMA2 data read from src as NewReader2 would,
+// keeping what it allocated.
+func (r *Reader2) Reset(src io.Reader, dict, size int64) {
+	r.reset()
+	r.src = src
+	r.setDict(dict, size)
+}
+
+// reset clears every field but the buffers: an LZMA2 stream starts with a
+// dictionary reset and sets properties and state before its first LZMA
+// chunk, so nothing left in them is read again.
+func (r *Reader2) reset() {
+	dict, lit, buf := r.d.dict, r.d.lit, r.buf
+	*r = Reader2{buf: buf}
+	r.d.dict, r.d.lit = dict, lit
+}
+
 func (r *Reader2) setDict(dict, size int64) {
 	r.dict = dict
 	if size >= 0 {
