@@ -78,7 +78,7 @@ type xzJob struct {
 	r            *lzmadec.Reader2
 	data         []byte // the compressed data read whole, or nil
 	compressed   int64  // -1 until known, for a block decoded as it is read
-	uncompressed int64 // -1: the header does not say
+	uncompressed int64  // -1: the header does not say
 	dict         int64
 	check        []byte // the stored check; nil until read, for a streamed block
 	streamed     bool
