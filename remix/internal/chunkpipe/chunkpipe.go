@@ -41,24 +41,38 @@ func New(chunks int) (*Reader, *Writer) {
 	return &Reader{p}, &Writer{p}
 }
 
-// Write copies b into a chunk and queues it, waiting while the pipe is
-// full; it fails with the reader's error once the reader closed.
+// MaxChunk bounds the chunks Write copies into: a large write (a block of
+// compressed data read whole) is cut into pieces, so the memory the pipe
+// holds is bounded by its depth times MaxChunk, not by the largest write.
+const MaxChunk = 256 << 10
+
+// Write copies b into chunks of at most MaxChunk bytes and queues them,
+// waiting while the pipe is full; it fails with the reader's error once
+// the reader closed.
 func (w *Writer) Write(b []byte) (int, error) {
 	p := w.p
-	if rerr := p.readerErr(); rerr != nil {
-		return 0, rerr
-	}
-	var c []byte
-	select {
-	case c = <-p.free:
-	default:
-	}
-	c = append(c[:0], b...)
-	select {
-	case p.ch <- c:
-		return len(b), nil
-	case <-p.done:
-		return 0, p.readerErr()
+	n := 0
+	for {
+		if rerr := p.readerErr(); rerr != nil {
+			return n, rerr
+		}
+		piece := b[n:min(len(b), n+MaxChunk)]
+		var c []byte
+		select {
+		case c = <-p.free:
+		default:
+			c = make([]byte, 0, max(len(piece), 4<<10))
+		}
+		c = append(c[:0], piece...)
+		select {
+		case p.ch <- c:
+		case <-p.done:
+			return n, p.readerErr()
+		}
+		n += len(piece)
+		if n == len(b) {
+			return n, nil
+		}
 	}
 }
 

@@ -169,6 +169,33 @@ func TestChunksRecycled(t *testing.T) {
 	}
 }
 
+// A write larger than MaxChunk is cut: the pipe then holds at most its
+// depth times MaxChunk whatever the writes (a 5 MiB block read whole went
+// through in one chunk of 5 MiB, 16 of them deep).
+func TestLargeWritesCut(t *testing.T) {
+	leakcheck.NoLeak(t)
+	r, w := New(4)
+	want := pattern(5<<20 + 17)
+	go func() {
+		w.Write(want)
+		w.Write(want[:3])
+		w.CloseWithError(nil)
+	}()
+	var got bytes.Buffer
+	var largest int
+	for {
+		if err := r.next(); err != nil {
+			break
+		}
+		largest = max(largest, len(r.p.cur))
+		got.Write(r.p.cur)
+		r.p.cur = nil
+	}
+	if !bytes.Equal(got.Bytes(), append(want, want[:3]...)) || largest != MaxChunk {
+		t.Errorf("read %d bytes (want %d), largest chunk %d (want %d)", got.Len(), len(want)+3, largest, MaxChunk)
+	}
+}
+
 // A writer that fills its own chunks: Send hands them over without a copy,
 // Recycled gives them back once read, Chunks returns all of them at the end.
 func TestSendRecycled(t *testing.T) {
