@@ -131,6 +131,13 @@ const LargeImage = 200 << 20
 // for about 3% more CPU time; 48 MiB saved no more RSS and cost 10-15%.
 const AppendMemoryLimit = 56 << 20
 
+// appendDecodeMemory bounds what an append's decoders hold to decode the
+// input on several cores: xz blocks of 1 MiB dictionaries (dracut's) are
+// still decoded two at a time, those of 8 MiB (xz -6, initramfs-tools')
+// one after the other. Two of those held 50 MiB: the build on the lab's
+// itools-xz image peaked at 73 MiB with them.
+const appendDecodeMemory = 24 << 20
+
 // KernelError says that the kernel modules in the image do not settle the
 // kernel version: none, several, or not the one asked for.
 type KernelError struct {
@@ -391,6 +398,9 @@ func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, re
 	openOpt := remix.OpenOptions{ScanOptions: opt.Scan, SpoolDir: opt.SpoolDir, Progress: p.Read}
 	if res.Mode != remix.Rewrite {
 		openOpt.KeepContent, openOpt.SpoolFrom = keepForAppend, appendSpoolFrom
+		if openOpt.ParallelDecodeMemory == 0 {
+			openOpt.ParallelDecodeMemory = appendDecodeMemory
+		}
 	}
 	if out != nil {
 		// The input's bytes go to the output while they are decoded: both

@@ -151,6 +151,11 @@ type ScanOptions struct {
 	// DefaultMaxMetadata; a negative value, no limit (for output the
 	// caller made from a tree already bounded).
 	MaxMetadata int64
+	// ParallelDecodeMemory, when positive, bounds the memory the decoders
+	// hold to decode a stream on several cores (codec.Decoders'
+	// ParallelMemory): a caller that must stay small trades speed for it.
+	// 0: every core decodes.
+	ParallelDecodeMemory int64
 }
 
 // EntryFunc receives each cpio entry in file order. archive counts the cpio
@@ -232,7 +237,7 @@ func Scan(ctx context.Context, r io.Reader, opt ScanOptions, fn EntryFunc) ([]Se
 	// One set of decoders for the whole file: images cut into many zstd
 	// frames or gzip members reuse one decoder instead of setting one up
 	// per stream.
-	var decs codec.Decoders
+	decs := codec.Decoders{ParallelMemory: opt.ParallelDecodeMemory}
 	defer decs.Close()
 	// Early archives are the leading uncompressed ones that hold only the
 	// early loaders' namespace; once anything else is seen, none follow.

@@ -39,6 +39,9 @@ const (
 type limits struct {
 	window int64 // zstd window
 	dict   int64 // xz (LZMA2) and lzma dictionary
+	// parallel bounds the memory decoding in parallel may hold (xz
+	// blocks decoded at once); 0: no bound beyond the worker count.
+	parallel int64
 }
 
 func defaultLimits() limits { return limits{window: MaxZstdWindow, dict: MaxDictSize} }
@@ -92,6 +95,13 @@ func NewReader(c Codec, src Source) (io.ReadCloser, error) {
 // stream at a time (close a reader before opening the next) and is not safe
 // for concurrent use. Close releases what it holds.
 type Decoders struct {
+	// ParallelMemory, when positive, bounds the memory a stream's decoder
+	// holds to decode parts of it in parallel: the xz blocks decoded at
+	// once (each a dictionary, its compressed data and what it decoded
+	// ahead of the reader). A block is always decoded; a second one starts
+	// only within the bound. 0 means every core may decode a block.
+	ParallelMemory int64
+
 	zstd   *zstd.Decoder
 	chunks [][]byte // readahead buffers
 }
@@ -99,7 +109,9 @@ type Decoders struct {
 // NewReader is the package's NewReader, reusing what earlier streams of d
 // left behind.
 func (d *Decoders) NewReader(c Codec, src Source) (io.ReadCloser, error) {
-	return newReader(c, src, defaultLimits(), d)
+	lim := defaultLimits()
+	lim.parallel = d.ParallelMemory
+	return newReader(c, src, lim, d)
 }
 
 // Close releases the decoders kept.

@@ -284,7 +284,7 @@ func xzFormat() format {
 
 func (s *stream) openXZ(lim limits) error {
 	s.fr = newFramer(s.cur, &xzWalker{maxDict: lim.dict})
-	x := newXZBlocks(s.fr, lim.dict)
+	x := newXZBlocks(s.fr, lim.dict, lim.parallel)
 	s.dec, s.release = x, x.Close
 	return nil
 }

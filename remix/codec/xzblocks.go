@@ -49,6 +49,9 @@ type xzBlocks struct {
 	src       *framer
 	maxDict   int64
 	workers   int
+	budget    int64 // bound on the in-flight blocks' costs; 0: none
+	ahead     int   // decoded bytes a block may hold for the reader
+	lastCost  int64 // the last block's cost, to judge the next one
 	flags     [2]byte
 	checkSize int
 	newHash   func() hash.Hash
@@ -80,6 +83,8 @@ type xzJob struct {
 	compressed   int64  // -1 until known, for a block decoded as it is read
 	uncompressed int64  // -1: the header does not say
 	dict         int64
+	cost         int64  // memory the block holds while decoded
+	ahead        int    // decoded bytes it may hold for the reader
 	check        []byte // the stored check; nil until read, for a streamed block
 	streamed     bool
 
@@ -94,8 +99,30 @@ type xzJob struct {
 	sum      []byte
 }
 
-func newXZBlocks(src *framer, maxDict int64) *xzBlocks {
-	return &xzBlocks{src: src, maxDict: maxDict, workers: max(runtime.GOMAXPROCS(0), 1), free: make(chan []byte, xzMaxAhead/xzOutChunk+4)}
+// newXZBlocks decodes with up to GOMAXPROCS blocks at once; with a budget,
+// a block starts beside others only while their costs stay within it, and
+// each holds at most a quarter of it decoded ahead.
+func newXZBlocks(src *framer, maxDict, budget int64) *xzBlocks {
+	ahead := xzMaxAhead
+	if budget > 0 {
+		ahead = int(min(max(budget/4, 2*xzOutChunk), xzMaxAhead))
+	}
+	return &xzBlocks{src: src, maxDict: maxDict, workers: max(runtime.GOMAXPROCS(0), 1), budget: budget, ahead: ahead,
+		free: make(chan []byte, ahead/xzOutChunk+4)}
+}
+
+// another reports whether one more block may start beside the pending
+// ones: the budget is judged with the last block's cost, as the next
+// block's header is not read yet (the blocks of a stream are alike).
+func (x *xzBlocks) another() bool {
+	if len(x.pending) == 0 || x.budget <= 0 {
+		return true
+	}
+	sum := x.lastCost
+	for _, j := range x.pending {
+		sum += j.cost
+	}
+	return sum <= x.budget
 }
 
 func (x *xzBlocks) Read(p []byte) (int, error) {
@@ -128,7 +155,7 @@ func (x *xzBlocks) step() error {
 	}
 	// The first block and one more per other worker: on two cores, one
 	// block is read while the next is decoded.
-	for !x.atIndex && len(x.pending) < x.workers && (len(x.pending) == 0 || !x.pending[len(x.pending)-1].streamed) {
+	for !x.atIndex && len(x.pending) < x.workers && (len(x.pending) == 0 || !x.pending[len(x.pending)-1].streamed) && x.another() {
 		if err := x.startBlock(); err != nil {
 			return err
 		}
@@ -216,7 +243,17 @@ func (x *xzBlocks) startBlock() error {
 	if err != nil {
 		return fmt.Errorf("block header: %w", err)
 	}
-	j := &xzJob{hdrSize: int64(len(h)), compressed: bh.compressed, uncompressed: bh.uncompressed, dict: bh.dict}
+	j := &xzJob{hdrSize: int64(len(h)), compressed: bh.compressed, uncompressed: bh.uncompressed, dict: bh.dict, ahead: x.ahead}
+	// What it holds: its dictionary, its compressed data if read whole,
+	// what it may decode ahead.
+	j.cost = bh.dict + int64(x.ahead)
+	if bh.uncompressed >= 0 {
+		j.cost = min(bh.dict, bh.uncompressed) + min(int64(x.ahead), bh.uncompressed)
+	}
+	if bh.compressed >= 0 && bh.compressed <= xzMaxBlockRead {
+		j.cost += bh.compressed
+	}
+	x.lastCost = j.cost
 	j.cond = sync.NewCond(&j.mu)
 	r := x.reader()
 	j.r = r
@@ -337,12 +374,12 @@ func (j *xzJob) run(r *lzmadec.Reader2, h hash.Hash, free chan []byte) {
 	}
 }
 
-// push queues a decoded chunk, waiting while the block holds xzMaxAhead
+// push queues a decoded chunk, waiting while the block holds j.ahead
 // bytes the reader has not taken; false once the reader stopped.
 func (j *xzJob) push(c []byte) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for j.buffered >= xzMaxAhead && !j.stopped {
+	for j.buffered >= j.ahead && !j.stopped {
 		j.cond.Wait()
 	}
 	if j.stopped {

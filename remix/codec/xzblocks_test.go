@@ -77,3 +77,52 @@ func TestXZBlocksIndexMustMatch(t *testing.T) {
 		t.Fatalf("an index that does not describe the blocks: %v", err)
 	}
 }
+
+// TestXZBlocksBudget: with Decoders.ParallelMemory a block starts beside
+// others only while their costs fit, and the output is the same whatever
+// the bound (one block at a time when it is tiny).
+func TestXZBlocksBudget(t *testing.T) {
+	data := initrdLike(2<<20, 5)
+	stream := multiBlockXZ(t, data)
+	for _, budget := range []int64{0, 1, 256 << 10, 64 << 20} {
+		d := Decoders{ParallelMemory: budget}
+		r, err := d.NewReader(XZ, bufio.NewReader(bytes.NewReader(stream)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(out, data) {
+			t.Errorf("budget %d: %d bytes (want %d), %v", budget, len(out), len(data), err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		budget  int64
+		pending []int64 // costs of the blocks being decoded
+		last    int64
+		want    bool
+	}{
+		{"no bound", 0, []int64{1 << 30, 1 << 30}, 1 << 30, true},
+		{"the first block always starts", 10, nil, 1 << 30, true},
+		{"fits exactly", 100, []int64{60}, 40, true},
+		{"one byte over", 100, []int64{60}, 41, false},
+		{"two pending", 100, []int64{30, 30}, 30, true},
+	} {
+		x := newXZBlocks(nil, 1<<20, tc.budget)
+		for _, c := range tc.pending {
+			x.pending = append(x.pending, &xzJob{cost: c})
+		}
+		x.lastCost = tc.last
+		if got := x.another(); got != tc.want {
+			t.Errorf("%s: another() = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The bound also limits what a block decodes ahead: a quarter of it,
+	// between two output chunks and xzMaxAhead.
+	for budget, want := range map[int64]int{0: xzMaxAhead, 1: 2 * xzOutChunk, 24 << 20: 6 << 20, 1 << 30: xzMaxAhead} {
+		if got := newXZBlocks(nil, 1<<20, budget).ahead; got != want {
+			t.Errorf("budget %d: ahead %d, want %d", budget, got, want)
+		}
+	}
+}
