@@ -183,11 +183,12 @@ type object struct {
 // through DT_STRTAB mapped by PT_LOAD, as ld.so does, so that files without
 // section headers work too.
 func parseObject(fsys FS, phys string, hdr *header) (o *object, err error) {
-	f, err := fsys.Open(phys)
+	file, err := fsys.Open(phys)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer file.Close()
+	f := newPagedReader(file, file.Size())
 	// Roots hold arbitrary files; a decoder bug on a hostile one must
 	// become an error naming the file, not a crash of the whole build.
 	defer func() {
