@@ -180,7 +180,11 @@ func (pr *Prepared) Apply(ctx context.Context, tree *remix.Tree, kver string) (*
 		return nil, errors.New("overlay: Prepared applied twice")
 	}
 	pr.used = true
+	// The applier, with the root's module database, is garbage once the
+	// report is out: nothing of it stays reachable through pr while the
+	// image is written.
 	a := pr.a
+	pr.a, pr.closure = nil, nil
 	a.ctx, a.tree, a.opts.KVer, a.closure = ctx, tree, kver, pr.closure
 	if err := a.modules(); err != nil {
 		return nil, err

@@ -288,7 +288,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if prepared != nil {
 		pr := <-prepared
-		prepared <- pr // for the deferred wait
+		prepared <- prepareResult{} // for the deferred wait; the Prepared is not kept
 		if pr.err != nil {
 			return nil, pr.err
 		}

@@ -23,6 +23,7 @@ type closure struct {
 	configs map[abi]*abiConfig
 	heads   map[string]headResult // first bytes of files, by physical path
 	objects map[string]objResult  // parsed ELF objects, by physical path
+	pages   *pagedReader          // parseObject's, reused from file to file
 	done    map[string]bool       // programs already processed
 
 	files    map[string]File
@@ -73,7 +74,10 @@ func (c *closure) object(phys string, h *header) (*object, error) {
 	if o, ok := c.objects[phys]; ok {
 		return o.o, o.err
 	}
-	o, err := parseObject(c.v.fsys, phys, h)
+	if c.pages == nil {
+		c.pages = newPagedReader(nil, 0)
+	}
+	o, err := parseObject(c.v.fsys, phys, h, c.pages)
 	if err != nil {
 		err = underlying(err)
 	}

@@ -182,13 +182,22 @@ type object struct {
 // notes. The dynamic section is found through PT_DYNAMIC and its strings
 // through DT_STRTAB mapped by PT_LOAD, as ld.so does, so that files without
 // section headers work too.
-func parseObject(fsys FS, phys string, hdr *header) (o *object, err error) {
+//
+// pages, when not nil, is reused to read the file (and let go of it at
+// the end); nil takes a new one.
+func parseObject(fsys FS, phys string, hdr *header, pages *pagedReader) (o *object, err error) {
 	file, err := fsys.Open(phys)
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
-	f := newPagedReader(file, file.Size())
+	f := pages
+	if f == nil {
+		f = newPagedReader(file, file.Size())
+	} else {
+		f.reset(file, file.Size())
+	}
+	defer f.reset(nil, 0)
 	// Roots hold arbitrary files; a decoder bug on a hostile one must
 	// become an error naming the file, not a crash of the whole build.
 	defer func() {

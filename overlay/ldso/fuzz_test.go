@@ -157,7 +157,7 @@ func FuzzParseObject(f *testing.F) {
 		if err != nil {
 			return
 		}
-		o, err := parseObject(oneFileFS(b), "/f", h)
+		o, err := parseObject(oneFileFS(b), "/f", h, nil)
 		if err != nil {
 			return
 		}

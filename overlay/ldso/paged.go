@@ -20,10 +20,28 @@ type pagedReader struct {
 	r     io.ReaderAt
 	size  int64
 	pages map[int64][]byte // by page number; shorter than pageSize at the end
+	free  [][]byte         // pages of earlier files, for reuse
 }
 
 func newPagedReader(r io.ReaderAt, size int64) *pagedReader {
-	return &pagedReader{r: r, size: size, pages: map[int64][]byte{}}
+	p := &pagedReader{pages: map[int64][]byte{}}
+	p.reset(r, size)
+	return p
+}
+
+// reset makes p read another file, keeping its pages' memory: a closure
+// parses hundreds of files.
+func (p *pagedReader) reset(r io.ReaderAt, size int64) {
+	p.r, p.size = r, size
+	p.release()
+}
+
+// release forgets the file's pages, keeping their memory.
+func (p *pagedReader) release() {
+	for _, pg := range p.pages {
+		p.free = append(p.free, pg[:cap(pg)])
+	}
+	clear(p.pages)
 }
 
 // ReadAt implements io.ReaderAt over the first size bytes of the file.
@@ -70,12 +88,19 @@ func (p *pagedReader) page(num int64) ([]byte, error) {
 		return pg, nil
 	}
 	if len(p.pages) >= maxPages {
-		clear(p.pages)
+		p.release()
 	}
 	start := num * pageSize
-	pg := make([]byte, min(pageSize, p.size-start))
+	var pg []byte
+	if n := len(p.free); n > 0 {
+		pg, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		pg = make([]byte, pageSize)
+	}
+	pg = pg[:min(pageSize, p.size-start)]
 	n, err := p.r.ReadAt(pg, start)
 	if n < len(pg) {
+		p.free = append(p.free, pg[:cap(pg)])
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}

@@ -100,3 +100,24 @@ func TestPagedReaderBounded(t *testing.T) {
 		}
 	}
 }
+
+// After reset, reads come from the new file, never from the pages of the
+// one before.
+func TestPagedReaderReset(t *testing.T) {
+	a := bytes.Repeat([]byte{'a'}, 2*pageSize)
+	b := bytes.Repeat([]byte{'b'}, pageSize/2)
+	p := newPagedReader(bytes.NewReader(a), int64(len(a)))
+	buf := make([]byte, 8)
+	for _, off := range []int64{0, pageSize} {
+		if _, err := p.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.reset(bytes.NewReader(b), int64(len(b)))
+	if n, err := p.ReadAt(buf, 0); err != nil || !bytes.Equal(buf[:n], b[:8]) {
+		t.Fatalf("after reset: %q, %v; want %q", buf[:n], err, b[:8])
+	}
+	if n, err := p.ReadAt(buf, pageSize); n != 0 || err != io.EOF {
+		t.Fatalf("after reset, past the new file's end: %d bytes, %v; want 0, EOF", n, err)
+	}
+}
