@@ -49,6 +49,14 @@ type WriteOptions struct {
 	// core, and checks that it follows the kernel's layout rules and holds
 	// exactly the entries and contents intended; WriteTo fails otherwise.
 	Verify bool
+	// Splice, when set with zstd, may return a body compressed ahead of
+	// time for a regular file's content (codec.SpliceEncoder, made with
+	// this Level and Window): the entry is then written as a zstd frame
+	// of its own around those blocks, not compressed again. It is asked
+	// once per content written; what it returns must depend only on the
+	// content (never on timing), so that the output does too. nil
+	// compresses every body in the frames.
+	Splice func(Content) (*codec.Spliced, error)
 	// Copied says w is the OpenOptions.CopyTo of the Open that made the
 	// image, a CopiedOutput holding the whole input: WriteTo cuts it to
 	// the bytes the mode keeps instead of reading the input again.

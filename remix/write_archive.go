@@ -20,11 +20,15 @@ import (
 type archiveWriter struct {
 	enc    io.WriteCloser
 	cutter codec.Cutter
-	bw     *bufio.Writer
-	cw     *newc.Writer
-	buf    []byte
-	added  int // entries written
-	closed bool
+	// splicer and splice, both set or both nil: bodies compressed ahead
+	// of time (WriteOptions.Splice).
+	splicer codec.Splicer
+	splice  func(Content) (*codec.Spliced, error)
+	bw      *bufio.Writer
+	cw      *newc.Writer
+	buf     []byte
+	added   int // entries written
+	closed  bool
 }
 
 // newArchiveWriter starts the archive on w, after a lone trailer when
@@ -37,6 +41,9 @@ func newArchiveWriter(w io.Writer, opt WriteOptions, closesArchive bool) (*archi
 	a := &archiveWriter{enc: enc, buf: make([]byte, 256<<10)}
 	// A Cutter holds whole frames itself; other encoders want large writes.
 	a.cutter, _ = enc.(codec.Cutter)
+	if sp, ok := enc.(codec.Splicer); ok && opt.Splice != nil && opt.Compression == codec.Zstd {
+		a.splicer, a.splice = sp, opt.Splice
+	}
 	var out io.Writer = enc
 	if a.cutter == nil {
 		a.bw = bufio.NewWriterSize(enc, 1<<20)
@@ -88,9 +95,46 @@ func (a *archiveWriter) addWritten(we *writtenEntry) error {
 			return err
 		})
 	case h.Size > 0:
+		if a.splice != nil {
+			s, err := a.splice(we.content)
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			if s != nil {
+				return a.addSpliced(&h, we.content, s)
+			}
+		}
 		return a.add(&h, func(w io.Writer) error { return copyContent(w, we.content, a.buf) })
 	}
 	return a.add(&h, nil)
+}
+
+// addSpliced writes a regular file's entry as a frame of its own around
+// s, its body compressed ahead of time: the body's bytes are still read
+// and go through the writer, which counts and checksums them.
+func (a *archiveWriter) addSpliced(h *newc.Header, c Content, s *codec.Spliced) error {
+	if s.Size() != h.Size {
+		return fmt.Errorf("%s: body compressed ahead of time is %d bytes, the entry %d", h.Name, s.Size(), h.Size)
+	}
+	if a.added > 0 {
+		if err := a.cw.Pad(); err != nil {
+			return err
+		}
+	}
+	if err := a.splicer.Splice(s); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	a.added++
+	if err := a.cw.WriteHeader(h); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if err := a.splicer.SpliceBody(); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	if err := copyContent(a.cw, c, a.buf); err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return nil
 }
 
 // finish writes the trailer and ends the last stream.

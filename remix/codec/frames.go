@@ -3,7 +3,11 @@ package codec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/initrd-remix/initrd-remix/internal/ordered"
 	"github.com/initrd-remix/initrd-remix/remix/internal/hugemem"
@@ -42,6 +46,8 @@ type frameEncoder interface {
 type frameJob struct {
 	in  []byte
 	out frameOut
+	// parts, when set, is a spliced frame, written as it is.
+	parts [][]byte
 }
 
 // framedWriter cuts its input into streams at Cut calls and compresses them
@@ -65,6 +71,12 @@ type framedWriter struct {
 	streams int          // streams started, written or in flight
 	err     error        // sticky
 	closed  bool
+
+	// zstdWindow, when set, makes the writer a Splicer for bodies of
+	// zstdLevel and zstdWindow; sp is the spliced frame being written.
+	zstdLevel  zstd.EncoderLevel
+	zstdWindow int
+	sp         *splice
 }
 
 // maxBufferedFrames bounds a held stream, in frames, before it is
@@ -112,6 +124,10 @@ func (f *framedWriter) Write(p []byte) (int, error) {
 	}
 	if f.closed {
 		return 0, errors.New("write after Close")
+	}
+	if f.sp != nil {
+		f.sp.write(p)
+		return len(p), nil
 	}
 	if f.direct != nil {
 		n, err := f.direct.Write(p)
@@ -213,6 +229,9 @@ func (f *framedWriter) Cut() error {
 	if f.closed {
 		return errors.New("cut after Close")
 	}
+	if f.sp != nil {
+		return f.endSplice()
+	}
 	if f.direct != nil {
 		// Only a frame's worth of data makes the held stream go direct,
 		// so it is always long enough to end here.
@@ -257,12 +276,21 @@ func (f *framedWriter) drain(keep int) error {
 		}
 		// Pieces of at most writeChunk: whatever w feeds (a verifying
 		// decoder through a pipe) then buffers that much, not a frame.
-		for b := j.out.Bytes(); f.err == nil && len(b) > 0; {
-			n := min(len(b), writeChunk)
-			if _, err := f.w.Write(b[:n]); err != nil {
-				f.err = err
+		parts := j.parts
+		if parts == nil {
+			parts = [][]byte{j.out.Bytes()}
+		}
+		for _, b := range parts {
+			for f.err == nil && len(b) > 0 {
+				n := min(len(b), writeChunk)
+				if _, err := f.w.Write(b[:n]); err != nil {
+					f.err = err
+				}
+				b = b[n:]
 			}
-			b = b[n:]
+		}
+		if j.parts != nil {
+			continue // a spliced frame: no buffers of the writer's
 		}
 		f.freeIn = append(f.freeIn, j.in[:0])
 		j.in = nil
@@ -280,6 +308,8 @@ func (f *framedWriter) Close() error {
 	f.closed = true
 	if f.err == nil {
 		switch {
+		case f.sp != nil:
+			f.endSplice()
 		case f.direct != nil:
 			if err := f.direct.Close(); err != nil {
 				f.err = err
@@ -295,5 +325,73 @@ func (f *framedWriter) Close() error {
 	f.drain(0)
 	f.pool.Close()
 	f.encs, f.freeIn, f.freeJob, f.cur = nil, nil, nil, nil
+	return f.err
+}
+
+// Splice implements Splicer.
+func (f *framedWriter) Splice(s *Spliced) error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.closed {
+		return errors.New("splice after Close")
+	}
+	if f.zstdWindow == 0 {
+		return errors.New("this writer cannot splice precompressed bodies")
+	}
+	if s.level != f.zstdLevel || s.window != f.zstdWindow {
+		return fmt.Errorf("spliced body of level %v and window %d in a writer of level %v and window %d", s.level, s.window, f.zstdLevel, f.zstdWindow)
+	}
+	// End the current frame, whatever it holds.
+	switch {
+	case f.sp != nil:
+		if err := f.endSplice(); err != nil {
+			return err
+		}
+	case f.direct != nil:
+		err := f.direct.Close()
+		f.direct = nil
+		if err != nil {
+			f.err = err
+			return err
+		}
+	case len(f.cur) > 0:
+		if err := f.submit(); err != nil {
+			return err
+		}
+	}
+	f.sp = &splice{s: s, h: xxhash.New()}
+	return nil
+}
+
+// SpliceBody implements Splicer.
+func (f *framedWriter) SpliceBody() error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.sp == nil || f.sp.inBody {
+		return errors.New("SpliceBody without Splice")
+	}
+	f.sp.inBody = true
+	return nil
+}
+
+// endSplice puts the spliced frame in line for the output.
+func (f *framedWriter) endSplice() error {
+	sp := f.sp
+	f.sp = nil
+	parts, err := sp.frame()
+	if err != nil {
+		f.err = err
+		return err
+	}
+	if err := f.drain(f.workers); err != nil {
+		return err
+	}
+	j := &frameJob{parts: parts}
+	f.streams++
+	if err := f.pool.Submit(func(context.Context, int) (*frameJob, error) { return j, nil }); err != nil {
+		f.err = err
+	}
 	return f.err
 }

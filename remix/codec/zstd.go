@@ -163,45 +163,66 @@ func zstdFormat() format {
 }
 
 // newZstdWriter writes frames cut by Cut, with a window of 8 MiB, no
-// skippable frames and a content checksum.
+// skippable frames and a content checksum; it is a Splicer.
 func newZstdWriter(w io.Writer, o WriterOptions) (io.WriteCloser, error) {
+	level, window, err := zstdParams(o)
+	if err != nil {
+		return nil, err
+	}
+	newEnc := func() (frameEncoder, error) { return newZstdEncoder(level, window, true) }
+	if _, err := newEnc(); err != nil {
+		return nil, err
+	}
+	f := newFramedWriter(w, o.FrameSize, threads(o), newEnc)
+	f.zstdLevel, f.zstdWindow = level, window
+	return f, nil
+}
+
+// zstdParams checks o's level and window for zstd.
+func zstdParams(o WriterOptions) (zstd.EncoderLevel, int, error) {
 	level := zstd.SpeedDefault
 	if o.Level != 0 {
 		if o.Level < 1 || o.Level > 22 {
-			return nil, fmt.Errorf("zstd level %d out of range 1-22", o.Level)
+			return 0, 0, fmt.Errorf("zstd level %d out of range 1-22", o.Level)
 		}
 		level = zstd.EncoderLevelFromZstd(o.Level)
 	}
 	window := 8 << 20
 	if o.Window != 0 {
 		if o.Window < 1<<10 || o.Window > window || o.Window&(o.Window-1) != 0 {
-			return nil, fmt.Errorf("zstd window %d is not a power of two from 1 KiB to 8 MiB", o.Window)
+			return 0, 0, fmt.Errorf("zstd window %d is not a power of two from 1 KiB to 8 MiB", o.Window)
 		}
 		window = o.Window
 	}
-	newEnc := func() (frameEncoder, error) {
-		// One goroutine per encoder: the parallelism is across
-		// frames, which share nothing, rather than within one.
-		zw, err := zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(level),
-			zstd.WithWindowSize(window),
-			zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(true),
-			// History of the window, not twice it: the output is
-			// the same, the memory half.
-			zstd.WithLowerEncoderMem(true),
-			// An empty segment must still be a frame the kernel can
-			// decode, not zero bytes that read as padding.
-			zstd.WithZeroFrames(true))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zw, nil
+	return level, window, nil
+}
+
+// newZstdEncoder returns one encoder of frames; crc adds the content
+// checksum (the frames written), its absence makes bodies for splicing.
+func newZstdEncoder(level zstd.EncoderLevel, window int, crc bool) (*zstd.Encoder, error) {
+	// One goroutine per encoder: the parallelism is across frames,
+	// which share nothing, rather than within one.
+	opts := []zstd.EOption{
+		zstd.WithEncoderLevel(level),
+		zstd.WithWindowSize(window),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(crc),
+		// History of the window, not twice it: the output is the same,
+		// the memory half.
+		zstd.WithLowerEncoderMem(true),
+		// An empty segment must still be a frame the kernel can decode,
+		// not zero bytes that read as padding.
+		zstd.WithZeroFrames(true)}
+	if !crc {
+		// A body for splicing (SpliceEncoder): never a single segment,
+		// whose window would be the body's size.
+		opts = append(opts, zstd.WithSingleSegment(false))
 	}
-	if _, err := newEnc(); err != nil {
-		return nil, err
+	zw, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return newFramedWriter(w, o.FrameSize, threads(o), newEnc), nil
+	return zw, nil
 }
 
 func (s *stream) openZstd(lim limits, cache *Decoders) error {

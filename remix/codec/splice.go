@@ -1,0 +1,245 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Splicing: a large body compressed ahead of time, on its own, and put
+// into a zstd frame of its entry later, when the entry's header is known.
+//
+// A zstd frame is a header and a sequence of blocks; a block is raw,
+// RLE or compressed. What a compressed block means depends on the
+// decoder's state before it: the data decoded so far in the frame (which
+// matches copy from), the repeat offsets and the entropy tables of the
+// blocks before. Raw blocks change none of these but the data. So the
+// blocks of a body compressed as a frame of its own decode to the same
+// bytes after raw blocks holding its entry's header: matches only reach
+// back into the body (the encoder never saw the header), the repeat
+// offsets are still the frame's initial ones, and no entropy table was
+// defined before. A spliced frame is therefore
+//
+//	frame header (window, content checksum) | raw blocks: the entry's
+//	header | the body's blocks | raw blocks: the padding after the body
+//	(the last block) | checksum of all of it
+//
+// and it ends at an entry boundary, as the kernel wants.
+
+// Spliced is a body compressed by a SpliceEncoder, ready for a Splicer of
+// the same level and window.
+type Spliced struct {
+	blocks []byte // the body's blocks, the last block flag cleared
+	size   int64  // the body's length
+	level  zstd.EncoderLevel
+	window int
+}
+
+// Size is the length of the body the blocks decode to.
+func (s *Spliced) Size() int64 { return s.size }
+
+// CompressedSize is the length of the body's blocks.
+func (s *Spliced) CompressedSize() int { return len(s.blocks) }
+
+// Splicer is implemented by the zstd writer NewWriter returns (and
+// refused by its gzip one, whose members cannot be spliced). Splice ends
+// the current frame, whatever its size, and starts one for an entry whose
+// body s holds; the bytes written next are the entry's header (and the
+// padding owed before it). SpliceBody says that the s.Size() bytes written
+// next are the body: they are not compressed again but counted and
+// checksummed (they must be the bytes s was made from; a reader of the
+// output that compares them finds any difference). The bytes after them
+// (the body's padding, a trailer) end the frame at the next Cut, Splice or
+// Close. The output depends only on the bytes, the calls and s, never on
+// timing or Concurrency.
+type Splicer interface {
+	Cutter
+	Splice(s *Spliced) error
+	SpliceBody() error
+}
+
+// SpliceEncoder compresses bodies for a Splicer made with the same
+// options (zstd only). It is used by one goroutine.
+type SpliceEncoder struct {
+	enc    *zstd.Encoder
+	level  zstd.EncoderLevel
+	window int
+	out    bytes.Buffer
+}
+
+// NewSpliceEncoder returns an encoder for a zstd writer of options o.
+func NewSpliceEncoder(o WriterOptions) (*SpliceEncoder, error) {
+	level, window, err := zstdParams(o)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := newZstdEncoder(level, window, false)
+	if err != nil {
+		return nil, err
+	}
+	return &SpliceEncoder{enc: enc, level: level, window: window}, nil
+}
+
+// Encode compresses the size bytes r holds.
+func (e *SpliceEncoder) Encode(r io.Reader, size int64) (*Spliced, error) {
+	e.out.Reset()
+	e.enc.Reset(&e.out)
+	n, err := io.Copy(e.enc, r)
+	if cerr := e.enc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n != size {
+		return nil, fmt.Errorf("body is %d bytes, expected %d", n, size)
+	}
+	blocks, window, err := zstdFrameBlocks(e.out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("splicing the encoder's frame: %w", err)
+	}
+	if window > e.window {
+		return nil, fmt.Errorf("splicing the encoder's frame: window %d, want at most %d", window, e.window)
+	}
+	return &Spliced{blocks: blocks, size: size, level: e.level, window: e.window}, nil
+}
+
+// Close releases the encoder.
+func (e *SpliceEncoder) Close() error { return e.enc.Close() }
+
+// zstdFrameBlocks returns the blocks of one zstd frame without a
+// dictionary, checksum or single segment (whose window would be its
+// content size), as the encoder writes them, in a new slice with the last
+// block's flag cleared, and the frame's window. It checks the frame's
+// structure: the blocks must cover it exactly.
+func zstdFrameBlocks(frame []byte) (blocks []byte, window int, err error) {
+	if len(frame) < 6 || string(frame[:4]) != "\x28\xb5\x2f\xfd" {
+		return nil, 0, errors.New("not a zstd frame")
+	}
+	fhd := frame[4]
+	if fhd&0x08 != 0 {
+		return nil, 0, errors.New("reserved bit set in the frame header")
+	}
+	if fhd&0x27 != 0 {
+		return nil, 0, fmt.Errorf("frame header %#02x: single segment, dictionary or checksum", fhd)
+	}
+	wd := frame[5]
+	exp := int(wd >> 3)
+	if exp > 31-10 {
+		return nil, 0, fmt.Errorf("window descriptor %#02x", wd)
+	}
+	base := 1 << (10 + exp)
+	window = base + base/8*int(wd&7)
+	start := 6 + [4]int{0, 2, 4, 8}[fhd>>6] // magic, descriptors, content size
+	if len(frame) < start {
+		return nil, 0, errors.New("frame header truncated")
+	}
+	b := frame[start:]
+	for off := 0; ; {
+		if len(b)-off < 3 {
+			return nil, 0, errors.New("block header truncated")
+		}
+		bh := uint32(b[off]) | uint32(b[off+1])<<8 | uint32(b[off+2])<<16
+		size := int(bh >> 3)
+		if size > 128<<10 {
+			return nil, 0, fmt.Errorf("block of %d bytes", size)
+		}
+		switch bh >> 1 & 3 {
+		case 1: // RLE: one byte, repeated size times
+			size = 1
+		case 3:
+			return nil, 0, errors.New("reserved block type")
+		}
+		end := off + 3 + size
+		if end > len(b) {
+			return nil, 0, errors.New("block truncated")
+		}
+		if bh&1 != 0 {
+			if end != len(b) {
+				return nil, 0, fmt.Errorf("%d bytes after the last block", len(b)-end)
+			}
+			out := bytes.Clone(b)
+			out[off] &^= 1
+			return out, window, nil
+		}
+		off = end
+	}
+}
+
+// spliceMaxRaw is the largest raw block written around a spliced body:
+// a block holds at most 128 KiB and no more than the window.
+func spliceMaxRaw(window int) int { return min(128<<10, window) }
+
+// splice is a frame being put together by a framedWriter.
+type splice struct {
+	s      *Spliced
+	head   []byte // the entry's header, before the body
+	inBody bool
+	body   int64 // body bytes seen
+	tail   []byte
+	h      *xxhash.Digest
+}
+
+// write takes the bytes written to the writer while the frame is open.
+func (sp *splice) write(p []byte) {
+	sp.h.Write(p)
+	for len(p) > 0 {
+		switch {
+		case !sp.inBody:
+			sp.head = append(sp.head, p...)
+			return
+		case sp.body < sp.s.size:
+			n := min(int64(len(p)), sp.s.size-sp.body)
+			sp.body += n
+			p = p[n:]
+		default:
+			sp.tail = append(sp.tail, p...)
+			return
+		}
+	}
+}
+
+// frame returns the pieces of the finished frame, in order.
+func (sp *splice) frame() ([][]byte, error) {
+	if !sp.inBody || sp.body != sp.s.size {
+		return nil, fmt.Errorf("spliced body: %d bytes written, the blocks hold %d", sp.body, sp.s.size)
+	}
+	hdr := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x04, 0} // checksum, no content size
+	hdr[5] = byte(windowLog(sp.s.window)-10) << 3
+	parts := [][]byte{hdr}
+	maxRaw := spliceMaxRaw(sp.s.window)
+	raw := func(b []byte, last bool) {
+		for first := true; first || len(b) > 0; first = false {
+			n := min(len(b), maxRaw)
+			bh := uint32(n) << 3 // raw
+			if last && n == len(b) {
+				bh |= 1
+			}
+			parts = append(parts, []byte{byte(bh), byte(bh >> 8), byte(bh >> 16)}, b[:n])
+			b = b[n:]
+		}
+	}
+	if len(sp.head) > 0 {
+		raw(sp.head, false)
+	}
+	parts = append(parts, sp.s.blocks)
+	raw(sp.tail, true) // an empty raw block, when there is no tail, ends the frame
+	sum := make([]byte, 4)
+	binary.LittleEndian.PutUint32(sum, uint32(sp.h.Sum64()))
+	return append(parts, sum), nil
+}
+
+// windowLog is log2 of a window NewWriter accepted (a power of two).
+func windowLog(w int) int {
+	n := 0
+	for w > 1 {
+		w >>= 1
+		n++
+	}
+	return n
+}
