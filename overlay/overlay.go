@@ -173,6 +173,23 @@ func Prepare(ctx context.Context, opts Options) (*Prepared, error) {
 	return pr, nil
 }
 
+// HostFiles returns the host paths of the regular files of the root that
+// the prepared programs need (programs, interpreters, libraries), sorted:
+// what Apply will most likely add, known before the image is. Apply may
+// add fewer (the image's own copy kept) or more.
+func (pr *Prepared) HostFiles() []string {
+	if pr.closure == nil || pr.a == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range pr.closure.Files {
+		if f.Kind == ldso.Regular {
+			out = append(out, pr.a.host(f.Path))
+		}
+	}
+	return out
+}
+
 // Apply adds what was prepared to tree, for the kernel version kver ("":
 // the only one the image holds). A Prepared is applied once.
 func (pr *Prepared) Apply(ctx context.Context, tree *remix.Tree, kver string) (*Report, error) {

@@ -172,9 +172,11 @@ type VerifyError struct{ Err error }
 func (e *VerifyError) Error() string { return e.Err.Error() }
 func (e *VerifyError) Unwrap() error { return e.Err }
 
-// prepareResult is what overlay.Prepare returned.
+// prepareResult is what overlay.Prepare returned, and the compression of
+// the root's files it started (nil: none).
 type prepareResult struct {
 	p   *overlay.Prepared
+	pre *precompressor
 	err error
 }
 
@@ -221,20 +223,35 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	// starts. The SSH server's programs depend on the image (its DHCP
 	// client), so with SSH the overlay starts from scratch there.
 	var prepared chan prepareResult
+	var pre *precompressor
 	if opt.SSH == nil {
 		prepared = make(chan prepareResult, 1)
 		pctx, cancel := context.WithCancel(ctx)
 		defer func() {
 			cancel()
-			<-prepared // the root is no longer read once Build returns
+			// The root is no longer read once Build returns.
+			if pr := <-prepared; pr.pre != nil {
+				pr.pre.wait()
+			}
 		}()
+		// With the new segment's options known up front, the root's
+		// large files are compressed while the input is decoded (see
+		// precompressor); a rewrite compresses the whole tree anyway.
+		var preOpt *codec.WriterOptions
+		if w := appendWriteOptions(opt); !opt.DryRun && opt.Mode != remix.Rewrite && w.Compression == codec.Zstd {
+			preOpt = &codec.WriterOptions{Level: w.Level, Window: w.Window}
+		}
 		go func() {
 			po := opt.Overlay
 			if po.KVer == "" {
 				po.KVer = opt.Kver // "": the image's, known later
 			}
 			pr, err := overlay.Prepare(pctx, po)
-			prepared <- prepareResult{pr, err}
+			var pre *precompressor
+			if err == nil && preOpt != nil {
+				pre = newPrecompressor(pctx, pr.HostFiles(), *preOpt)
+			}
+			prepared <- prepareResult{pr, pre, err}
 		}()
 	}
 	p.Reading(opt.Input, st.Size())
@@ -289,6 +306,11 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	if prepared != nil {
 		pr := <-prepared
 		prepared <- prepareResult{} // for the deferred wait; the Prepared is not kept
+		if pr.pre != nil {
+			pre = pr.pre
+			defer pre.wait()
+			pre.start() // the input is decoded: a second core is free
+		}
 		if pr.err != nil {
 			return nil, pr.err
 		}
@@ -327,9 +349,10 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		wopt := remix.WriteOptions{Mode: res.Mode, Compression: opt.Compression, Level: opt.Level,
 			Concurrency: opt.Threads, Verify: true, Copied: copied}
 		if res.Mode == remix.Append {
-			wopt.FrameSize, wopt.Window = appendFrameSize, appendFrameSize
-			if opt.Level == 0 && (opt.Compression == "" || opt.Compression == codec.Zstd) {
-				wopt.Level = appendZstdLevel
+			wopt = appendWriteOptions(opt)
+			wopt.Verify, wopt.Copied = true, copied
+			if pre != nil {
+				wopt.Splice = pre.splice
 			}
 		}
 		res.Write, err = img.WriteTo(ctx, out, wopt)
@@ -505,6 +528,19 @@ const appendFrameSize = 2 << 20
 // (33 MB of new entries), 15.0 MB against 14.0 MB, the output 1.6% larger
 // (65.04 MB against 64.02 MB).
 const appendZstdLevel = 1
+
+// appendWriteOptions are the options of an append's new segment.
+func appendWriteOptions(opt Options) remix.WriteOptions {
+	w := remix.WriteOptions{Mode: remix.Append, Compression: opt.Compression, Level: opt.Level,
+		Concurrency: opt.Threads, FrameSize: appendFrameSize, Window: appendFrameSize}
+	if w.Compression == "" {
+		w.Compression = codec.Zstd
+	}
+	if w.Level == 0 && w.Compression == codec.Zstd {
+		w.Level = appendZstdLevel
+	}
+	return w
+}
 
 // chooseMode picks append unless appending is unsafe for this input.
 func chooseMode(img *remix.Image) (remix.WriteMode, string) {
