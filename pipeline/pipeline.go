@@ -249,7 +249,8 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			pr, err := overlay.Prepare(pctx, po)
 			var pre *precompressor
 			if err == nil && preOpt != nil {
-				pre = newPrecompressor(pctx, pr.HostFiles(), *preOpt)
+				// No spool file: the write compresses everything.
+				pre, _ = newPrecompressor(pctx, pr.HostFiles(), *preOpt, opt.SpoolDir)
 			}
 			prepared <- prepareResult{pr, pre, err}
 		}()

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"os"
+	"fmt"
 	"sync"
 
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -31,8 +31,12 @@ const spliceMin = 256 << 10
 
 // precompressor compresses a fixed list of files on up to two workers.
 type precompressor struct {
-	opt   codec.WriterOptions
-	ctx   context.Context
+	opt codec.WriterOptions
+	ctx context.Context
+	// spool holds the compressed bodies: in memory they would add
+	// their size (10 MB for the rescue preset) to the peak, while the
+	// input is decoded.
+	spool *codec.SpliceSpool
 	jobs  map[remix.FileContent]*preJob
 	order []remix.FileContent
 
@@ -49,9 +53,17 @@ type preJob struct {
 }
 
 // newPrecompressor lists the regular files of paths of spliceMin bytes or
-// more, as they are now, and starts one worker on them.
-func newPrecompressor(ctx context.Context, paths []string, opt codec.WriterOptions) *precompressor {
-	p := &precompressor{opt: opt, ctx: ctx, jobs: map[remix.FileContent]*preJob{}}
+// more, as they are now, and starts one worker on them, keeping what it
+// compressed in a spool file in dir ("": remix.DefaultSpoolDir()).
+func newPrecompressor(ctx context.Context, paths []string, opt codec.WriterOptions, dir string) (*precompressor, error) {
+	if dir == "" {
+		dir = remix.DefaultSpoolDir()
+	}
+	spool, err := codec.NewSpliceSpool(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &precompressor{opt: opt, ctx: ctx, spool: spool, jobs: map[remix.FileContent]*preJob{}}
 	for _, path := range paths {
 		c, err := remix.NewFileContent(path)
 		if err != nil || c.Len < spliceMin {
@@ -64,7 +76,7 @@ func newPrecompressor(ctx context.Context, paths []string, opt codec.WriterOptio
 		p.order = append(p.order, c)
 	}
 	p.start()
-	return p
+	return p, nil
 }
 
 // start adds a worker, up to two.
@@ -97,19 +109,19 @@ func (p *precompressor) work() {
 		case p.ctx.Err() != nil:
 			j.err = p.ctx.Err()
 		default:
-			j.s, j.err = compressFile(enc, c)
+			j.s, j.err = compressFile(enc, c, p.spool)
 		}
 		close(j.ready)
 	}
 }
 
-func compressFile(enc *codec.SpliceEncoder, c remix.FileContent) (*codec.Spliced, error) {
+func compressFile(enc *codec.SpliceEncoder, c remix.FileContent, spool *codec.SpliceSpool) (*codec.Spliced, error) {
 	r, err := c.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return enc.Encode(r, c.Len)
+	return enc.Encode(r, c.Len, spool)
 }
 
 // splice is the remix.WriteOptions.Splice of the write: the blocks of a
@@ -131,16 +143,14 @@ func (p *precompressor) splice(c remix.Content) (*codec.Spliced, error) {
 	s, err := j.s, j.err
 	j.s = nil // the writer holds it until its frame is out
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			err = errors.Join(errors.New("a file of the root disappeared while the image was written"), err)
-		}
-		return nil, err
+		return nil, fmt.Errorf("compressed ahead of the write: %w", err)
 	}
 	return s, nil
 }
 
 // wait stops the workers (after the job each is on) and waits for them:
-// the root is no longer read. Jobs no worker took fail.
+// the root is no longer read. Jobs no worker took fail. The spool is
+// removed.
 func (p *precompressor) wait() {
 	p.mu.Lock()
 	for _, c := range p.order[min(p.next, len(p.order)):] {
@@ -151,4 +161,5 @@ func (p *precompressor) wait() {
 	p.next = len(p.order)
 	p.mu.Unlock()
 	p.workers.Wait()
+	p.spool.Close()
 }

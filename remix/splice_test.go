@@ -66,7 +66,7 @@ func splicer(t *testing.T, o codec.WriterOptions, large []FileContent, swap bool
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := enc.Encode(bytes.NewReader(b), int64(len(b)))
+		s, err := enc.Encode(bytes.NewReader(b), int64(len(b)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

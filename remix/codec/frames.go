@@ -47,7 +47,7 @@ type frameJob struct {
 	in  []byte
 	out frameOut
 	// parts, when set, is a spliced frame, written as it is.
-	parts [][]byte
+	parts []framePart
 }
 
 // framedWriter cuts its input into streams at Cut calls and compresses them
@@ -77,6 +77,7 @@ type framedWriter struct {
 	zstdLevel  zstd.EncoderLevel
 	zstdWindow int
 	sp         *splice
+	copyBuf    []byte // for spliced blocks held in a file
 }
 
 // maxBufferedFrames bounds a held stream, in frames, before it is
@@ -278,10 +279,14 @@ func (f *framedWriter) drain(keep int) error {
 		// decoder through a pipe) then buffers that much, not a frame.
 		parts := j.parts
 		if parts == nil {
-			parts = [][]byte{j.out.Bytes()}
+			parts = []framePart{{b: j.out.Bytes()}}
 		}
-		for _, b := range parts {
-			for f.err == nil && len(b) > 0 {
+		for _, p := range parts {
+			if p.at != nil {
+				f.writeFrom(p)
+				continue
+			}
+			for b := p.b; f.err == nil && len(b) > 0; {
 				n := min(len(b), writeChunk)
 				if _, err := f.w.Write(b[:n]); err != nil {
 					f.err = err
@@ -374,6 +379,27 @@ func (f *framedWriter) SpliceBody() error {
 	}
 	f.sp.inBody = true
 	return nil
+}
+
+// writeFrom writes a part held in a file, through a buffer of writeChunk.
+func (f *framedWriter) writeFrom(p framePart) {
+	if f.copyBuf == nil {
+		f.copyBuf = make([]byte, writeChunk)
+	}
+	for off, end := p.off, p.off+p.n; f.err == nil && off < end; {
+		b := f.copyBuf[:min(int64(writeChunk), end-off)]
+		if n, err := p.at.ReadAt(b, off); n < len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			f.err = fmt.Errorf("reading a spliced body back: %w", err)
+			return
+		}
+		if _, err := f.w.Write(b); err != nil {
+			f.err = err
+		}
+		off += int64(len(b))
+	}
 }
 
 // endSplice puts the spliced frame in line for the output.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -35,7 +37,11 @@ import (
 // the same level and window.
 type Spliced struct {
 	blocks []byte // the body's blocks, the last block flag cleared
-	size   int64  // the body's length
+	// at, when set, holds the blocks instead, n bytes at off (a
+	// SpliceSpool).
+	at     io.ReaderAt
+	off, n int64
+	size   int64 // the body's length
 	level  zstd.EncoderLevel
 	window int
 }
@@ -44,7 +50,53 @@ type Spliced struct {
 func (s *Spliced) Size() int64 { return s.size }
 
 // CompressedSize is the length of the body's blocks.
-func (s *Spliced) CompressedSize() int { return len(s.blocks) }
+func (s *Spliced) CompressedSize() int64 {
+	if s.at != nil {
+		return s.n
+	}
+	return int64(len(s.blocks))
+}
+
+// SpliceSpool keeps the blocks of bodies compressed ahead in a file
+// rather than in memory, until they are written: they wait there while
+// the input is still decoded. It is safe for concurrent use.
+type SpliceSpool struct {
+	mu  sync.Mutex
+	f   *os.File
+	end int64
+	err error
+}
+
+// NewSpliceSpool makes the spool in dir, a file removed at once (it is
+// gone when the process ends, whatever happens) and private.
+func NewSpliceSpool(dir string) (*SpliceSpool, error) {
+	f, err := os.CreateTemp(dir, "initrd-remix-*.splice")
+	if err != nil {
+		return nil, fmt.Errorf("spool of compressed bodies: %w", err)
+	}
+	os.Remove(f.Name())
+	return &SpliceSpool{f: f}, nil
+}
+
+// keep moves s's blocks into the spool.
+func (sp *SpliceSpool) keep(s *Spliced) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.err != nil {
+		return sp.err
+	}
+	off := sp.end
+	if _, err := sp.f.WriteAt(s.blocks, off); err != nil {
+		sp.err = fmt.Errorf("spool of compressed bodies: %w", err)
+		return sp.err
+	}
+	sp.end += int64(len(s.blocks))
+	s.at, s.off, s.n, s.blocks = sp.f, off, int64(len(s.blocks)), nil
+	return nil
+}
+
+// Close removes the spool; the Spliced it holds can no longer be written.
+func (sp *SpliceSpool) Close() error { return sp.f.Close() }
 
 // Splicer is implemented by the zstd writer NewWriter returns (and
 // refused by its gzip one, whose members cannot be spliced). Splice ends
@@ -85,8 +137,9 @@ func NewSpliceEncoder(o WriterOptions) (*SpliceEncoder, error) {
 	return &SpliceEncoder{enc: enc, level: level, window: window}, nil
 }
 
-// Encode compresses the size bytes r holds.
-func (e *SpliceEncoder) Encode(r io.Reader, size int64) (*Spliced, error) {
+// Encode compresses the size bytes r holds. With spool set, the blocks
+// are kept there.
+func (e *SpliceEncoder) Encode(r io.Reader, size int64, spool *SpliceSpool) (*Spliced, error) {
 	e.out.Reset()
 	e.enc.Reset(&e.out)
 	n, err := io.Copy(e.enc, r)
@@ -106,7 +159,13 @@ func (e *SpliceEncoder) Encode(r io.Reader, size int64) (*Spliced, error) {
 	if window > e.window {
 		return nil, fmt.Errorf("splicing the encoder's frame: window %d, want at most %d", window, e.window)
 	}
-	return &Spliced{blocks: blocks, size: size, level: e.level, window: e.window}, nil
+	s := &Spliced{blocks: blocks, size: size, level: e.level, window: e.window}
+	if spool != nil {
+		if err := spool.keep(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Close releases the encoder.
@@ -204,14 +263,22 @@ func (sp *splice) write(p []byte) {
 	}
 }
 
+// framePart is a piece of a frame to write: bytes, or n bytes of at from
+// off.
+type framePart struct {
+	b      []byte
+	at     io.ReaderAt
+	off, n int64
+}
+
 // frame returns the pieces of the finished frame, in order.
-func (sp *splice) frame() ([][]byte, error) {
+func (sp *splice) frame() ([]framePart, error) {
 	if !sp.inBody || sp.body != sp.s.size {
 		return nil, fmt.Errorf("spliced body: %d bytes written, the blocks hold %d", sp.body, sp.s.size)
 	}
 	hdr := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x04, 0} // checksum, no content size
 	hdr[5] = byte(windowLog(sp.s.window)-10) << 3
-	parts := [][]byte{hdr}
+	parts := []framePart{{b: hdr}}
 	maxRaw := spliceMaxRaw(sp.s.window)
 	raw := func(b []byte, last bool) {
 		for first := true; first || len(b) > 0; first = false {
@@ -220,18 +287,22 @@ func (sp *splice) frame() ([][]byte, error) {
 			if last && n == len(b) {
 				bh |= 1
 			}
-			parts = append(parts, []byte{byte(bh), byte(bh >> 8), byte(bh >> 16)}, b[:n])
+			parts = append(parts, framePart{b: []byte{byte(bh), byte(bh >> 8), byte(bh >> 16)}}, framePart{b: b[:n]})
 			b = b[n:]
 		}
 	}
 	if len(sp.head) > 0 {
 		raw(sp.head, false)
 	}
-	parts = append(parts, sp.s.blocks)
+	if sp.s.at != nil {
+		parts = append(parts, framePart{at: sp.s.at, off: sp.s.off, n: sp.s.n})
+	} else {
+		parts = append(parts, framePart{b: sp.s.blocks})
+	}
 	raw(sp.tail, true) // an empty raw block, when there is no tail, ends the frame
 	sum := make([]byte, 4)
 	binary.LittleEndian.PutUint32(sum, uint32(sp.h.Sum64()))
-	return append(parts, sum), nil
+	return append(parts, framePart{b: sum}), nil
 }
 
 // windowLog is log2 of a window NewWriter accepted (a power of two).

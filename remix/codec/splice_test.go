@@ -35,7 +35,7 @@ type splicePiece struct {
 
 // writeSpliced writes pieces through a zstd writer of o, cutting before
 // each piece, and returns the output and the bytes it must decode to.
-func writeSpliced(t *testing.T, o WriterOptions, pieces []splicePiece) (out, plain []byte) {
+func writeSpliced(t *testing.T, o WriterOptions, pieces []splicePiece, spool *SpliceSpool) (out, plain []byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(Zstd, &buf, o)
@@ -50,7 +50,7 @@ func writeSpliced(t *testing.T, o WriterOptions, pieces []splicePiece) (out, pla
 	defer enc.Close()
 	for _, p := range pieces {
 		if p.splice {
-			s, err := enc.Encode(bytes.NewReader(p.body), int64(len(p.body)))
+			s, err := enc.Encode(bytes.NewReader(p.body), int64(len(p.body)), spool)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,10 +112,20 @@ func TestSplice(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var outs [][]byte
-			for _, conc := range []int{1, 4} {
+			spool, err := NewSpliceSpool(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer spool.Close()
+			// In memory or in a spool, one or several workers: the
+			// same output.
+			for _, run := range []struct {
+				conc  int
+				spool *SpliceSpool
+			}{{1, nil}, {4, nil}, {2, spool}} {
 				o := tc.o
-				o.Concurrency = conc
-				out, plain := writeSpliced(t, o, tc.pieces)
+				o.Concurrency = run.conc
+				out, plain := writeSpliced(t, o, tc.pieces, run.spool)
 				// klauspost's decoder, which checks every frame's
 				// checksum (this package's reader reads one frame).
 				d, err := zstd.NewReader(bytes.NewReader(out), zstd.WithDecoderConcurrency(1))
@@ -145,8 +155,10 @@ func TestSplice(t *testing.T) {
 				}
 				outs = append(outs, out)
 			}
-			if !bytes.Equal(outs[0], outs[1]) {
-				t.Errorf("output depends on Concurrency")
+			for i := range outs {
+				if !bytes.Equal(outs[i], outs[0]) {
+					t.Errorf("run %d: output differs from the first run", i)
+				}
 			}
 		})
 	}
@@ -165,11 +177,11 @@ func TestSpliceErrors(t *testing.T) {
 	}
 	defer enc.Close()
 	body := spliceBody(10<<10, 9)
-	s, err := enc.Encode(bytes.NewReader(body), int64(len(body)))
+	s, err := enc.Encode(bytes.NewReader(body), int64(len(body)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := enc.Encode(bytes.NewReader(body), int64(len(body))+1); err == nil {
+	if _, err := enc.Encode(bytes.NewReader(body), int64(len(body))+1, nil); err == nil {
 		t.Errorf("Encode of a body shorter than its size: no error")
 	}
 	tests := []struct {
@@ -292,7 +304,11 @@ func FuzzZstdFrameBlocks(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := d.DecodeAll(bytes.Join(parts, nil), nil)
+		var spliced []byte
+		for _, p := range parts {
+			spliced = append(spliced, p.b...)
+		}
+		got, err := d.DecodeAll(spliced, nil)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("spliced frame: %v; %d bytes, want %d", err, len(got), len(want))
 		}
