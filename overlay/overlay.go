@@ -173,18 +173,33 @@ func Prepare(ctx context.Context, opts Options) (*Prepared, error) {
 	return pr, nil
 }
 
-// HostFiles returns the host paths of the regular files of the root that
-// the prepared programs need (programs, interpreters, libraries), sorted:
-// what Apply will most likely add, known before the image is. Apply may
-// add fewer (the image's own copy kept) or more.
-func (pr *Prepared) HostFiles() []string {
+// RootFile is a regular file of the root that Apply will most likely add.
+type RootFile struct {
+	Host string // its path on the host
+	Path string // its absolute path in the root
+	// Loaded: a program loads it (an interpreter or a library). Apply
+	// keeps the image's own copy of what a program loads where the image
+	// has one; programs are always written.
+	Loaded bool
+}
+
+// Files returns the regular files of the root that the prepared programs
+// need, sorted by path: what Apply will most likely add, known before the
+// image is. Apply may add fewer or more.
+func (pr *Prepared) Files() []RootFile {
 	if pr.closure == nil || pr.a == nil {
 		return nil
 	}
-	var out []string
+	loaded := map[string]bool{}
+	for _, deps := range pr.closure.Needs {
+		for _, d := range deps {
+			loaded[d] = true
+		}
+	}
+	var out []RootFile
 	for _, f := range pr.closure.Files {
 		if f.Kind == ldso.Regular {
-			out = append(out, pr.a.host(f.Path))
+			out = append(out, RootFile{Host: pr.a.host(f.Path), Path: f.Path, Loaded: loaded[f.Path]})
 		}
 	}
 	return out

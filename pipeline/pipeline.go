@@ -224,6 +224,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	// client), so with SSH the overlay starts from scratch there.
 	var prepared chan prepareResult
 	var pre *precompressor
+	var names *imageNames // for the precompressor: what the image holds
 	if opt.SSH == nil {
 		prepared = make(chan prepareResult, 1)
 		pctx, cancel := context.WithCancel(ctx)
@@ -240,6 +241,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		var preOpt *codec.WriterOptions
 		if w := appendWriteOptions(opt); !opt.DryRun && opt.Mode != remix.Rewrite && w.Compression == codec.Zstd {
 			preOpt = &codec.WriterOptions{Level: w.Level, Window: w.Window}
+			names = &imageNames{}
 		}
 		go func() {
 			po := opt.Overlay
@@ -249,14 +251,16 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 			pr, err := overlay.Prepare(pctx, po)
 			var pre *precompressor
 			if err == nil && preOpt != nil {
-				// No spool file: the write compresses everything.
-				pre, _ = newPrecompressor(pctx, pr.HostFiles(), *preOpt, opt.SpoolDir)
+				if pre, err = newPrecompressor(pctx, pr.Files(), *preOpt, opt.SpoolDir); err == nil {
+					names.attach(pre)
+					pre.start()
+				}
 			}
 			prepared <- prepareResult{pr, pre, err}
 		}()
 	}
 	p.Reading(opt.Input, st.Size())
-	img, err := open(ctx, opt, out, p, res)
+	img, err := open(ctx, opt, out, p, res, names)
 	copied := out != nil // the output holds a copy of the input
 	if err != nil {
 		return nil, err
@@ -310,7 +314,6 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		if pr.pre != nil {
 			pre = pr.pre
 			defer pre.wait()
-			pre.start() // the input is decoded: a second core is free
 		}
 		if pr.err != nil {
 			return nil, pr.err
@@ -321,6 +324,11 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if pre != nil {
+		// What is left to compress is known, and a second core is free.
+		pre.prune(img.Tree)
+		pre.start()
 	}
 	if opt.SSH != nil {
 		if err := opt.SSH.Install(img.Tree, res.DHCP); err != nil {
@@ -416,14 +424,20 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 }
 
 // open reads the input, copying it to out (nil: no copy) as it is decoded,
-// and settles res.Mode. An append writes only the edits, so it keeps the
+// and settles res.Mode; names, when set, hears the regular files' names. An append writes only the edits, so it keeps the
 // bodies strip, overlay and the checks read and no others.
-func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, res *Result) (*remix.Image, error) {
+func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, res *Result, names *imageNames) (*remix.Image, error) {
 	openOpt := remix.OpenOptions{ScanOptions: opt.Scan, SpoolDir: opt.SpoolDir, Progress: p.Read}
 	if res.Mode != remix.Rewrite {
 		openOpt.KeepContent, openOpt.SpoolFrom = keepForAppend, appendSpoolFrom
 		if openOpt.ParallelDecodeMemory == 0 {
 			openOpt.ParallelDecodeMemory = appendDecodeMemory
+		}
+		if names != nil {
+			openOpt.KeepContent = func(name string, size int64) bool {
+				names.add(name)
+				return keepForAppend(name, size)
+			}
 		}
 	}
 	if out != nil {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 )
 
 // steps records what Build told its Progress.
@@ -239,6 +243,54 @@ func TestKeepForAppend(t *testing.T) {
 	} {
 		if got := keepForAppend(tc.name, 1); got != tc.keep {
 			t.Errorf("keepForAppend(%q) = %v, want %v", tc.name, got, tc.keep)
+		}
+	}
+}
+
+// TestBuildDeterministic: the rescue preset's build splices the root's
+// large files, compressed while the input is decoded; the output is the
+// same bytes whatever the timing and the number of cores.
+func TestBuildDeterministic(t *testing.T) {
+	lab := testtool.OpenLab(t)
+	im := lab.Image(t, "itools-zstd")
+	root, kver := lab.Env["LAB_ROOT"], lab.Env["LAB_KVER"]
+	dir := t.TempDir()
+	var outs [][]byte
+	for i, procs := range []int{1, 2, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		out := filepath.Join(dir, fmt.Sprintf("rescue-%d.img", i))
+		res, err := Build(context.Background(), Options{Input: im.Path, Output: out, Kver: kver,
+			Overlay: overlay.Options{Root: root, Drivers: []string{}}})
+		runtime.GOMAXPROCS(prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every body of spliceMin bytes or more is a frame of its own:
+		// at least that many frames (the 2 MiB frames of 33 MB of new
+		// entries alone would be fewer).
+		large := 0
+		segs, err := remix.Scan(context.Background(), bytes.NewReader(b[res.Write.NewSegmentOffset:]), remix.ScanOptions{},
+			func(_ *remix.Segment, _ int, h *newc.Header, _ io.Reader) error {
+				if h.Type() == newc.TypeReg && h.Size >= spliceMin {
+					large++
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if large == 0 || len(segs) < large {
+			t.Errorf("GOMAXPROCS=%d: %d frames for %d bodies of %d bytes or more: not spliced", procs, len(segs), large, spliceMin)
+		}
+		outs = append(outs, b)
+	}
+	for i := range outs {
+		if !bytes.Equal(outs[i], outs[0]) {
+			t.Errorf("build %d differs from the first", i)
 		}
 	}
 }

@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
 )
@@ -15,10 +15,15 @@ import (
 // overlay's preparation knows before the input is decoded; compressing
 // them meanwhile, on a core the decoder leaves idle, takes most of the
 // compression off the path from the end of decoding to the written file.
-// Each such body becomes a frame of its own (codec.Splicer). Which bodies
-// are spliced depends only on the root's files (the prepared closure and
-// their sizes), and their blocks only on their bytes, never on which goroutine
-// or when: the output is the same whatever the timing or GOMAXPROCS.
+// Each such body becomes a frame of its own (codec.Splicer).
+//
+// The output does not depend on timing or GOMAXPROCS: a body is spliced
+// if it is in the list (the prepared closure's files of spliceMin bytes
+// or more, a function of the root) and written, whoever compresses it and
+// whenever. What is compressed ahead is only a guess at what will be
+// written: the programs first, then the libraries, except those the image
+// turns out to hold at the same path (the overlay keeps the image's own
+// copy); one that is written all the same is compressed by the writer.
 
 // spliceMin is the smallest body compressed ahead: a frame of its own
 // costs its header and the matches it cannot share with the entries
@@ -37,25 +42,30 @@ type precompressor struct {
 	// their size (10 MB for the rescue preset) to the peak, while the
 	// input is decoded.
 	spool *codec.SpliceSpool
-	jobs  map[remix.FileContent]*preJob
-	order []remix.FileContent
 
 	mu      sync.Mutex
-	next    int // the first job no worker took
+	jobs    map[remix.FileContent]*preJob
+	order   []*preJob          // programs first
+	byPath  map[string]*preJob // loaded files, by canonical path in the root
+	stopped bool
 	workers sync.WaitGroup
+	enc     *codec.SpliceEncoder // the writer's own, for what no worker did
 }
 
 type preJob struct {
-	ready chan struct{}
-	s     *codec.Spliced
-	err   error
-	taken bool // handed to the writer (under precompressor.mu)
+	c       remix.FileContent
+	ready   chan struct{} // closed once s and err are set, if started
+	s       *codec.Spliced
+	err     error
+	started bool // by a worker or the writer
+	skip    bool // workers leave it: the image has the file, or it is not written
+	taken   bool // handed to the writer
 }
 
-// newPrecompressor lists the regular files of paths of spliceMin bytes or
-// more, as they are now, and starts one worker on them, keeping what it
-// compressed in a spool file in dir ("": remix.DefaultSpoolDir()).
-func newPrecompressor(ctx context.Context, paths []string, opt codec.WriterOptions, dir string) (*precompressor, error) {
+// newPrecompressor lists the files of spliceMin bytes or more, as they
+// are now, and keeps what it compresses in a spool file in dir ("":
+// remix.DefaultSpoolDir()). No worker runs before start.
+func newPrecompressor(ctx context.Context, files []overlay.RootFile, opt codec.WriterOptions, dir string) (*precompressor, error) {
 	if dir == "" {
 		dir = remix.DefaultSpoolDir()
 	}
@@ -63,23 +73,43 @@ func newPrecompressor(ctx context.Context, paths []string, opt codec.WriterOptio
 	if err != nil {
 		return nil, err
 	}
-	p := &precompressor{opt: opt, ctx: ctx, spool: spool, jobs: map[remix.FileContent]*preJob{}}
-	for _, path := range paths {
-		c, err := remix.NewFileContent(path)
+	p := &precompressor{opt: opt, ctx: ctx, spool: spool, jobs: map[remix.FileContent]*preJob{}, byPath: map[string]*preJob{}}
+	var loaded []*preJob
+	for _, f := range files {
+		c, err := remix.NewFileContent(f.Host)
 		if err != nil || c.Len < spliceMin {
 			continue // written as any other body, or an error there
 		}
 		if _, dup := p.jobs[c]; dup {
 			continue
 		}
-		p.jobs[c] = &preJob{ready: make(chan struct{})}
-		p.order = append(p.order, c)
+		j := &preJob{c: c, ready: make(chan struct{})}
+		p.jobs[c] = j
+		if f.Loaded {
+			loaded = append(loaded, j)
+			p.byPath[remix.Canonical(f.Path)] = j
+		} else {
+			p.order = append(p.order, j)
+		}
 	}
-	p.start()
+	p.order = append(p.order, loaded...)
 	return p, nil
 }
 
-// start adds a worker, up to two.
+// imageHas says that the image holds a regular file at name: a library
+// of the root at the same path is likely kept, not written.
+func (p *precompressor) imageHas(name string) {
+	if len(p.byPath) == 0 {
+		return
+	}
+	p.mu.Lock()
+	if j := p.byPath[remix.Canonical(name)]; j != nil {
+		j.skip = true
+	}
+	p.mu.Unlock()
+}
+
+// start adds a worker.
 func (p *precompressor) start() {
 	p.workers.Add(1)
 	go func() {
@@ -88,28 +118,35 @@ func (p *precompressor) start() {
 	}()
 }
 
+// take returns the next job for a worker, or nil.
+func (p *precompressor) take() *preJob {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	for _, j := range p.order {
+		if !j.started && !j.skip {
+			j.started = true
+			return j
+		}
+	}
+	return nil
+}
+
 func (p *precompressor) work() {
 	enc, err := codec.NewSpliceEncoder(p.opt)
 	if err == nil {
 		defer enc.Close()
 	}
-	for {
-		p.mu.Lock()
-		i := p.next
-		p.next++
-		p.mu.Unlock()
-		if i >= len(p.order) {
-			return
-		}
-		c := p.order[i]
-		j := p.jobs[c]
+	for j := p.take(); j != nil; j = p.take() {
 		switch {
 		case err != nil:
 			j.err = err
 		case p.ctx.Err() != nil:
 			j.err = p.ctx.Err()
 		default:
-			j.s, j.err = compressFile(enc, c, p.spool)
+			j.s, j.err = compressFile(enc, j.c, p.spool)
 		}
 		close(j.ready)
 	}
@@ -124,8 +161,30 @@ func compressFile(enc *codec.SpliceEncoder, c remix.FileContent, spool *codec.Sp
 	return enc.Encode(r, c.Len, spool)
 }
 
+// prune leaves to the writer the jobs no worker started whose content
+// the tree does not hold (the overlay kept the image's own copy): the
+// writer never asks for them.
+func (p *precompressor) prune(t *remix.Tree) {
+	held := map[remix.FileContent]bool{}
+	for _, n := range t.Nodes() {
+		if n.IsRegular() {
+			if fc, ok := n.Inode.Content.(remix.FileContent); ok {
+				held[fc] = true
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, j := range p.order {
+		if !held[j.c] {
+			j.skip = true
+		}
+	}
+}
+
 // splice is the remix.WriteOptions.Splice of the write: the blocks of a
-// listed file's body, waited for, once; nil for any other content.
+// listed file's body, compressed by a worker or now, once; nil for any
+// other content. It is called by the writer's goroutine only.
 func (p *precompressor) splice(c remix.Content) (*codec.Spliced, error) {
 	fc, ok := c.(remix.FileContent)
 	if !ok {
@@ -138,7 +197,20 @@ func (p *precompressor) splice(c remix.Content) (*codec.Spliced, error) {
 		return nil, nil
 	}
 	j.taken = true
+	mine := !j.started
+	j.started = true
 	p.mu.Unlock()
+	if mine {
+		if p.enc == nil {
+			enc, err := codec.NewSpliceEncoder(p.opt)
+			if err != nil {
+				return nil, err
+			}
+			p.enc = enc
+		}
+		j.s, j.err = compressFile(p.enc, fc, p.spool)
+		close(j.ready)
+	}
 	<-j.ready
 	s, err := j.s, j.err
 	j.s = nil // the writer holds it until its frame is out
@@ -149,17 +221,43 @@ func (p *precompressor) splice(c remix.Content) (*codec.Spliced, error) {
 }
 
 // wait stops the workers (after the job each is on) and waits for them:
-// the root is no longer read. Jobs no worker took fail. The spool is
-// removed.
+// the root is no longer read. The spool is removed.
 func (p *precompressor) wait() {
 	p.mu.Lock()
-	for _, c := range p.order[min(p.next, len(p.order)):] {
-		j := p.jobs[c]
-		j.err = errors.New("compression ahead of the write stopped")
-		close(j.ready)
-	}
-	p.next = len(p.order)
+	p.stopped = true
 	p.mu.Unlock()
 	p.workers.Wait()
+	if p.enc != nil {
+		p.enc.Close()
+	}
 	p.spool.Close()
+}
+
+// imageNames hears the names of the regular files of the image as it is
+// decoded (OpenOptions.KeepContent), and passes them on to the
+// precompressor once there is one.
+type imageNames struct {
+	mu    sync.Mutex
+	names []string
+	pre   *precompressor
+}
+
+func (n *imageNames) add(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pre != nil {
+		n.pre.imageHas(name)
+		return
+	}
+	n.names = append(n.names, name)
+}
+
+// attach passes the names heard so far, and from now on, to p.
+func (n *imageNames) attach(p *precompressor) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, name := range n.names {
+		p.imageHas(name)
+	}
+	n.names, n.pre = nil, p
 }
