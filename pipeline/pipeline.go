@@ -328,7 +328,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	if pre != nil {
 		// What is left to compress is known, and a second core is free.
 		pre.prune(img.Tree)
-		pre.start()
+		pre.afterDecode()
 	}
 	if opt.SSH != nil {
 		if err := opt.SSH.Install(img.Tree, res.DHCP); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/initrd-remix/initrd-remix/overlay"
 	"github.com/initrd-remix/initrd-remix/remix"
@@ -43,6 +45,11 @@ type precompressor struct {
 	// input is decoded.
 	spool *codec.SpliceSpool
 
+	// decoded is closed once the input is decoded and the overlay
+	// applied (decoded, from the pipeline).
+	decoded     chan struct{}
+	decodedOnce sync.Once
+
 	mu      sync.Mutex
 	jobs    map[remix.FileContent]*preJob
 	order   []*preJob          // programs first
@@ -73,7 +80,8 @@ func newPrecompressor(ctx context.Context, files []overlay.RootFile, opt codec.W
 	if err != nil {
 		return nil, err
 	}
-	p := &precompressor{opt: opt, ctx: ctx, spool: spool, jobs: map[remix.FileContent]*preJob{}, byPath: map[string]*preJob{}}
+	p := &precompressor{opt: opt, ctx: ctx, spool: spool, decoded: make(chan struct{}),
+		jobs: map[remix.FileContent]*preJob{}, byPath: map[string]*preJob{}}
 	var loaded []*preJob
 	for _, f := range files {
 		c, err := remix.NewFileContent(f.Host)
@@ -139,6 +147,7 @@ func (p *precompressor) work() {
 	if err == nil {
 		defer enc.Close()
 	}
+	var share cpuShare
 	for j := p.take(); j != nil; j = p.take() {
 		switch {
 		case err != nil:
@@ -149,7 +158,56 @@ func (p *precompressor) work() {
 			j.s, j.err = compressFile(enc, j.c, p.spool)
 		}
 		close(j.ready)
+		// Ahead of the write, a worker helps only on a core the decoder
+		// leaves idle: where the process gets less than that (a busy
+		// machine, GOMAXPROCS=1), it would only slow the decoding, so it
+		// waits for the end of it.
+		if !share.busy() {
+			select {
+			case <-p.decoded:
+			default:
+				select {
+				case <-p.decoded:
+				case <-p.ctx.Done():
+				}
+			}
+		}
 	}
+}
+
+// cpuShare measures the cores the process got since the last call.
+type cpuShare struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+// minCores is the share of cores below which a worker ahead of the write
+// stops: the decoder needs one and a bit (reading, copying the input).
+const minCores = 1.6
+
+// busy reports whether the process used at least minCores cores since
+// the last call (true on the first).
+func (c *cpuShare) busy() bool {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return true
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	now := time.Now()
+	prevWall, prevCPU := c.wall, c.cpu
+	c.wall, c.cpu = now, cpu
+	if prevWall.IsZero() {
+		return true
+	}
+	wall := now.Sub(prevWall)
+	return wall <= 0 || float64(cpu-prevCPU) >= minCores*float64(wall)
+}
+
+// afterDecode lets the workers go on whatever the cores, and adds one:
+// what is left is on the way to the write.
+func (p *precompressor) afterDecode() {
+	p.decodedOnce.Do(func() { close(p.decoded) })
+	p.start()
 }
 
 func compressFile(enc *codec.SpliceEncoder, c remix.FileContent, spool *codec.SpliceSpool) (*codec.Spliced, error) {
