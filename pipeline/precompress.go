@@ -175,18 +175,22 @@ func (p *precompressor) work() {
 	}
 }
 
-// cpuShare measures the cores the process got since the last call.
+// cpuShare measures the cores the process got since its first use:
+// over a worker's whole run ahead of the write, not the few milliseconds
+// of one body, in which the decoder may wait for a write of the copy.
 type cpuShare struct {
 	wall time.Time
 	cpu  time.Duration
 }
 
 // minCores is the share of cores below which a worker ahead of the write
-// stops: the decoder needs one and a bit (reading, copying the input).
-const minCores = 1.6
+// stops: the decoder needs one and a bit (reading, copying the input),
+// so a process held to one core has about one, and one with a core for
+// the worker close to two.
+const minCores = 1.5
 
 // busy reports whether the process used at least minCores cores since
-// the last call (true on the first).
+// the first call (true on the first).
 func (c *cpuShare) busy() bool {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
@@ -194,13 +198,12 @@ func (c *cpuShare) busy() bool {
 	}
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	now := time.Now()
-	prevWall, prevCPU := c.wall, c.cpu
-	c.wall, c.cpu = now, cpu
-	if prevWall.IsZero() {
+	if c.wall.IsZero() {
+		c.wall, c.cpu = now, cpu
 		return true
 	}
-	wall := now.Sub(prevWall)
-	return wall <= 0 || float64(cpu-prevCPU) >= minCores*float64(wall)
+	wall := now.Sub(c.wall)
+	return wall <= 0 || float64(cpu-c.cpu) >= minCores*float64(wall)
 }
 
 // afterDecode lets the workers go on whatever the cores, and adds one:
