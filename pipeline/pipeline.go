@@ -424,8 +424,9 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 }
 
 // open reads the input, copying it to out (nil: no copy) as it is decoded,
-// and settles res.Mode; names, when set, hears the regular files' names. An append writes only the edits, so it keeps the
-// bodies strip, overlay and the checks read and no others.
+// and settles res.Mode. An append writes only the edits, so it keeps the
+// bodies strip, overlay and the checks read and no others. names, when
+// set, hears the names of the regular files as they are read.
 func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, res *Result, names *imageNames) (*remix.Image, error) {
 	openOpt := remix.OpenOptions{ScanOptions: opt.Scan, SpoolDir: opt.SpoolDir, Progress: p.Read}
 	if res.Mode != remix.Rewrite {
