@@ -22,6 +22,7 @@ import (
 	"github.com/initrd-remix/initrd-remix/overlay/verify"
 	"github.com/initrd-remix/initrd-remix/remix"
 	"github.com/initrd-remix/initrd-remix/remix/codec"
+	"github.com/initrd-remix/initrd-remix/remix/newc"
 	"github.com/initrd-remix/initrd-remix/strip"
 )
 
@@ -438,6 +439,13 @@ func open(ctx context.Context, opt Options, out *atomicfile.File, p Progress, re
 			openOpt.KeepContent = func(name string, size int64) bool {
 				names.add(name)
 				return keepForAppend(name, size)
+			}
+			var last codec.Codec
+			openOpt.OnEntry = func(seg *remix.Segment, _ *newc.Header, _ string) {
+				if seg.Compression != last {
+					last = seg.Compression
+					names.segment(last)
+				}
 			}
 		}
 	}

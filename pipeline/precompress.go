@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,10 @@ type precompressor struct {
 	// applied (decoded, from the pipeline).
 	decoded     chan struct{}
 	decodedOnce sync.Once
+
+	// heavy: the input's decoder uses every core or a large window
+	// (heavyDecoder); the workers then wait for the end of decoding.
+	heavy atomic.Bool
 
 	mu      sync.Mutex
 	jobs    map[remix.FileContent]*preJob
@@ -117,6 +122,19 @@ func (p *precompressor) imageHas(name string) {
 	p.mu.Unlock()
 }
 
+// heavyDecoder tells the codecs whose decoding leaves no core idle (xz's
+// blocks and bzip2's are decoded on every core) or holds a large window
+// (lzma's dictionary, up to 64 MiB): compressing beside them only slows
+// them, and its buffers and garbage add to their memory (a rescue build
+// peaked at 70-74 MiB on xz and bzip2 inputs with it, 58-61 without, and
+// at 117 MiB on lzma's against 87-91).
+func heavyDecoder(c codec.Codec) bool {
+	return c == codec.XZ || c == codec.Bzip2 || c == codec.LZMA
+}
+
+// decoding says which codec the input's decoder is reading now.
+func (p *precompressor) decoding(c codec.Codec) { p.heavy.Store(heavyDecoder(c)) }
+
 // start adds a worker.
 func (p *precompressor) start() {
 	p.workers.Add(1)
@@ -160,9 +178,9 @@ func (p *precompressor) work() {
 		close(j.ready)
 		// Ahead of the write, a worker helps only on a core the decoder
 		// leaves idle: where the process gets less than that (a busy
-		// machine, GOMAXPROCS=1), it would only slow the decoding, so it
-		// waits for the end of it.
-		if !share.busy() {
+		// machine, GOMAXPROCS=1), or the decoder is a heavy one, it would
+		// only slow the decoding, so it waits for the end of it.
+		if p.heavy.Load() || !share.busy() {
 			select {
 			case <-p.decoded:
 			default:
@@ -300,7 +318,18 @@ func (p *precompressor) wait() {
 type imageNames struct {
 	mu    sync.Mutex
 	names []string
+	codec codec.Codec // of the segment being read
 	pre   *precompressor
+}
+
+// segment hears the codec of the segment the entries now come from.
+func (n *imageNames) segment(c codec.Codec) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.codec = c
+	if n.pre != nil {
+		n.pre.decoding(c)
+	}
 }
 
 func (n *imageNames) add(name string) {
@@ -320,5 +349,6 @@ func (n *imageNames) attach(p *precompressor) {
 	for _, name := range n.names {
 		p.imageHas(name)
 	}
+	p.decoding(n.codec)
 	n.names, n.pre = nil, p
 }
