@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -61,7 +62,7 @@ type Options struct {
 	// Progress hears of each stage; nil is silent.
 	Progress Progress
 	// MemoryLimit, when positive, is a soft limit on the Go heap
-	// (runtime/debug.SetMemoryLimit) while an append is edited and
+	// (runtime/debug.SetMemoryLimit) while an append is read, edited and
 	// written, the previous one restored when Build returns. It is the
 	// process's: set it only where no other work shares the process. It
 	// is a backstop: an append's memory is bounded by how it holds the
@@ -261,14 +262,22 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 		}()
 	}
 	p.Reading(opt.Input, st.Size())
+	// The limit holds from the start of an append: decoding is when the
+	// overlay's preparation, the precompressor and the decoders all
+	// allocate at once. It is lifted again if the input turns out to need
+	// a rewrite.
+	limited := opt.MemoryLimit > 0 && opt.Mode != remix.Rewrite
+	if limited {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opt.MemoryLimit))
+	}
 	img, err := open(ctx, opt, out, p, res, names)
 	copied := out != nil // the output holds a copy of the input
 	if err != nil {
 		return nil, err
 	}
 	defer func() { img.Close() }()
-	if opt.MemoryLimit > 0 && res.Mode == remix.Append {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opt.MemoryLimit))
+	if limited && res.Mode != remix.Append {
+		debug.SetMemoryLimit(math.MaxInt64)
 	}
 	// In append mode the copy of the input is all of the output but the
 	// new segment: it is synced while the tree is edited and written.
