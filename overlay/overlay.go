@@ -215,9 +215,9 @@ func (pr *Prepared) Apply(ctx context.Context, tree *remix.Tree, kver string) (*
 	// The applier, with the root's module database, is garbage once the
 	// report is out: nothing of it stays reachable through pr while the
 	// image is written.
-	a := pr.a
+	a, closure := pr.a, pr.closure
 	pr.a, pr.closure = nil, nil
-	a.ctx, a.tree, a.opts.KVer, a.closure = ctx, tree, kver, pr.closure
+	a.ctx, a.tree, a.opts.KVer, a.closure = ctx, tree, kver, closure
 	if err := a.modules(); err != nil {
 		return nil, err
 	}
