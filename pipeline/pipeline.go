@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -267,8 +266,10 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	// allocate at once. It is lifted again if the input turns out to need
 	// a rewrite.
 	limited := opt.MemoryLimit > 0 && opt.Mode != remix.Rewrite
+	var prevLimit int64
 	if limited {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opt.MemoryLimit))
+		prevLimit = debug.SetMemoryLimit(opt.MemoryLimit)
+		defer debug.SetMemoryLimit(prevLimit)
 	}
 	img, err := open(ctx, opt, out, p, res, names)
 	copied := out != nil // the output holds a copy of the input
@@ -277,7 +278,7 @@ func Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	defer func() { img.Close() }()
 	if limited && res.Mode != remix.Append {
-		debug.SetMemoryLimit(math.MaxInt64)
+		debug.SetMemoryLimit(prevLimit) // the caller's, for a rewrite
 	}
 	// In append mode the copy of the input is all of the output but the
 	// new segment: it is synced while the tree is edited and written.

@@ -183,11 +183,7 @@ func (p *precompressor) work() {
 		if p.heavy.Load() || !share.busy() {
 			select {
 			case <-p.decoded:
-			default:
-				select {
-				case <-p.decoded:
-				case <-p.ctx.Done():
-				}
+			case <-p.ctx.Done():
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sync"
 
@@ -188,12 +189,10 @@ func zstdFrameBlocks(frame []byte) (blocks []byte, window int, err error) {
 		return nil, 0, fmt.Errorf("frame header %#02x: single segment, dictionary or checksum", fhd)
 	}
 	wd := frame[5]
-	exp := int(wd >> 3)
-	if exp > 31-10 {
+	if wd>>3 > 31-10 {
 		return nil, 0, fmt.Errorf("window descriptor %#02x", wd)
 	}
-	base := 1 << (10 + exp)
-	window = base + base/8*int(wd&7)
+	window = int(zstdWindowSize(wd))
 	start := 6 + [4]int{0, 2, 4, 8}[fhd>>6] // magic, descriptors, content size
 	if len(frame) < start {
 		return nil, 0, errors.New("frame header truncated")
@@ -203,22 +202,15 @@ func zstdFrameBlocks(frame []byte) (blocks []byte, window int, err error) {
 		if len(b)-off < 3 {
 			return nil, 0, errors.New("block header truncated")
 		}
-		bh := uint32(b[off]) | uint32(b[off+1])<<8 | uint32(b[off+2])<<16
-		size := int(bh >> 3)
-		if size > 128<<10 {
-			return nil, 0, fmt.Errorf("block of %d bytes", size)
+		size, last, err := zstdBlockHeader(b[off : off+3])
+		if err != nil {
+			return nil, 0, err
 		}
-		switch bh >> 1 & 3 {
-		case 1: // RLE: one byte, repeated size times
-			size = 1
-		case 3:
-			return nil, 0, errors.New("reserved block type")
-		}
-		end := off + 3 + size
+		end := off + 3 + int(size)
 		if end > len(b) {
 			return nil, 0, errors.New("block truncated")
 		}
-		if bh&1 != 0 {
+		if last {
 			if end != len(b) {
 				return nil, 0, fmt.Errorf("%d bytes after the last block", len(b)-end)
 			}
@@ -306,11 +298,4 @@ func (sp *splice) frame() ([]framePart, error) {
 }
 
 // windowLog is log2 of a window NewWriter accepted (a power of two).
-func windowLog(w int) int {
-	n := 0
-	for w > 1 {
-		w >>= 1
-		n++
-	}
-	return n
-}
+func windowLog(w int) int { return bits.TrailingZeros(uint(w)) }

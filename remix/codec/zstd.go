@@ -33,6 +33,30 @@ const (
 // maxZstdBlock is the format's Block_Maximum_Size ceiling.
 const maxZstdBlock = 128 << 10
 
+// zstdWindowSize decodes a frame header's Window_Descriptor.
+func zstdWindowSize(wd byte) uint64 {
+	base := uint64(1) << (10 + wd>>3)
+	return base + base/8*uint64(wd&7)
+}
+
+// zstdBlockHeader decodes a 3-byte block header: how many bytes of the
+// block follow it (1 for an RLE block) and whether it is the frame's
+// last. Reserved types and sizes over the format's ceiling are refused.
+func zstdBlockHeader(h []byte) (size int64, last bool, err error) {
+	bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
+	size, last = int64(bh>>3), bh&1 != 0
+	if size > maxZstdBlock {
+		return 0, false, fmt.Errorf("block of %d bytes exceeds the format's 128 KiB", size)
+	}
+	switch (bh >> 1) & 3 {
+	case 1: // RLE: one byte, repeated size times
+		size = 1
+	case 3:
+		return 0, false, errors.New("reserved block type")
+	}
+	return size, last, nil
+}
+
 func (z *zstdWalker) step(f *framer) (int64, error) {
 	switch z.state {
 	case zstdHeader:
@@ -72,9 +96,7 @@ func (z *zstdWalker) step(f *framer) (int64, error) {
 				window += 256
 			}
 		} else {
-			wd := rest[0]
-			base := uint64(1) << (10 + wd>>3)
-			window = base + base/8*uint64(wd&7)
+			window = zstdWindowSize(rest[0])
 		}
 		if window > uint64(z.maxWindow) {
 			return 0, fmt.Errorf("frame window of %d bytes exceeds the %d-byte bound", window, z.maxWindow)
@@ -87,21 +109,11 @@ func (z *zstdWalker) step(f *framer) (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("block header: %w", err)
 		}
-		bh := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16
-		size := int64(bh >> 3)
-		switch (bh >> 1) & 3 {
-		case 1: // RLE: one byte, repeated size times
-			if size > maxZstdBlock {
-				return 0, fmt.Errorf("RLE block of %d bytes exceeds the format's 128 KiB", size)
-			}
-			size = 1
-		case 3:
-			return 0, errors.New("reserved block type")
+		size, last, err := zstdBlockHeader(h)
+		if err != nil {
+			return 0, err
 		}
-		if size > maxZstdBlock {
-			return 0, fmt.Errorf("block of %d bytes exceeds the format's 128 KiB", size)
-		}
-		if bh&1 != 0 {
+		if last {
 			z.state = zstdEnd
 			if z.checksum {
 				z.state = zstdChecksum
